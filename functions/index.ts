@@ -1,0 +1,23 @@
+/**
+ * Entry point of the deployable functions. Importing it registers keyAdmin, encrypt, decrypt and healthCheck
+ * with the functions framework (`npx functions-framework --target=encrypt`), and exports each one as an AWS
+ * Lambda handler (API Gateway v1/v2, ALB) through serverless-http, running the same framework pipeline.
+ */
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import serverless from 'serverless-http';
+import { decrypt } from './decrypt.js';
+import { encrypt } from './encrypt.js';
+import { healthCheck } from './healthCheck.js';
+import { keyAdmin } from './keyAdmin.js';
+
+export { decrypt, encrypt, healthCheck, keyAdmin };
+
+/** A Lambda handler running the registered function `name` inside the functions-framework pipeline. */
+export function lambdaHandler(name: 'keyAdmin' | 'encrypt' | 'decrypt' | 'healthCheck'): serverless.Handler {
+  return serverless(getTestServer(name), { binary: false });
+}
+
+export const keyAdminLambda = lambdaHandler('keyAdmin');
+export const encryptLambda = lambdaHandler('encrypt');
+export const decryptLambda = lambdaHandler('decrypt');
+export const healthCheckLambda = lambdaHandler('healthCheck');

@@ -1,0 +1,103 @@
+/**
+ * The local stack's own secrets, kept in a state directory (.openekm/ by default, OPENEKM_STATE_DIR overrides)
+ * and made on first use: the root key that seals key material, and the local token issuer's signing key.
+ * Nothing here is used in a cloud deployment, where these come from Secret Manager.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
+
+export const LOCAL_ISSUER = 'https://openekm.local/issuer';
+export const LOCAL_AUDIENCE = 'openekm';
+export const LOCAL_OWNER = 'user:owner@openekm.local';
+
+export function stateDir(): string {
+  const dir = resolve(process.env.OPENEKM_STATE_DIR ?? '.openekm');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+function writeSecret(path: string, content: string): void {
+  writeFileSync(path, content, { mode: 0o600, flag: 'wx' });
+  chmodSync(path, 0o600);
+}
+
+/** The root-keys file (OPENEKM_ROOT_KEYS_FILE format), made once. */
+export function ensureRootKeys(dir = stateDir()): string {
+  const path = join(dir, 'root-keys');
+  if (!existsSync(path)) {
+    try {
+      writeSecret(path, `local-1:${randomBytes(32).toString('base64')}\n`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  return path;
+}
+
+interface IssuerFiles {
+  privateJwkPath: string;
+  jwksPath: string;
+}
+
+/** The local issuer's ES256 key pair: the private JWK, and the public JWKS the gateway trusts. */
+export async function ensureLocalIssuer(dir = stateDir()): Promise<IssuerFiles> {
+  const privateJwkPath = join(dir, 'issuer-private.jwk.json');
+  const jwksPath = join(dir, 'issuer-jwks.json');
+  if (!existsSync(privateJwkPath)) {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const kid = randomBytes(8).toString('hex');
+    const priv = { ...(await exportJWK(privateKey)), kid, alg: 'ES256', use: 'sig' };
+    const pub = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
+    try {
+      writeSecret(privateJwkPath, JSON.stringify(priv));
+      writeFileSync(jwksPath, JSON.stringify({ keys: [pub] }));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  return { privateJwkPath, jwksPath };
+}
+
+/** `user:alice@example.com` / `serviceAccount:sa@p.iam.gserviceaccount.com` → the email claim. */
+export function emailOfPrincipal(principal: string): string {
+  const m = /^(user|serviceAccount):([^@\s]+@[^@\s]+)$/.exec(principal);
+  if (!m) throw new Error(`"${principal}" is not a principal: use user:<email> or serviceAccount:<email>.`);
+  const [, kind, email] = m;
+  const isSa = email!.endsWith('gserviceaccount.com');
+  if ((kind === 'serviceAccount') !== isSa) {
+    throw new Error(
+      `"${principal}": a token's principal type follows its email — addresses ending in gserviceaccount.com are service accounts, all others users.`,
+    );
+  }
+  return email!;
+}
+
+export async function mintLocalToken(options: { principal?: string; ttlSeconds?: number; dir?: string } = {}): Promise<string> {
+  const { privateJwkPath } = await ensureLocalIssuer(options.dir);
+  const jwk = JSON.parse(readFileSync(privateJwkPath, 'utf8')) as JWK;
+  const key = await importJWK(jwk, 'ES256');
+  const email = emailOfPrincipal(options.principal ?? LOCAL_OWNER);
+  return new SignJWT({ email, email_verified: true })
+    .setProtectedHeader({ alg: 'ES256', kid: jwk.kid!, typ: 'JWT' })
+    .setIssuer(LOCAL_ISSUER)
+    .setAudience(LOCAL_AUDIENCE)
+    .setSubject(email)
+    .setIssuedAt()
+    .setExpirationTime(`${options.ttlSeconds ?? 3600}s`)
+    .sign(key);
+}
+
+/** Environment for a gateway process of the local stack. */
+export async function localGatewayEnv(firestoreHost: string, dir = stateDir()): Promise<Record<string, string>> {
+  const { jwksPath } = await ensureLocalIssuer(dir);
+  return {
+    FIRESTORE_EMULATOR_HOST: firestoreHost,
+    METADATA_SERVER_DETECTION: 'none',
+    OPENEKM_FIRESTORE_PROJECT: process.env.OPENEKM_FIRESTORE_PROJECT ?? 'demo-openekm',
+    OPENEKM_ROOT_KEYS_FILE: ensureRootKeys(dir),
+    OPENEKM_TRUSTED_ISSUERS: JSON.stringify([{ issuer: LOCAL_ISSUER, audiences: [LOCAL_AUDIENCE], jwksFile: jwksPath }]),
+    OPENEKM_ALLOW_LOOPBACK_HTTP_EKM: 'true',
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * `npm start`: the whole OpenEKM stack on this machine — the Firestore emulator (unless FIRESTORE_EMULATOR_HOST
+ * points at one) and the four functions behind one base URL (PORT, default 8080). Ctrl-C or SIGTERM stops
+ * everything it started.
+ */
+import { Gateway } from '../shared/api/app.js';
+import { EmulatorMissingError, startFirestoreEmulator } from './lib/firestore-emulator.js';
+import { localGatewayEnv, stateDir } from './lib/local-state.js';
+import { startLocalServer } from './lib/local-server.js';
+
+const stops: Array<() => Promise<void>> = [];
+let stopping = false;
+
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+
+try {
+  const port = Number(process.env.PORT ?? 8080);
+  const host = process.env.OPENEKM_HOST ?? '127.0.0.1';
+  let firestoreHost = process.env.FIRESTORE_EMULATOR_HOST;
+  if (!firestoreHost) {
+    const emulator = await startFirestoreEmulator();
+    stops.push(emulator.stop);
+    firestoreHost = emulator.host;
+  }
+  Object.assign(process.env, await localGatewayEnv(firestoreHost), { OPENEKM_LOG_LEVEL: process.env.OPENEKM_LOG_LEVEL ?? 'info' });
+  const gateway = new Gateway();
+  stops.push(() => gateway.close());
+  const server = await startLocalServer({ gateway, port, host, maxRequestBytes: gateway.deps.config.maxRequestBytes });
+  stops.unshift(server.stop);
+  process.stdout.write(
+    [
+      `OpenEKM ready at ${server.url}`,
+      `  API:       ${server.url}/v1/projects/{project}/locations/{location}/keyRings`,
+      `  health:    ${server.url}/health`,
+      `  Firestore: ${firestoreHost}`,
+      `  token:     npm run --silent token   (state in ${stateDir()})`,
+      '',
+    ].join('\n'),
+  );
+
+} catch (err) {
+  process.stderr.write(`${err instanceof EmulatorMissingError ? err.message : `OpenEKM failed to start: ${(err as Error).message}`}\n`);
+  await shutdown(1);
+}

@@ -1,0 +1,285 @@
+/**
+ * The request pipeline shared by the four functions, free of any HTTP framework: route → authenticate →
+ * decode → operation → encode, with one place that turns any failure into the google.rpc.Status envelope and
+ * one structured log line per request (never bodies, tokens or key material).
+ */
+import { randomUUID } from 'node:crypto';
+import { TokenVerifier } from '../access/identity.js';
+import { type Config, loadConfig } from '../config.js';
+import type { Deps, RequestContext } from '../context.js';
+import { RootKeyring } from '../crypto/material.js';
+import { createKeyRing, getKeyRing, listKeyRings } from '../operations/keyRings.js';
+import {
+  createCryptoKey,
+  getCryptoKey,
+  listCryptoKeys,
+  patchCryptoKey,
+  updatePrimaryVersion,
+} from '../operations/cryptoKeys.js';
+import {
+  createCryptoKeyVersion,
+  destroyCryptoKeyVersion,
+  finishDueDestructions,
+  getCryptoKeyVersion,
+  listCryptoKeyVersions,
+  patchCryptoKeyVersion,
+  restoreCryptoKeyVersion,
+} from '../operations/cryptoKeyVersions.js';
+import { decrypt, encrypt } from '../operations/crypto.js';
+import type { ListRequest } from '../operations/list.js';
+import { MetadataCache } from '../store/cache.js';
+import { FirestoreStore, type Store } from '../store/firestore.js';
+import { fieldMask, type JsonObject, parseBody, parseBool } from './decode.js';
+import { ApiError } from './errors.js';
+import { type FunctionName, matchRoute, type OperationId, parsePath, type Route, SYSTEM_QUERY } from './routes.js';
+import { enumsByField } from '../resources/types.js';
+import { type Logger, createLogger } from './log.js';
+
+export interface ApiRequest {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  query: URLSearchParams;
+  headers: Record<string, string | string[] | undefined>;
+  body?: Buffer;
+  remoteAddress?: string;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface GatewayOptions {
+  config?: Config;
+  store?: Store;
+  now?: () => Date;
+  verifier?: TokenVerifier;
+  logger?: Logger;
+}
+
+function header(req: ApiRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function listRequest(q: URLSearchParams): ListRequest {
+  return { pageSize: q.get('pageSize'), pageToken: q.get('pageToken'), filter: q.get('filter'), orderBy: q.get('orderBy') };
+}
+
+/** `$alt=json;enum-encoding=int` (the Node client) asks for enums as numbers. */
+function wantsIntEnums(q: URLSearchParams): boolean {
+  return /enum-encoding=int/.test(q.get('$alt') ?? q.get('alt') ?? '');
+}
+
+function intEnums(value: unknown, field = ''): unknown {
+  if (Array.isArray(value)) return value.map((v) => intEnums(v, field));
+  if (typeof value === 'string') {
+    const table = enumsByField[field];
+    return table && Object.hasOwn(table, value) ? table[value] : value;
+  }
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = intEnums(v, k);
+    return out;
+  }
+  return value;
+}
+
+export class Gateway {
+  readonly deps: Deps;
+  private readonly verifier: TokenVerifier;
+  readonly log: Logger;
+
+  constructor(options: GatewayOptions = {}) {
+    const config = options.config ?? loadConfig();
+    const store = options.store ?? new FirestoreStore({ projectId: config.firestoreProjectId, databaseId: config.firestoreDatabaseId });
+    this.deps = {
+      config,
+      store,
+      cache: new MetadataCache(store, { ttlMs: config.metadataCacheMs, maxEntries: config.metadataCacheEntries }),
+      rootKeys: new RootKeyring(config.rootKeys),
+      now: options.now ?? (() => new Date()),
+    };
+    this.verifier = options.verifier ?? new TokenVerifier(config.trustedIssuers);
+    this.log = options.logger ?? createLogger(config.logLevel);
+  }
+
+  /** Handles one request as the function `fn`; never throws. */
+  async handle(fn: FunctionName, req: ApiRequest): Promise<ApiResponse> {
+    const started = performance.now();
+    const requestId = header(req, 'x-request-id')?.slice(0, 64) || randomUUID();
+    let principal: string | undefined;
+    let operation: OperationId | undefined;
+    let status = 200;
+    let errorCode: string | undefined;
+    let response: ApiResponse;
+    try {
+      const parsed = parsePath(req.path);
+      if (!parsed) {
+        throw new ApiError(
+          'NOT_FOUND',
+          `The path ${req.path.slice(0, 200)} is not part of this API. Paths look like /v1/projects/{project}/locations/{location}/keyRings.`,
+        );
+      }
+      const { route, allowed } = matchRoute(req.method, parsed);
+      if (!route) {
+        if (allowed.length > 0) {
+          throw new ApiError('NOT_FOUND', `Method ${req.method} is not supported on ${req.path.slice(0, 200)}; use ${allowed.join(' or ')}.`);
+        }
+        throw new ApiError(
+          'NOT_FOUND',
+          parsed.verb
+            ? `Custom method ":${parsed.verb.slice(0, 40)}" does not exist on this resource.`
+            : `The path ${req.path.slice(0, 200)} is not part of this API.`,
+        );
+      }
+      if (route.fn !== fn) {
+        throw new ApiError('NOT_FOUND', `This is the ${fn} function; ${req.method} ${req.path.slice(0, 200)} is served by the ${route.fn} function. Send it to the service's base URL.`);
+      }
+      operation = route.operation;
+      this.checkQuery(req.query, route);
+      if (req.body && req.body.length > this.deps.config.maxRequestBytes) {
+        throw ApiError.invalidArgument(
+          `The request body is ${req.body.length} bytes; the limit is ${this.deps.config.maxRequestBytes} bytes.`,
+        );
+      }
+      const signal = this.deadline(req);
+      const caller = route.authenticated
+        ? await this.verifier.verify(header(req, 'authorization'))
+        : { principal: 'anonymous', issuer: '' };
+      principal = caller.principal;
+      const ctx: RequestContext = { caller, requestId, signal };
+      const body = req.method === 'GET' ? {} : parseBody(req.body);
+      const result = await withDeadline(this.run(route, parsed.name, req.query, body, ctx), signal);
+      const rendered = wantsIntEnums(req.query) ? intEnums(result) : result;
+      response = { status, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(rendered) };
+    } catch (err) {
+      const e = ApiError.from(err);
+      status = e.httpStatus;
+      errorCode = e.code;
+      if (e.code === 'INTERNAL' || e.code === 'DATA_LOSS' || e.code === 'UNKNOWN') {
+        this.log.error('request failed', { requestId, cause: describe(e.cause ?? e) });
+      }
+      response = { status, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(e.toEnvelope()) };
+    }
+    response.headers['x-request-id'] = requestId;
+    this.log.request({
+      function: fn,
+      requestId,
+      method: req.method,
+      path: req.path,
+      operation,
+      status,
+      errorCode,
+      principal,
+      remoteIp: req.remoteAddress,
+      userAgent: header(req, 'user-agent'),
+      latencyMs: performance.now() - started,
+    });
+    return response;
+  }
+
+  private checkQuery(q: URLSearchParams, route: Route): void {
+    for (const k of q.keys()) {
+      if (!route.query.includes(k) && !SYSTEM_QUERY.has(k)) {
+        throw ApiError.invalidArgument(
+          `Unknown query parameter "${k.slice(0, 40)}"${route.query.length ? `; this method accepts ${route.query.join(', ')}` : ''}.`,
+          k.slice(0, 40),
+        );
+      }
+    }
+  }
+
+  private deadline(req: ApiRequest): AbortSignal {
+    let ms = this.deps.config.requestDeadlineMs;
+    const t = header(req, 'x-server-timeout');
+    if (t && /^[0-9]+(\.[0-9]+)?$/.test(t)) ms = Math.min(ms, Math.max(1, Number(t) * 1000));
+    return AbortSignal.timeout(ms);
+  }
+
+  private async run(route: Route, name: string, q: URLSearchParams, body: JsonObject, _ctx: RequestContext): Promise<unknown> {
+    const d = this.deps;
+    switch (route.operation) {
+      case 'health':
+        return { status: 'SERVING' };
+      case 'ready':
+        await d.store.get('openekm/readiness');
+        return { status: 'SERVING', firestore: 'reachable' };
+      case 'runScheduledTasks':
+        return finishDueDestructions(d);
+      case 'createKeyRing':
+        return createKeyRing(d, name, q.get('keyRingId'), body);
+      case 'getKeyRing':
+        return getKeyRing(d, name);
+      case 'listKeyRings': {
+        const page = await listKeyRings(d, name, listRequest(q));
+        return { keyRings: page.items, nextPageToken: page.nextPageToken, totalSize: page.totalSize };
+      }
+      case 'createCryptoKey':
+        return createCryptoKey(
+          d,
+          name,
+          q.get('cryptoKeyId'),
+          parseBool(q.get('skipInitialVersionCreation') ?? 'false', 'skipInitialVersionCreation'),
+          body,
+        );
+      case 'getCryptoKey':
+        return getCryptoKey(d, name);
+      case 'listCryptoKeys': {
+        const page = await listCryptoKeys(d, name, listRequest(q));
+        return { cryptoKeys: page.items, nextPageToken: page.nextPageToken, totalSize: page.totalSize };
+      }
+      case 'patchCryptoKey':
+        return patchCryptoKey(d, name, fieldMask(q.get('updateMask')), body);
+      case 'updatePrimaryVersion':
+        return updatePrimaryVersion(d, name, body);
+      case 'encrypt':
+        return encrypt(d, name, body);
+      case 'decrypt':
+        return decrypt(d, name, body);
+      case 'createCryptoKeyVersion':
+        return createCryptoKeyVersion(d, name, body);
+      case 'getCryptoKeyVersion':
+        return getCryptoKeyVersion(d, name);
+      case 'listCryptoKeyVersions': {
+        const page = await listCryptoKeyVersions(d, name, listRequest(q));
+        return { cryptoKeyVersions: page.items, nextPageToken: page.nextPageToken, totalSize: page.totalSize };
+      }
+      case 'patchCryptoKeyVersion':
+        return patchCryptoKeyVersion(d, name, fieldMask(q.get('updateMask')), body);
+      case 'destroyCryptoKeyVersion':
+        return destroyCryptoKeyVersion(d, name, body);
+      case 'restoreCryptoKeyVersion':
+        return restoreCryptoKeyVersion(d, name, body);
+      case 'iam':
+        throw ApiError.unimplemented('IAM policies are not available yet: every valid token may use every method.');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.deps.store.close();
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+async function withDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) throw ApiError.deadlineExceeded('The request deadline passed before the work started.');
+  let onAbort: (() => void) | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    onAbort = () =>
+      reject(ApiError.deadlineExceeded('The request did not finish within its deadline; its outcome is unknown. Retry it.'));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+    work.catch(() => undefined);
+  }
+}

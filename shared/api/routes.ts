@@ -1,0 +1,161 @@
+/**
+ * The routing table of the Cloud KMS REST v1 surface we serve, and which of the four functions owns each route.
+ * A route names its operation, its allowed query parameters and whether it needs a caller identity.
+ */
+import type { JsonObject } from './decode.js';
+
+export type FunctionName = 'keyAdmin' | 'encrypt' | 'decrypt' | 'healthCheck';
+export const FUNCTION_NAMES: readonly FunctionName[] = ['keyAdmin', 'encrypt', 'decrypt', 'healthCheck'];
+
+/** What the path names: a collection under a parent, or a resource, plus an optional custom verb. */
+export type Target =
+  | 'health'
+  | 'health.ready'
+  | 'health.tasks'
+  | 'keyRings'
+  | 'keyRing'
+  | 'cryptoKeys'
+  | 'cryptoKey'
+  | 'cryptoKeyVersions'
+  | 'cryptoKeyVersion';
+
+export interface ParsedPath {
+  target: Target;
+  /** The resource name (or the parent, for a collection), without the /v1/ prefix. */
+  name: string;
+  verb: string;
+}
+
+export interface Route {
+  fn: FunctionName;
+  method: 'GET' | 'POST' | 'PATCH';
+  target: Target;
+  verb: string;
+  operation: OperationId;
+  query: readonly string[];
+  authenticated: boolean;
+}
+
+export type OperationId =
+  | 'health'
+  | 'ready'
+  | 'runScheduledTasks'
+  | 'createKeyRing'
+  | 'getKeyRing'
+  | 'listKeyRings'
+  | 'createCryptoKey'
+  | 'getCryptoKey'
+  | 'listCryptoKeys'
+  | 'patchCryptoKey'
+  | 'updatePrimaryVersion'
+  | 'encrypt'
+  | 'decrypt'
+  | 'createCryptoKeyVersion'
+  | 'getCryptoKeyVersion'
+  | 'listCryptoKeyVersions'
+  | 'patchCryptoKeyVersion'
+  | 'destroyCryptoKeyVersion'
+  | 'restoreCryptoKeyVersion'
+  | 'iam';
+
+const LIST = ['pageSize', 'pageToken', 'filter', 'orderBy'];
+
+function r(
+  fn: FunctionName,
+  method: Route['method'],
+  target: Target,
+  verb: string,
+  operation: OperationId,
+  query: readonly string[] = [],
+  authenticated = true,
+): Route {
+  return { fn, method, target, verb, operation, query, authenticated };
+}
+
+export const ROUTES: readonly Route[] = [
+  r('healthCheck', 'GET', 'health', '', 'health', [], false),
+  r('healthCheck', 'GET', 'health.ready', '', 'ready', [], false),
+  r('healthCheck', 'POST', 'health.tasks', 'run', 'runScheduledTasks'),
+  r('keyAdmin', 'POST', 'keyRings', '', 'createKeyRing', ['keyRingId']),
+  r('keyAdmin', 'GET', 'keyRings', '', 'listKeyRings', LIST),
+  r('keyAdmin', 'GET', 'keyRing', '', 'getKeyRing'),
+  r('keyAdmin', 'POST', 'cryptoKeys', '', 'createCryptoKey', ['cryptoKeyId', 'skipInitialVersionCreation']),
+  r('keyAdmin', 'GET', 'cryptoKeys', '', 'listCryptoKeys', [...LIST, 'versionView']),
+  r('keyAdmin', 'GET', 'cryptoKey', '', 'getCryptoKey'),
+  r('keyAdmin', 'PATCH', 'cryptoKey', '', 'patchCryptoKey', ['updateMask']),
+  r('keyAdmin', 'POST', 'cryptoKey', 'updatePrimaryVersion', 'updatePrimaryVersion'),
+  r('encrypt', 'POST', 'cryptoKey', 'encrypt', 'encrypt'),
+  r('encrypt', 'POST', 'cryptoKeyVersion', 'encrypt', 'encrypt'),
+  r('decrypt', 'POST', 'cryptoKey', 'decrypt', 'decrypt'),
+  r('keyAdmin', 'POST', 'cryptoKeyVersions', '', 'createCryptoKeyVersion'),
+  r('keyAdmin', 'GET', 'cryptoKeyVersions', '', 'listCryptoKeyVersions', [...LIST, 'view']),
+  r('keyAdmin', 'GET', 'cryptoKeyVersion', '', 'getCryptoKeyVersion'),
+  r('keyAdmin', 'PATCH', 'cryptoKeyVersion', '', 'patchCryptoKeyVersion', ['updateMask']),
+  r('keyAdmin', 'POST', 'cryptoKeyVersion', 'destroy', 'destroyCryptoKeyVersion'),
+  r('keyAdmin', 'POST', 'cryptoKeyVersion', 'restore', 'restoreCryptoKeyVersion'),
+  ...(['keyRing', 'cryptoKey'] as const).flatMap((t) => [
+    r('keyAdmin', 'GET', t, 'getIamPolicy', 'iam', ['options.requestedPolicyVersion']),
+    r('keyAdmin', 'POST', t, 'setIamPolicy', 'iam'),
+    r('keyAdmin', 'POST', t, 'testIamPermissions', 'iam'),
+  ]),
+];
+
+/** Query parameters every Google REST API accepts; they never change what an operation does here. */
+export const SYSTEM_QUERY = new Set(['alt', '$alt', 'fields', '$fields', 'prettyPrint', 'key', 'quotaUser', '$.xgafv', 'access_token']);
+
+const COLLECTIONS: Record<string, Target> = {
+  keyRings: 'keyRings',
+  cryptoKeys: 'cryptoKeys',
+  cryptoKeyVersions: 'cryptoKeyVersions',
+};
+const RESOURCE_BY_DEPTH: Record<number, Target> = { 6: 'keyRing', 8: 'cryptoKey', 10: 'cryptoKeyVersion' };
+
+/** Classifies a URL path; undefined when it is not one of ours at all. */
+export function parsePath(path: string): ParsedPath | undefined {
+  let p = path;
+  try {
+    p = decodeURIComponent(path);
+  } catch {
+    return undefined;
+  }
+  if (p === '/health' || p === '/health/') return { target: 'health', name: '', verb: '' };
+  if (p === '/health/ready') return { target: 'health.ready', name: '', verb: '' };
+  if (p === '/health/tasks:run') return { target: 'health.tasks', name: '', verb: 'run' };
+  if (!p.startsWith('/v1/projects/')) return undefined;
+  let rest = p.slice('/v1/'.length).replace(/\/$/, '');
+  let verb = '';
+  const lastSlash = rest.lastIndexOf('/');
+  const colon = rest.indexOf(':', lastSlash + 1);
+  if (colon >= 0) {
+    verb = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+  }
+  const segments = rest.split('/');
+  const last = segments[segments.length - 1]!;
+  if (segments.length % 2 === 1 && COLLECTIONS[last] && !verb) {
+    return { target: COLLECTIONS[last]!, name: segments.slice(0, -1).join('/'), verb };
+  }
+  const target = RESOURCE_BY_DEPTH[segments.length];
+  if (!target) return undefined;
+  const expected = { keyRing: ['keyRings'], cryptoKey: ['keyRings', 'cryptoKeys'], cryptoKeyVersion: ['keyRings', 'cryptoKeys', 'cryptoKeyVersions'] }[
+    target as 'keyRing' | 'cryptoKey' | 'cryptoKeyVersion'
+  ];
+  if (segments[2] !== 'locations' || expected.some((c, i) => segments[4 + 2 * i] !== c)) return undefined;
+  return { target, name: rest, verb };
+}
+
+export interface Match {
+  route?: Route;
+  /** Methods that would match this path, for a 405 answer. */
+  allowed: string[];
+}
+
+export function matchRoute(method: string, parsed: ParsedPath): Match {
+  const candidates = ROUTES.filter((x) => x.target === parsed.target && x.verb === parsed.verb);
+  return {
+    route: candidates.find((x) => x.method === method),
+    allowed: [...new Set(candidates.map((x) => x.method))],
+  };
+}
+
+export type Body = JsonObject;

@@ -1,0 +1,150 @@
+/**
+ * Typed configuration, read once from the environment and validated. Every problem is reported at start-up with
+ * the variable's name and what a valid value looks like; nothing reads process.env after this.
+ * docs/configuration.md documents every variable.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const issuerSchema = z
+  .object({
+    issuer: z.string().min(1),
+    audiences: z.array(z.string().min(1)).min(1),
+    jwksUrl: z.url().optional(),
+    jwksFile: z.string().min(1).optional(),
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
+  })
+  .refine((i) => [i.jwksUrl, i.jwksFile, i.jwks].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of jwksUrl, jwksFile or jwks',
+  });
+export type TrustedIssuer = z.infer<typeof issuerSchema>;
+
+export interface RootKey {
+  id: string;
+  key: Buffer;
+}
+
+export interface Config {
+  /** Google Cloud project that holds the Firestore database (not the KMS resource projects). */
+  firestoreProjectId: string;
+  firestoreDatabaseId: string;
+  /** The first key seals new material; the rest only unseal (rotation). */
+  rootKeys: RootKey[];
+  trustedIssuers: TrustedIssuer[];
+  /** How long resource metadata may be served from the per-instance cache, in ms (0 disables it). */
+  metadataCacheMs: number;
+  metadataCacheEntries: number;
+  /** http:// external key URIs are accepted only for loopback hosts and only when this is true (local stack). */
+  allowLoopbackHttpEkm: boolean;
+  listDefaultPageSize: number;
+  listMaxPageSize: number;
+  /** Largest accepted request body in bytes. */
+  maxRequestBytes: number;
+  /** Default deadline for a request when the caller sends none, in ms. */
+  requestDeadlineMs: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name}="${raw}" is invalid: expected an integer from ${min} to ${max}.`);
+  }
+  return n;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  if (/^(true|1|yes)$/i.test(raw)) return true;
+  if (/^(false|0|no)$/i.test(raw)) return false;
+  throw new ConfigError(`${name}="${raw}" is invalid: expected true or false.`);
+}
+
+/** Parses "id:base64[,id:base64...]" — the first entry is the active root key. */
+export function parseRootKeys(raw: string, source: string): RootKey[] {
+  const keys = raw
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const i = entry.indexOf(':');
+      const id = i > 0 ? entry.slice(0, i) : '';
+      const key = Buffer.from(entry.slice(i + 1), 'base64');
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id) || key.length !== 32) {
+        throw new ConfigError(
+          `${source} is invalid: each entry must be "<id>:<base64 of 32 random bytes>", e.g. "root-1:$(openssl rand -base64 32)".`,
+        );
+      }
+      return { id, key };
+    });
+  if (keys.length === 0) throw new ConfigError(`${source} is empty: give at least one root key.`);
+  if (new Set(keys.map((k) => k.id)).size !== keys.length) throw new ConfigError(`${source} repeats a root key id.`);
+  return keys;
+}
+
+function rootKeysFrom(env: Env): RootKey[] {
+  if (env.OPENEKM_ROOT_KEYS) return parseRootKeys(env.OPENEKM_ROOT_KEYS, 'OPENEKM_ROOT_KEYS');
+  if (env.OPENEKM_ROOT_KEYS_FILE) {
+    let text: string;
+    try {
+      text = readFileSync(env.OPENEKM_ROOT_KEYS_FILE, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`OPENEKM_ROOT_KEYS_FILE cannot be read: ${(err as Error).message}`);
+    }
+    return parseRootKeys(text, 'OPENEKM_ROOT_KEYS_FILE');
+  }
+  throw new ConfigError(
+    'No root key configured: set OPENEKM_ROOT_KEYS="<id>:<base64 32 bytes>" or OPENEKM_ROOT_KEYS_FILE (npm start makes one for the local stack).',
+  );
+}
+
+function issuersFrom(env: Env): TrustedIssuer[] {
+  const raw = env.OPENEKM_TRUSTED_ISSUERS;
+  if (!raw) {
+    throw new ConfigError(
+      'OPENEKM_TRUSTED_ISSUERS is not set: give a JSON array of {"issuer","audiences":[...],"jwksUrl"|"jwksFile"|"jwks"} (npm start sets the local issuer).',
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError('OPENEKM_TRUSTED_ISSUERS is not valid JSON.');
+  }
+  const result = z.array(issuerSchema).min(1).safeParse(parsed);
+  if (!result.success) {
+    throw new ConfigError(`OPENEKM_TRUSTED_ISSUERS is invalid: ${z.prettifyError(result.error)}`);
+  }
+  return result.data;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const logLevel = (env.OPENEKM_LOG_LEVEL ?? 'info') as Config['logLevel'];
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
+    throw new ConfigError(`OPENEKM_LOG_LEVEL="${logLevel}" is invalid: expected debug, info, warn or error.`);
+  }
+  const listMaxPageSize = int(env, 'OPENEKM_LIST_MAX_PAGE_SIZE', 1000, 1, 10000);
+  return {
+    firestoreProjectId: env.OPENEKM_FIRESTORE_PROJECT ?? env.GOOGLE_CLOUD_PROJECT ?? env.GCLOUD_PROJECT ?? 'demo-openekm',
+    firestoreDatabaseId: env.OPENEKM_FIRESTORE_DATABASE ?? '(default)',
+    rootKeys: rootKeysFrom(env),
+    trustedIssuers: issuersFrom(env),
+    metadataCacheMs: int(env, 'OPENEKM_METADATA_CACHE_MS', 1000, 0, 60_000),
+    metadataCacheEntries: int(env, 'OPENEKM_METADATA_CACHE_ENTRIES', 10_000, 1, 1_000_000),
+    allowLoopbackHttpEkm: bool(env, 'OPENEKM_ALLOW_LOOPBACK_HTTP_EKM', false),
+    listDefaultPageSize: Math.min(int(env, 'OPENEKM_LIST_DEFAULT_PAGE_SIZE', 100, 1, 10000), listMaxPageSize),
+    listMaxPageSize,
+    maxRequestBytes: int(env, 'OPENEKM_MAX_REQUEST_BYTES', 1024 * 1024, 256 * 1024, 32 * 1024 * 1024),
+    requestDeadlineMs: int(env, 'OPENEKM_REQUEST_DEADLINE_MS', 30_000, 100, 600_000),
+    logLevel,
+  };
+}

@@ -1,0 +1,25 @@
+/**
+ * What every core operation receives: its collaborators (Deps, made once per instance) and the request's own
+ * context (who calls, a request id, a deadline). Core code never sees an HTTP framework type.
+ */
+import type { Caller } from './access/identity.js';
+import type { Config } from './config.js';
+import type { RootKeyring } from './crypto/material.js';
+import type { MetadataCache } from './store/cache.js';
+import type { Store } from './store/firestore.js';
+
+export interface Deps {
+  config: Config;
+  store: Store;
+  cache: MetadataCache;
+  rootKeys: RootKeyring;
+  /** The clock; tests move it to make scheduled destructions due. */
+  now: () => Date;
+}
+
+export interface RequestContext {
+  caller: Caller;
+  requestId: string;
+  /** Aborts when the request's deadline passes or the client goes away. */
+  signal: AbortSignal;
+}

@@ -1,0 +1,336 @@
+/** cryptoKeyVersions.create / get / list / patch / destroy / restore, and finishing due destructions. */
+import {
+  allowOnly,
+  enumValue,
+  type JsonObject,
+  optionalObject,
+  optionalString,
+} from '../api/decode.js';
+import { ApiError } from '../api/errors.js';
+import type { Deps } from '../context.js';
+import { RootKeyring } from '../crypto/material.js';
+import { parseCryptoKeyName, parseCryptoKeyVersionName } from '../resources/names.js';
+import {
+  type CryptoKeyVersion,
+  CryptoKeyVersionState,
+  type ExternalProtectionLevelOptions,
+  type StateName,
+  type StoredCryptoKey,
+  type StoredCryptoKeyVersion,
+} from '../resources/types.js';
+import { externalKeyUri, parseDurationString } from '../resources/validate.js';
+import { destroyed, isDueForDestruction, requireTransition, toApiVersion } from '../resources/versions.js';
+import { type ListRequest, type Page, paginate } from './list.js';
+
+const VERSION_FIELDS = [
+  'name',
+  'state',
+  'protectionLevel',
+  'attestation',
+  'algorithm',
+  'createTime',
+  'generateTime',
+  'destroyTime',
+  'destroyEventTime',
+  'importJob',
+  'importTime',
+  'importFailureReason',
+  'generationFailureReason',
+  'externalDestructionFailureReason',
+  'externalProtectionLevelOptions',
+  'reimportEligible',
+];
+
+const MAX_VERSIONS_PER_KEY = 0xffffffff;
+
+/**
+ * A new version of `key` (which is mutated: its counter advances). Called inside the transaction that writes
+ * both, so concurrent creates get distinct, gap-free ids.
+ */
+export function newVersion(
+  deps: Deps,
+  key: StoredCryptoKey,
+  state: 'ENABLED' | 'DISABLED',
+  external: ExternalProtectionLevelOptions | undefined,
+): StoredCryptoKeyVersion {
+  if (key.versionCounter >= MAX_VERSIONS_PER_KEY) {
+    throw ApiError.failedPrecondition(`${key.name} has reached the maximum number of versions.`);
+  }
+  key.versionCounter += 1;
+  const name = `${key.name}/cryptoKeyVersions/${key.versionCounter}`;
+  const now = deps.now().toISOString();
+  const v: StoredCryptoKeyVersion = {
+    name,
+    state,
+    protectionLevel: key.versionTemplate.protectionLevel,
+    algorithm: key.versionTemplate.algorithm,
+    createTime: now,
+    generateTime: now,
+    material: deps.rootKeys.seal(RootKeyring.generateMaterial(), name),
+  };
+  if (external) v.externalProtectionLevelOptions = external;
+  return v;
+}
+
+function externalOptions(
+  deps: Deps,
+  key: StoredCryptoKey,
+  raw: JsonObject | undefined,
+  path: string,
+): ExternalProtectionLevelOptions | undefined {
+  const level = key.versionTemplate.protectionLevel;
+  if (level !== 'EXTERNAL') {
+    if (raw && Object.keys(raw).length > 0) {
+      throw ApiError.invalidArgument(
+        `${path} applies only to EXTERNAL keys; ${key.name} has protection level ${level}.`,
+        path,
+      );
+    }
+    return undefined;
+  }
+  const opts = raw ?? {};
+  allowOnly(opts, ['externalKeyUri', 'ekmConnectionKeyPath'], path);
+  if (optionalString(opts, 'ekmConnectionKeyPath', `${path}.ekmConnectionKeyPath`)) {
+    throw ApiError.invalidArgument(
+      `${path}.ekmConnectionKeyPath is for EXTERNAL_VPC keys; EXTERNAL keys take ${path}.externalKeyUri.`,
+      `${path}.ekmConnectionKeyPath`,
+    );
+  }
+  const uri = externalKeyUri(
+    optionalString(opts, 'externalKeyUri', `${path}.externalKeyUri`),
+    deps.config.allowLoopbackHttpEkm,
+    `${path}.externalKeyUri`,
+  );
+  return { externalKeyUri: uri };
+}
+
+function initialState(body: JsonObject): 'ENABLED' | 'DISABLED' {
+  const s = enumValue(CryptoKeyVersionState, body.state, 'state');
+  if (s === undefined || s === 'CRYPTO_KEY_VERSION_STATE_UNSPECIFIED' || s === 'ENABLED') return 'ENABLED';
+  if (s === 'DISABLED') return 'DISABLED';
+  throw ApiError.invalidArgument(`A new version can start ENABLED or DISABLED, not ${s}.`, 'state');
+}
+
+export async function createCryptoKeyVersion(deps: Deps, parent: string, body: JsonObject): Promise<CryptoKeyVersion> {
+  parseCryptoKeyName(parent, 'parent');
+  allowOnly(body, VERSION_FIELDS);
+  const state = initialState(body);
+  const rawExternal = optionalObject(body, 'externalProtectionLevelOptions');
+  const version = await deps.store.transaction(async (tx) => {
+    const key = await tx.get<StoredCryptoKey & JsonObject>(parent);
+    if (!key) throw ApiError.notFound(parent);
+    if (key.importOnly) throw ApiError.failedPrecondition(`${parent} is import-only.`);
+    const external = externalOptions(deps, key, rawExternal, 'externalProtectionLevelOptions');
+    const next = { ...key };
+    const v = newVersion(deps, next, state, external);
+    tx.set(parent, { ...next });
+    tx.create(v.name, { ...v });
+    return v;
+  });
+  deps.cache.invalidate(parent);
+  return toApiVersion(version);
+}
+
+/**
+ * Reads a version; a scheduled destruction that is due is carried out first (in a transaction), so nobody
+ * ever sees or uses a version past its destroyTime.
+ */
+export async function readVersion(
+  deps: Deps,
+  name: string,
+  opts: { cached?: boolean; allowMissing: true },
+): Promise<StoredCryptoKeyVersion | undefined>;
+export async function readVersion(
+  deps: Deps,
+  name: string,
+  opts?: { cached?: boolean; allowMissing?: false },
+): Promise<StoredCryptoKeyVersion>;
+export async function readVersion(
+  deps: Deps,
+  name: string,
+  opts: { cached?: boolean; allowMissing?: boolean } = {},
+): Promise<StoredCryptoKeyVersion | undefined> {
+  const v = opts.cached
+    ? await deps.cache.get<StoredCryptoKeyVersion & JsonObject>(name)
+    : await deps.store.get<StoredCryptoKeyVersion & JsonObject>(name);
+  if (!v) {
+    if (opts.allowMissing) return undefined;
+    throw ApiError.notFound(name);
+  }
+  if (isDueForDestruction(v, deps.now())) return finishDestruction(deps, name);
+  return v;
+}
+
+async function finishDestruction(deps: Deps, name: string): Promise<StoredCryptoKeyVersion> {
+  const result = await deps.store.transaction(async (tx) => {
+    const v = await tx.get<StoredCryptoKeyVersion & JsonObject>(name);
+    if (!v) throw ApiError.notFound(name);
+    if (!isDueForDestruction(v, deps.now())) return v;
+    const d = destroyed(v);
+    tx.set(name, { ...d });
+    return d;
+  });
+  deps.cache.invalidate(name);
+  return result;
+}
+
+export async function getCryptoKeyVersion(deps: Deps, name: string): Promise<CryptoKeyVersion> {
+  parseCryptoKeyVersionName(name);
+  return toApiVersion(await readVersion(deps, name));
+}
+
+async function versionsOf(deps: Deps, keyName: string): Promise<StoredCryptoKeyVersion[]> {
+  const all = await deps.store.list<StoredCryptoKeyVersion & JsonObject>(keyName, 'cryptoKeyVersions');
+  return Promise.all(all.map((v) => (isDueForDestruction(v, deps.now()) ? finishDestruction(deps, v.name) : v)));
+}
+
+export async function listCryptoKeyVersions(
+  deps: Deps,
+  parent: string,
+  req: ListRequest,
+): Promise<Page<CryptoKeyVersion>> {
+  parseCryptoKeyName(parent, 'parent');
+  const [key, versions] = await Promise.all([deps.store.get(parent), versionsOf(deps, parent)]);
+  if (!key) throw ApiError.notFound(parent);
+  return paginate(versions.map(toApiVersion), req, deps.config);
+}
+
+const PATCHABLE = ['state', 'externalProtectionLevelOptions.externalKeyUri', 'externalProtectionLevelOptions.ekmConnectionKeyPath'];
+
+export async function patchCryptoKeyVersion(
+  deps: Deps,
+  name: string,
+  mask: string[],
+  body: JsonObject,
+): Promise<CryptoKeyVersion> {
+  parseCryptoKeyVersionName(name);
+  if (mask.length === 0) {
+    throw ApiError.invalidArgument(`updateMask is required: name the fields to change, from ${PATCHABLE.join(', ')}.`, 'updateMask');
+  }
+  for (const path of mask) {
+    if (path === 'externalProtectionLevelOptions') {
+      throw ApiError.invalidArgument(
+        'updateMask may not name externalProtectionLevelOptions as a whole: name externalProtectionLevelOptions.externalKeyUri.',
+        'updateMask',
+      );
+    }
+    if (!PATCHABLE.includes(path)) {
+      throw ApiError.invalidArgument(
+        VERSION_FIELDS.includes(path)
+          ? `Field ${path} cannot be updated; only ${PATCHABLE.join(', ')} can.`
+          : `updateMask path "${path}" is not a field of CryptoKeyVersion that can be updated; use ${PATCHABLE.join(', ')}.`,
+        'updateMask',
+      );
+    }
+  }
+  allowOnly(body, VERSION_FIELDS);
+  const bodyName = optionalString(body, 'name');
+  if (bodyName !== undefined && bodyName !== '' && bodyName !== name) {
+    throw ApiError.invalidArgument('The name in the body does not match the name in the URL.', 'cryptoKeyVersion.name');
+  }
+  const keyName = name.slice(0, name.lastIndexOf('/cryptoKeyVersions/'));
+  const updated = await deps.store.transaction(async (tx) => {
+    const [key, stored] = await Promise.all([
+      tx.get<StoredCryptoKey & JsonObject>(keyName),
+      tx.get<StoredCryptoKeyVersion & JsonObject>(name),
+    ]);
+    if (!key || !stored) throw ApiError.notFound(name);
+    const v = isDueForDestruction(stored, deps.now()) ? destroyed(stored) : { ...stored };
+    if (mask.includes('state')) {
+      const to = enumValue(CryptoKeyVersionState, body.state, 'state') as StateName | undefined;
+      if (to !== 'ENABLED' && to !== 'DISABLED') {
+        throw ApiError.invalidArgument(
+          `state can be patched to ENABLED or DISABLED only${to ? `, not ${to}` : ''}; use :destroy and :restore for destruction.`,
+          'state',
+        );
+      }
+      requireTransition(v, to, to === 'ENABLED' ? 'enable' : 'disable');
+      v.state = to;
+    }
+    if (mask.some((p) => p.startsWith('externalProtectionLevelOptions.'))) {
+      if (mask.includes('externalProtectionLevelOptions.ekmConnectionKeyPath')) {
+        throw ApiError.invalidArgument(
+          `externalProtectionLevelOptions.ekmConnectionKeyPath cannot be set on a ${key.versionTemplate.protectionLevel} key; it is for EXTERNAL_VPC keys.`,
+          'updateMask',
+        );
+      }
+      if (key.versionTemplate.protectionLevel !== 'EXTERNAL') {
+        throw ApiError.invalidArgument(
+          `externalProtectionLevelOptions.externalKeyUri applies only to EXTERNAL keys; ${keyName} is ${key.versionTemplate.protectionLevel}.`,
+          'updateMask',
+        );
+      }
+      if (v.state === 'DESTROYED' || v.state === 'DESTROY_SCHEDULED') {
+        throw ApiError.failedPrecondition(`${name} is ${v.state}; its external key URI cannot be changed.`);
+      }
+      v.externalProtectionLevelOptions = externalOptions(
+        deps,
+        key,
+        optionalObject(body, 'externalProtectionLevelOptions') ?? {},
+        'externalProtectionLevelOptions',
+      );
+    }
+    tx.set(name, { ...v });
+    return v;
+  });
+  deps.cache.invalidate(name);
+  return toApiVersion(updated);
+}
+
+export async function destroyCryptoKeyVersion(deps: Deps, name: string, body: JsonObject): Promise<CryptoKeyVersion> {
+  parseCryptoKeyVersionName(name);
+  allowOnly(body, ['name']);
+  const keyName = name.slice(0, name.lastIndexOf('/cryptoKeyVersions/'));
+  const v = await deps.store.transaction(async (tx) => {
+    const [key, stored] = await Promise.all([
+      tx.get<StoredCryptoKey & JsonObject>(keyName),
+      tx.get<StoredCryptoKeyVersion & JsonObject>(name),
+    ]);
+    if (!key || !stored) throw ApiError.notFound(name);
+    const current = isDueForDestruction(stored, deps.now()) ? destroyed(stored) : stored;
+    requireTransition(current, 'DESTROY_SCHEDULED', 'destroy');
+    const destroyTime = new Date(deps.now().getTime() + parseDurationString(key.destroyScheduledDuration) * 1000);
+    const next: StoredCryptoKeyVersion = { ...current, state: 'DESTROY_SCHEDULED', destroyTime: destroyTime.toISOString() };
+    tx.set(name, { ...next });
+    return next;
+  });
+  deps.cache.invalidate(name);
+  return toApiVersion(v);
+}
+
+export async function restoreCryptoKeyVersion(deps: Deps, name: string, body: JsonObject): Promise<CryptoKeyVersion> {
+  parseCryptoKeyVersionName(name);
+  allowOnly(body, ['name']);
+  const v = await deps.store.transaction(async (tx) => {
+    const stored = await tx.get<StoredCryptoKeyVersion & JsonObject>(name);
+    if (!stored) throw ApiError.notFound(name);
+    const current = isDueForDestruction(stored, deps.now()) ? destroyed(stored) : stored;
+    requireTransition(current, 'DISABLED', 'restore');
+    const { destroyTime: _t, ...rest } = current;
+    const next: StoredCryptoKeyVersion = { ...rest, state: 'DISABLED' };
+    tx.set(name, { ...next });
+    return next;
+  });
+  deps.cache.invalidate(name);
+  return toApiVersion(v);
+}
+
+/**
+ * The scheduled job: destroys every DESTROY_SCHEDULED version whose destroyTime has passed, in batches.
+ * Only DESTROY_SCHEDULED versions carry a destroyTime, so one single-field range query finds them all
+ * (a collection-group index on cryptoKeyVersions.destroyTime; see infra/).
+ */
+export async function finishDueDestructions(deps: Deps, batch = 200): Promise<{ destroyed: string[] }> {
+  const due = await deps.store.findAtMost<StoredCryptoKeyVersion & JsonObject>(
+    'cryptoKeyVersions',
+    'destroyTime',
+    deps.now().toISOString(),
+    batch,
+  );
+  const done: string[] = [];
+  for (const v of due) {
+    const after = await readVersion(deps, v.name, { allowMissing: true });
+    if (after?.state === 'DESTROYED') done.push(v.name);
+  }
+  return { destroyed: done };
+}

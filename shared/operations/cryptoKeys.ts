@@ -1,0 +1,367 @@
+/** cryptoKeys.create / get / list / patch / updatePrimaryVersion. */
+import {
+  allowOnly,
+  durationSeconds,
+  enumValue,
+  type Json,
+  type JsonObject,
+  optionalBool,
+  optionalObject,
+  optionalString,
+  timestampValue,
+} from '../api/decode.js';
+import { ApiError } from '../api/errors.js';
+import type { Deps } from '../context.js';
+import type { Tx } from '../store/firestore.js';
+import { checkId, cryptoKeyPath, parseCryptoKeyName, parseKeyRingName } from '../resources/names.js';
+import {
+  AccessReason,
+  type AccessReasonName,
+  type AlgorithmName,
+  CryptoKeyPurpose,
+  CryptoKeyVersionAlgorithm,
+  type CryptoKey,
+  ProtectionLevel,
+  type ProtectionLevelName,
+  type StoredCryptoKey,
+  type StoredCryptoKeyVersion,
+} from '../resources/types.js';
+import {
+  DEFAULT_DESTROY_SCHEDULED_SECONDS,
+  durationString,
+  labels as parseLabels,
+  MAX_DESTROY_SCHEDULED_SECONDS,
+  MAX_ROTATION_SECONDS,
+  MIN_DESTROY_SCHEDULED_SECONDS,
+  MIN_ROTATION_SECONDS,
+} from '../resources/validate.js';
+import { toApiKey } from '../resources/versions.js';
+import { type ListRequest, type Page, paginate } from './list.js';
+import { newVersion, readVersion } from './cryptoKeyVersions.js';
+
+const KEY_FIELDS = [
+  'name',
+  'primary',
+  'purpose',
+  'createTime',
+  'nextRotationTime',
+  'rotationPeriod',
+  'versionTemplate',
+  'labels',
+  'importOnly',
+  'destroyScheduledDuration',
+  'cryptoKeyBackend',
+  'keyAccessJustificationsPolicy',
+] as const;
+
+const UNSUPPORTED_LEVELS: Partial<Record<ProtectionLevelName, string>> = {
+  HSM: 'HSM protection is not available in OpenEKM; use SOFTWARE, or EXTERNAL with your own HSM behind an EKM.',
+  EXTERNAL_VPC: 'EXTERNAL_VPC (EKM connections) is not available yet; use EXTERNAL with an externalKeyUri.',
+};
+
+function algorithmFor(level: ProtectionLevelName): AlgorithmName {
+  return level === 'SOFTWARE' ? 'GOOGLE_SYMMETRIC_ENCRYPTION' : 'EXTERNAL_SYMMETRIC_ENCRYPTION';
+}
+
+function checkAlgorithm(level: ProtectionLevelName, algorithm: AlgorithmName, field: string): void {
+  const want = algorithmFor(level);
+  if (algorithm !== want) {
+    throw ApiError.invalidArgument(
+      `Algorithm ${algorithm} is not valid for a ${level} ENCRYPT_DECRYPT key in OpenEKM: use ${want}.`,
+      field,
+    );
+  }
+}
+
+function justificationsPolicy(raw: Json | undefined): CryptoKey['keyAccessJustificationsPolicy'] {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw ApiError.invalidArgument('keyAccessJustificationsPolicy must be an object.', 'keyAccessJustificationsPolicy');
+  }
+  allowOnly(raw, ['allowedAccessReasons'], 'keyAccessJustificationsPolicy');
+  const list = raw.allowedAccessReasons ?? [];
+  if (!Array.isArray(list)) {
+    throw ApiError.invalidArgument(
+      'keyAccessJustificationsPolicy.allowedAccessReasons must be a list of reasons.',
+      'keyAccessJustificationsPolicy.allowedAccessReasons',
+    );
+  }
+  const reasons = list.map(
+    (r, i) =>
+      enumValue(AccessReason, r, `keyAccessJustificationsPolicy.allowedAccessReasons[${i}]`) as AccessReasonName,
+  );
+  return { allowedAccessReasons: [...new Set(reasons)] };
+}
+
+interface Rotation {
+  rotationPeriod?: string;
+  nextRotationTime?: string;
+}
+
+function rotation(body: JsonObject, level: ProtectionLevelName, now: Date): Rotation {
+  const period = durationSeconds(body.rotationPeriod, 'rotationPeriod');
+  const next = timestampValue(body.nextRotationTime, 'nextRotationTime');
+  if (period === undefined && next === undefined) return {};
+  if (level !== 'SOFTWARE') {
+    throw ApiError.invalidArgument(
+      `Automatic rotation is not supported for ${level} keys: an external key is rotated at the EKM, then added here as a new version.`,
+      period !== undefined ? 'rotationPeriod' : 'nextRotationTime',
+    );
+  }
+  if (period !== undefined && (period < MIN_ROTATION_SECONDS || period > MAX_ROTATION_SECONDS)) {
+    throw ApiError.invalidArgument(
+      `rotationPeriod must be at least 24 hours ("86400s") and at most 100 years.`,
+      'rotationPeriod',
+    );
+  }
+  if (period !== undefined && next === undefined) {
+    throw ApiError.invalidArgument('nextRotationTime is required when rotationPeriod is set.', 'nextRotationTime');
+  }
+  if (next !== undefined && next.getTime() < now.getTime() - 60_000) {
+    throw ApiError.invalidArgument('nextRotationTime must not be in the past.', 'nextRotationTime');
+  }
+  const out: Rotation = {};
+  if (period !== undefined) out.rotationPeriod = durationString(period);
+  if (next !== undefined) out.nextRotationTime = next.toISOString();
+  return out;
+}
+
+export async function createCryptoKey(
+  deps: Deps,
+  parent: string,
+  cryptoKeyId: string | null,
+  skipInitialVersionCreation: boolean,
+  body: JsonObject,
+): Promise<CryptoKey> {
+  const ring = parseKeyRingName(parent, 'parent');
+  const id = checkId(cryptoKeyId ?? undefined, 'cryptoKeyId');
+  allowOnly(body, KEY_FIELDS);
+  const purpose = enumValue(CryptoKeyPurpose, body.purpose, 'purpose');
+  if (purpose === undefined || purpose === 'CRYPTO_KEY_PURPOSE_UNSPECIFIED') {
+    throw ApiError.invalidArgument('purpose is required: use ENCRYPT_DECRYPT.', 'purpose');
+  }
+  if (purpose !== 'ENCRYPT_DECRYPT') {
+    throw ApiError.invalidArgument(
+      `purpose ${purpose} is not supported by OpenEKM: only ENCRYPT_DECRYPT keys can be created.`,
+      'purpose',
+    );
+  }
+  const template = optionalObject(body, 'versionTemplate') ?? {};
+  allowOnly(template, ['protectionLevel', 'algorithm'], 'versionTemplate');
+  let level = enumValue(ProtectionLevel, template.protectionLevel, 'versionTemplate.protectionLevel') ?? 'SOFTWARE';
+  if (level === 'PROTECTION_LEVEL_UNSPECIFIED') level = 'SOFTWARE';
+  const unsupported = UNSUPPORTED_LEVELS[level];
+  if (unsupported) throw ApiError.unimplemented(unsupported);
+  let algorithm =
+    enumValue(CryptoKeyVersionAlgorithm, template.algorithm, 'versionTemplate.algorithm') ?? algorithmFor(level);
+  if (algorithm === 'CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED') algorithm = algorithmFor(level);
+  checkAlgorithm(level, algorithm, 'versionTemplate.algorithm');
+  if (optionalBool(body, 'importOnly')) {
+    throw ApiError.unimplemented('Key import is not available in OpenEKM; create the key without importOnly.');
+  }
+  if (optionalString(body, 'cryptoKeyBackend')) {
+    throw ApiError.invalidArgument(
+      'cryptoKeyBackend applies only to EXTERNAL_VPC keys, which are not available yet.',
+      'cryptoKeyBackend',
+    );
+  }
+  const destroySeconds =
+    durationSeconds(body.destroyScheduledDuration, 'destroyScheduledDuration') ?? DEFAULT_DESTROY_SCHEDULED_SECONDS;
+  if (destroySeconds < MIN_DESTROY_SCHEDULED_SECONDS || destroySeconds > MAX_DESTROY_SCHEDULED_SECONDS) {
+    throw ApiError.invalidArgument(
+      'destroyScheduledDuration must be between 24 hours ("86400s") and 120 days ("10368000s").',
+      'destroyScheduledDuration',
+    );
+  }
+  if (level === 'EXTERNAL') {
+    if (ring.location === 'global') {
+      throw ApiError.invalidArgument(
+        'EXTERNAL keys cannot be created in location "global": create the key ring in a regional location.',
+        'parent',
+      );
+    }
+    if (!skipInitialVersionCreation) {
+      throw ApiError.invalidArgument(
+        'EXTERNAL keys must be created with skipInitialVersionCreation=true; then create versions with externalProtectionLevelOptions.externalKeyUri.',
+        'skipInitialVersionCreation',
+      );
+    }
+  }
+  const now = deps.now();
+  const name = cryptoKeyPath({ ...ring, cryptoKey: id });
+  const key: StoredCryptoKey = {
+    name,
+    purpose,
+    createTime: now.toISOString(),
+    ...rotation(body, level, now),
+    versionTemplate: { protectionLevel: level, algorithm },
+    importOnly: false,
+    destroyScheduledDuration: durationString(destroySeconds),
+    versionCounter: 0,
+  };
+  const l = parseLabels(body.labels);
+  if (l && Object.keys(l).length > 0) key.labels = l;
+  const policy = justificationsPolicy(body.keyAccessJustificationsPolicy);
+  if (policy) key.keyAccessJustificationsPolicy = policy;
+
+  const primary = await deps.store.transaction(async (tx) => {
+    const [parentDoc, existing] = await Promise.all([tx.get(parent), tx.get(name)]);
+    if (!parentDoc) throw ApiError.notFound(parent);
+    if (existing) throw ApiError.alreadyExists(name);
+    let initial: StoredCryptoKeyVersion | undefined;
+    const stored = { ...key };
+    if (!skipInitialVersionCreation) {
+      initial = newVersion(deps, stored, 'ENABLED', undefined);
+      stored.primaryVersionId = '1';
+      tx.create(initial.name, { ...initial });
+    }
+    tx.create(name, { ...stored });
+    Object.assign(key, stored);
+    return initial;
+  });
+  deps.cache.invalidate(name);
+  return toApiKey(key, primary);
+}
+
+export async function readKey(deps: Deps, name: string, opts: { cached?: boolean } = {}): Promise<StoredCryptoKey> {
+  const key = opts.cached
+    ? await deps.cache.get<StoredCryptoKey & JsonObject>(name)
+    : await deps.store.get<StoredCryptoKey & JsonObject>(name);
+  if (!key) throw ApiError.notFound(name);
+  return key;
+}
+
+async function withPrimary(deps: Deps, key: StoredCryptoKey): Promise<CryptoKey> {
+  const primary = key.primaryVersionId
+    ? await readVersion(deps, `${key.name}/cryptoKeyVersions/${key.primaryVersionId}`, { allowMissing: true })
+    : undefined;
+  return toApiKey(key, primary);
+}
+
+export async function getCryptoKey(deps: Deps, name: string): Promise<CryptoKey> {
+  parseCryptoKeyName(name);
+  return withPrimary(deps, await readKey(deps, name));
+}
+
+export async function listCryptoKeys(deps: Deps, parent: string, req: ListRequest): Promise<Page<CryptoKey>> {
+  parseKeyRingName(parent, 'parent');
+  const [ring, keys] = await Promise.all([
+    deps.store.get(parent),
+    deps.store.list<StoredCryptoKey & JsonObject>(parent, 'cryptoKeys'),
+  ]);
+  if (!ring) throw ApiError.notFound(parent);
+  const all = await Promise.all(keys.map((k) => withPrimary(deps, k)));
+  return paginate(all, req, deps.config);
+}
+
+const PATCHABLE = ['labels', 'rotationPeriod', 'nextRotationTime', 'versionTemplate.algorithm', 'keyAccessJustificationsPolicy'];
+const IMMUTABLE = [
+  'name',
+  'primary',
+  'purpose',
+  'createTime',
+  'versionTemplate.protectionLevel',
+  'importOnly',
+  'destroyScheduledDuration',
+  'cryptoKeyBackend',
+];
+
+export async function patchCryptoKey(deps: Deps, name: string, mask: string[], body: JsonObject): Promise<CryptoKey> {
+  parseCryptoKeyName(name);
+  if (mask.length === 0) {
+    throw ApiError.invalidArgument(
+      `updateMask is required: name the fields to change, from ${PATCHABLE.join(', ')}.`,
+      'updateMask',
+    );
+  }
+  for (const path of mask) {
+    if (path === 'versionTemplate' || path.startsWith('primary')) {
+      throw ApiError.invalidArgument(
+        `updateMask path "${path}" is not allowed: name the sub-field (versionTemplate.algorithm).`,
+        'updateMask',
+      );
+    }
+    if (IMMUTABLE.includes(path)) {
+      throw ApiError.invalidArgument(`Field ${path} is immutable and cannot be updated.`, 'updateMask');
+    }
+    if (!PATCHABLE.includes(path)) {
+      throw ApiError.invalidArgument(
+        `updateMask path "${path}" is not a field of CryptoKey that can be updated; use ${PATCHABLE.join(', ')}.`,
+        'updateMask',
+      );
+    }
+  }
+  allowOnly(body, KEY_FIELDS);
+  const bodyName = optionalString(body, 'name');
+  if (bodyName !== undefined && bodyName !== '' && bodyName !== name) {
+    throw ApiError.invalidArgument('The name in the body does not match the name in the URL.', 'cryptoKey.name');
+  }
+  const updated = await deps.store.transaction(async (tx) => {
+    const key = await tx.get<StoredCryptoKey & JsonObject>(name);
+    if (!key) throw ApiError.notFound(name);
+    const level = key.versionTemplate.protectionLevel;
+    const next: StoredCryptoKey = { ...key };
+    if (mask.includes('labels')) {
+      const l = parseLabels(body.labels);
+      if (l && Object.keys(l).length > 0) next.labels = l;
+      else delete next.labels;
+    }
+    if (mask.includes('rotationPeriod') || mask.includes('nextRotationTime')) {
+      const r = rotation(
+        {
+          rotationPeriod: mask.includes('rotationPeriod') ? (body.rotationPeriod ?? null) : (key.rotationPeriod ?? null),
+          nextRotationTime: mask.includes('nextRotationTime')
+            ? (body.nextRotationTime ?? null)
+            : (key.nextRotationTime ?? null),
+        },
+        level,
+        deps.now(),
+      );
+      delete next.rotationPeriod;
+      delete next.nextRotationTime;
+      Object.assign(next, r);
+    }
+    if (mask.includes('versionTemplate.algorithm')) {
+      const t = optionalObject(body, 'versionTemplate') ?? {};
+      const algorithm = enumValue(CryptoKeyVersionAlgorithm, t.algorithm, 'versionTemplate.algorithm');
+      if (!algorithm) {
+        throw ApiError.invalidArgument('versionTemplate.algorithm is named in updateMask but not given.', 'versionTemplate.algorithm');
+      }
+      checkAlgorithm(level, algorithm, 'versionTemplate.algorithm');
+      next.versionTemplate = { ...key.versionTemplate, algorithm };
+    }
+    if (mask.includes('keyAccessJustificationsPolicy')) {
+      const p = justificationsPolicy(body.keyAccessJustificationsPolicy);
+      if (p) next.keyAccessJustificationsPolicy = p;
+      else delete next.keyAccessJustificationsPolicy;
+    }
+    tx.set(name, { ...next });
+    return next;
+  });
+  deps.cache.invalidate(name);
+  return withPrimary(deps, updated);
+}
+
+export async function updatePrimaryVersion(deps: Deps, name: string, body: JsonObject): Promise<CryptoKey> {
+  parseCryptoKeyName(name);
+  allowOnly(body, ['name', 'cryptoKeyVersionId']);
+  const versionId = optionalString(body, 'cryptoKeyVersionId');
+  if (!versionId) throw ApiError.invalidArgument('cryptoKeyVersionId is required, e.g. "1".', 'cryptoKeyVersionId');
+  if (!/^[1-9][0-9]{0,9}$/.test(versionId)) {
+    throw ApiError.invalidArgument(`cryptoKeyVersionId "${versionId}" is not a version id like "1".`, 'cryptoKeyVersionId');
+  }
+  const versionName = `${name}/cryptoKeyVersions/${versionId}`;
+  const key = await deps.store.transaction(async (tx: Tx) => {
+    const [key, version] = await Promise.all([
+      tx.get<StoredCryptoKey & JsonObject>(name),
+      tx.get<StoredCryptoKeyVersion & JsonObject>(versionName),
+    ]);
+    if (!key) throw ApiError.notFound(name);
+    if (!version) throw ApiError.notFound(versionName);
+    const next = { ...key, primaryVersionId: versionId };
+    tx.set(name, next);
+    return next;
+  });
+  deps.cache.invalidate(name);
+  return withPrimary(deps, key);
+}

@@ -1,0 +1,160 @@
+/**
+ * Resource shapes and enums of Cloud KMS v1 as proto3 JSON (lowerCamelCase, enums by NAME, timestamps as
+ * RFC 3339 strings, durations as "86400s"). Stored documents use the same shapes plus a few internal fields,
+ * which `toApi*` strips before anything leaves the core.
+ */
+
+export const ProtectionLevel = {
+  PROTECTION_LEVEL_UNSPECIFIED: 0,
+  SOFTWARE: 1,
+  HSM: 2,
+  EXTERNAL: 3,
+  EXTERNAL_VPC: 4,
+} as const;
+export type ProtectionLevelName = keyof typeof ProtectionLevel;
+
+export const CryptoKeyPurpose = {
+  CRYPTO_KEY_PURPOSE_UNSPECIFIED: 0,
+  ENCRYPT_DECRYPT: 1,
+  ASYMMETRIC_SIGN: 5,
+  ASYMMETRIC_DECRYPT: 6,
+  RAW_ENCRYPT_DECRYPT: 7,
+  MAC: 9,
+  KEY_ENCAPSULATION: 10,
+} as const;
+export type CryptoKeyPurposeName = keyof typeof CryptoKeyPurpose;
+
+/** The algorithms of google.cloud.kms.v1.CryptoKeyVersion.CryptoKeyVersionAlgorithm that we name in messages. */
+export const CryptoKeyVersionAlgorithm = {
+  CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED: 0,
+  GOOGLE_SYMMETRIC_ENCRYPTION: 1,
+  AES_128_GCM: 41,
+  AES_256_GCM: 19,
+  AES_128_CBC: 42,
+  AES_256_CBC: 43,
+  AES_128_CTR: 44,
+  AES_256_CTR: 45,
+  RSA_SIGN_PSS_2048_SHA256: 2,
+  RSA_SIGN_PSS_3072_SHA256: 3,
+  RSA_SIGN_PSS_4096_SHA256: 4,
+  RSA_SIGN_PSS_4096_SHA512: 15,
+  RSA_SIGN_PKCS1_2048_SHA256: 5,
+  RSA_SIGN_PKCS1_3072_SHA256: 6,
+  RSA_SIGN_PKCS1_4096_SHA256: 7,
+  RSA_SIGN_PKCS1_4096_SHA512: 16,
+  RSA_DECRYPT_OAEP_2048_SHA256: 8,
+  RSA_DECRYPT_OAEP_3072_SHA256: 9,
+  RSA_DECRYPT_OAEP_4096_SHA256: 10,
+  RSA_DECRYPT_OAEP_4096_SHA512: 17,
+  EC_SIGN_P256_SHA256: 12,
+  EC_SIGN_P384_SHA384: 13,
+  EC_SIGN_SECP256K1_SHA256: 31,
+  EC_SIGN_ED25519: 40,
+  HMAC_SHA256: 32,
+  HMAC_SHA1: 33,
+  HMAC_SHA384: 34,
+  HMAC_SHA512: 35,
+  HMAC_SHA224: 36,
+  EXTERNAL_SYMMETRIC_ENCRYPTION: 18,
+} as const;
+export type AlgorithmName = keyof typeof CryptoKeyVersionAlgorithm;
+
+export const CryptoKeyVersionState = {
+  CRYPTO_KEY_VERSION_STATE_UNSPECIFIED: 0,
+  PENDING_GENERATION: 5,
+  ENABLED: 1,
+  DISABLED: 2,
+  DESTROYED: 3,
+  DESTROY_SCHEDULED: 4,
+  PENDING_IMPORT: 6,
+  IMPORT_FAILED: 7,
+  GENERATION_FAILED: 8,
+  PENDING_EXTERNAL_DESTRUCTION: 9,
+  EXTERNAL_DESTRUCTION_FAILED: 10,
+} as const;
+export type StateName = keyof typeof CryptoKeyVersionState;
+
+export const CryptoKeyVersionView = {
+  CRYPTO_KEY_VERSION_VIEW_UNSPECIFIED: 0,
+  FULL: 1,
+} as const;
+
+export const AccessReason = {
+  REASON_UNSPECIFIED: 0,
+  CUSTOMER_INITIATED_SUPPORT: 1,
+  GOOGLE_INITIATED_SERVICE: 2,
+  THIRD_PARTY_DATA_REQUEST: 3,
+  GOOGLE_INITIATED_REVIEW: 4,
+  CUSTOMER_INITIATED_ACCESS: 5,
+  GOOGLE_INITIATED_SYSTEM_OPERATION: 6,
+  REASON_NOT_EXPECTED: 7,
+  MODIFIED_CUSTOMER_INITIATED_ACCESS: 8,
+  MODIFIED_GOOGLE_INITIATED_SYSTEM_OPERATION: 9,
+  GOOGLE_RESPONSE_TO_PRODUCTION_ALERT: 10,
+  CUSTOMER_AUTHORIZED_WORKFLOW_SERVICING: 11,
+} as const;
+export type AccessReasonName = keyof typeof AccessReason;
+
+/** Every enum of the API by the JSON field names it appears under; used to render integers on request. */
+export const enumsByField: Record<string, Record<string, number>> = {
+  protectionLevel: ProtectionLevel,
+  purpose: CryptoKeyPurpose,
+  algorithm: CryptoKeyVersionAlgorithm,
+  state: CryptoKeyVersionState,
+  allowedAccessReasons: AccessReason,
+};
+
+export interface KeyRing {
+  name: string;
+  createTime: string;
+}
+
+export interface ExternalProtectionLevelOptions {
+  externalKeyUri?: string;
+  ekmConnectionKeyPath?: string;
+}
+
+export interface CryptoKeyVersion {
+  name: string;
+  state: StateName;
+  protectionLevel: ProtectionLevelName;
+  algorithm: AlgorithmName;
+  createTime: string;
+  generateTime?: string;
+  destroyTime?: string;
+  destroyEventTime?: string;
+  externalProtectionLevelOptions?: ExternalProtectionLevelOptions;
+  reimportEligible?: boolean;
+}
+
+export interface CryptoKey {
+  name: string;
+  primary?: CryptoKeyVersion;
+  purpose: CryptoKeyPurposeName;
+  createTime: string;
+  nextRotationTime?: string;
+  rotationPeriod?: string;
+  versionTemplate: { protectionLevel: ProtectionLevelName; algorithm: AlgorithmName };
+  labels?: Record<string, string>;
+  importOnly: boolean;
+  destroyScheduledDuration: string;
+  cryptoKeyBackend?: string;
+  keyAccessJustificationsPolicy?: { allowedAccessReasons: AccessReasonName[] };
+}
+
+/** Internal key material, only ever stored sealed under a root key. */
+export interface SealedMaterial {
+  rootKeyId: string;
+  /** base64 of the sealed blob (see shared/crypto/material.ts). */
+  sealed: string;
+}
+
+export interface StoredCryptoKey extends Omit<CryptoKey, 'primary'> {
+  primaryVersionId?: string;
+  /** The last version number handed out; the next create gets this + 1. */
+  versionCounter: number;
+}
+
+export interface StoredCryptoKeyVersion extends CryptoKeyVersion {
+  material?: SealedMaterial;
+}

@@ -1,0 +1,112 @@
+/**
+ * The Firestore repository. A resource name IS its document path
+ * (projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1), so there is no mapping table to drift.
+ * Every read-modify-write goes through `transaction`; single reads may be served from a short, bounded cache
+ * (see MetadataCache) by the layer above.
+ */
+import { Firestore, type Transaction } from '@google-cloud/firestore';
+import { ApiError } from '../api/errors.js';
+
+export type Doc = Record<string, unknown>;
+
+export interface TxReader {
+  get<T extends Doc>(path: string): Promise<T | undefined>;
+}
+export interface Tx extends TxReader {
+  create(path: string, data: Doc): void;
+  set(path: string, data: Doc): void;
+}
+
+export interface Store {
+  get<T extends Doc>(path: string): Promise<T | undefined>;
+  /** All documents of one collection under a parent document path, in name order. */
+  list<T extends Doc>(parentPath: string, collection: string): Promise<T[]>;
+  transaction<R>(fn: (tx: Tx) => Promise<R>): Promise<R>;
+  /** Documents of every collection named `collectionId` (a collection-group query) with `field <= value`. */
+  findAtMost<T extends Doc>(collectionId: string, field: string, value: string, limit: number): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+/** gRPC status codes the Firestore client reports, mapped to what a caller of OpenEKM should do. */
+function storeError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  const code = (err as { code?: unknown }).code;
+  if (code === 10) return ApiError.aborted('The request conflicted with a concurrent change; retry it.', err);
+  if (code === 4 || code === 14 || code === 8) {
+    return ApiError.unavailable('The metadata store is unavailable right now; retry the request.', err);
+  }
+  return ApiError.internal(err);
+}
+
+export class FirestoreStore implements Store {
+  readonly db: Firestore;
+
+  constructor(options: { projectId: string; databaseId?: string; firestore?: Firestore }) {
+    this.db =
+      options.firestore ??
+      new Firestore({
+        projectId: options.projectId,
+        databaseId: options.databaseId ?? '(default)',
+        ignoreUndefinedProperties: true,
+        preferRest: false,
+      });
+  }
+
+  async get<T extends Doc>(path: string): Promise<T | undefined> {
+    try {
+      const snap = await this.db.doc(path).get();
+      return snap.exists ? (snap.data() as T) : undefined;
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  async list<T extends Doc>(parentPath: string, collection: string): Promise<T[]> {
+    try {
+      const ref = parentPath ? this.db.doc(parentPath).collection(collection) : this.db.collection(collection);
+      const snap = await ref.get();
+      return snap.docs.map((d) => d.data() as T);
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  async transaction<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
+    try {
+      // Contention on one document (e.g. 50 concurrent version creates on one key) needs more than the client's
+      // default of 5 attempts; the client backs off exponentially between attempts.
+      return await this.db.runTransaction((t) => fn(this.wrap(t)), { maxAttempts: 60 });
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  async findAtMost<T extends Doc>(collectionId: string, field: string, value: string, limit: number): Promise<T[]> {
+    try {
+      const snap = await this.db.collectionGroup(collectionId).where(field, '<=', value).limit(limit).get();
+      return snap.docs.map((d) => d.data() as T);
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  private wrap(t: Transaction): Tx {
+    const db = this.db;
+    return {
+      async get<T extends Doc>(path: string) {
+        const snap = await t.get(db.doc(path));
+        return snap.exists ? (snap.data() as T) : undefined;
+      },
+      create(path, data) {
+        t.create(db.doc(path), data);
+      },
+      set(path, data) {
+        t.set(db.doc(path), data);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.db.terminate();
+  }
+}
