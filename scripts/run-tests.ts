@@ -1,0 +1,44 @@
+/**
+ * Runs the test suite with Node's test runner against a real Firestore emulator: starts one (unless
+ * FIRESTORE_EMULATOR_HOST is set), runs every test/**\/*.test.ts file (or the files given), stops it again.
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { EmulatorMissingError, startFirestoreEmulator } from './lib/firestore-emulator.js';
+
+function findTests(dir: string): string[] {
+  return readdirSync(dir)
+    .flatMap((entry) => {
+      const p = join(dir, entry);
+      return statSync(p).isDirectory() ? findTests(p) : p.endsWith('.test.ts') ? [p] : [];
+    })
+    .sort();
+}
+
+const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : findTests('test');
+let emulator: Awaited<ReturnType<typeof startFirestoreEmulator>> | undefined;
+if (!process.env.FIRESTORE_EMULATOR_HOST) {
+  try {
+    emulator = await startFirestoreEmulator();
+  } catch (err) {
+    process.stderr.write(`${err instanceof EmulatorMissingError ? err.message : (err as Error).message}\n`);
+    process.exit(1);
+  }
+}
+const env = {
+  ...process.env,
+  FIRESTORE_EMULATOR_HOST: process.env.FIRESTORE_EMULATOR_HOST ?? emulator!.host,
+  METADATA_SERVER_DETECTION: 'none',
+  OPENEKM_LOG_LEVEL: process.env.OPENEKM_LOG_LEVEL ?? 'error',
+};
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], {
+  stdio: 'inherit',
+  env,
+});
+const stop = () => child.kill('SIGTERM');
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+const code: number = await new Promise((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+await emulator?.stop();
+process.exit(code);

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# npm start: install what a fresh clone lacks, build, and run the local stack.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d node_modules ] || npm ci --no-audit --no-fund
+npm run --silent build
+export METADATA_SERVER_DETECTION=none
+exec node --enable-source-maps dist/scripts/stack.js
