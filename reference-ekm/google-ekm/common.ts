@@ -1,0 +1,88 @@
+import type { z } from 'zod';
+import type { EkmAdmin } from '../admin/admin.js';
+import { decodeProtoBytes } from '../b64.js';
+import { DomainError } from '../core/errors.js';
+import { classifyReason, reasonLabel, refusal } from '../core/justification.js';
+import type { KeyService } from '../core/key-service.js';
+import type { RateLimiter } from '../core/rate-limit.js';
+import type { RequestContext as HttpContext } from '../http/types.js';
+import type { Logger } from '../log.js';
+import type { KeyRecord } from '../state/types.js';
+import type { Caller, TokenVerifier } from './auth.js';
+import type { RequestContext } from './types.js';
+
+export interface GoogleEkmDeps {
+  keys: KeyService;
+  admin: EkmAdmin;
+  verifier: TokenVerifier;
+  limiter: RateLimiter;
+  log: Logger;
+  backendModel: string;
+}
+
+export const MAX_DATA_BYTES = 64 * 1024;
+
+/** Parses the JSON body against a message schema; an empty body is the empty message. */
+export function parseMessage<T extends z.ZodType>(schema: T, ctx: HttpContext): z.infer<T> {
+  let json: unknown = {};
+  if (ctx.body.length > 0) {
+    try {
+      json = JSON.parse(ctx.body.toString('utf8'));
+    } catch {
+      throw new DomainError('INVALID_ARGUMENT', 'the request body is not JSON');
+    }
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? issue.path.join('.') : 'body';
+    throw new DomainError('INVALID_ARGUMENT', `invalid field ${where}: ${issue?.message ?? 'malformed'}`);
+  }
+  return parsed.data;
+}
+
+export function bytesField(name: string, value: string | undefined, limit = MAX_DATA_BYTES): Buffer {
+  if (value === undefined || value === '') return Buffer.alloc(0);
+  const bytes = decodeProtoBytes(value);
+  if (!bytes) throw new DomainError('INVALID_ARGUMENT', `${name} is not base64`);
+  if (bytes.length > limit)
+    throw new DomainError('INVALID_ARGUMENT', `${name} is longer than ${limit} bytes`);
+  return bytes;
+}
+
+/** Token check, then the per-principal rate limit. */
+export async function authenticate(ctx: HttpContext, deps: GoogleEkmDeps): Promise<Caller> {
+  const caller = await deps.verifier.verify(ctx.req.headers.authorization);
+  ctx.fields.principal = caller.principal;
+  if (!deps.limiter.take(`google-ekm:${caller.principal}`)) {
+    throw new DomainError('THROTTLED', 'too many requests from this principal; retry with backoff');
+  }
+  return caller;
+}
+
+/** keyPath, when sent (EXTERNAL_VPC), must name the key of the URL. */
+export function checkKeyPath(keyPath: string | undefined, keyId: string): void {
+  if (keyPath === undefined || keyPath === '') return;
+  if (keyPath.replace(/^\/+/, '') !== `v0/keys/${keyId}`) {
+    throw new DomainError(
+      'INVALID_ARGUMENT',
+      `keyPath ${keyPath.slice(0, 200)} does not match the key of the URL (v0/keys/${keyId})`,
+    );
+  }
+}
+
+export function recordContext(ctx: HttpContext, context: RequestContext | undefined): void {
+  ctx.fields.justification = reasonLabel(classifyReason(context?.accessReasonContext?.reason));
+  if (context?.relativeResourceName) ctx.fields.resource = context.relativeResourceName.slice(0, 300);
+  if (context?.isKeyHealthCheck) ctx.fields.healthCheck = true;
+}
+
+/** The key's justification policy applied to the request's accessReasonContext.reason. */
+export function checkJustification(key: KeyRecord, context: RequestContext | undefined): void {
+  const why = refusal(key.justifications, classifyReason(context?.accessReasonContext?.reason));
+  if (why) throw new DomainError('JUSTIFICATION_REFUSED', why);
+}
+
+export function keyPathOf(keyId: string): string {
+  return `v0/keys/${keyId}`;
+}
