@@ -8,7 +8,7 @@ import { TokenVerifier } from '../access/identity.js';
 import { type Config, loadConfig } from '../config.js';
 import type { Deps, RequestContext } from '../context.js';
 import { RootKeyring } from '../crypto/material.js';
-import { createKeyRing, getKeyRing, listKeyRings } from '../operations/keyRings.js';
+import { decrypt, encrypt } from '../operations/crypto.js';
 import {
   createCryptoKey,
   getCryptoKey,
@@ -19,21 +19,28 @@ import {
 import {
   createCryptoKeyVersion,
   destroyCryptoKeyVersion,
-  finishDueDestructions,
   getCryptoKeyVersion,
   listCryptoKeyVersions,
   patchCryptoKeyVersion,
   restoreCryptoKeyVersion,
 } from '../operations/cryptoKeyVersions.js';
-import { decrypt, encrypt } from '../operations/crypto.js';
+import { createKeyRing, getKeyRing, listKeyRings } from '../operations/keyRings.js';
 import type { ListRequest } from '../operations/list.js';
+import { runScheduledTasks } from '../operations/scheduled.js';
+import { enumsByField } from '../resources/types.js';
 import { MetadataCache } from '../store/cache.js';
 import { FirestoreStore, type Store } from '../store/firestore.js';
 import { fieldMask, type JsonObject, parseBody, parseBool } from './decode.js';
 import { ApiError } from './errors.js';
-import { type FunctionName, matchRoute, type OperationId, parsePath, type Route, SYSTEM_QUERY } from './routes.js';
-import { enumsByField } from '../resources/types.js';
-import { type Logger, createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
+import {
+  type FunctionName,
+  matchRoute,
+  type OperationId,
+  parsePath,
+  type Route,
+  SYSTEM_QUERY,
+} from './routes.js';
 
 export interface ApiRequest {
   method: string;
@@ -65,7 +72,12 @@ function header(req: ApiRequest, name: string): string | undefined {
 }
 
 function listRequest(q: URLSearchParams): ListRequest {
-  return { pageSize: q.get('pageSize'), pageToken: q.get('pageToken'), filter: q.get('filter'), orderBy: q.get('orderBy') };
+  return {
+    pageSize: q.get('pageSize'),
+    pageToken: q.get('pageToken'),
+    filter: q.get('filter'),
+    orderBy: q.get('orderBy'),
+  };
 }
 
 /** `$alt=json;enum-encoding=int` (the Node client) asks for enums as numbers. */
@@ -94,11 +106,16 @@ export class Gateway {
 
   constructor(options: GatewayOptions = {}) {
     const config = options.config ?? loadConfig();
-    const store = options.store ?? new FirestoreStore({ projectId: config.firestoreProjectId, databaseId: config.firestoreDatabaseId });
+    const store =
+      options.store ??
+      new FirestoreStore({ projectId: config.firestoreProjectId, databaseId: config.firestoreDatabaseId });
     this.deps = {
       config,
       store,
-      cache: new MetadataCache(store, { ttlMs: config.metadataCacheMs, maxEntries: config.metadataCacheEntries }),
+      cache: new MetadataCache(store, {
+        ttlMs: config.metadataCacheMs,
+        maxEntries: config.metadataCacheEntries,
+      }),
       rootKeys: new RootKeyring(config.rootKeys),
       now: options.now ?? (() => new Date()),
     };
@@ -126,7 +143,10 @@ export class Gateway {
       const { route, allowed } = matchRoute(req.method, parsed);
       if (!route) {
         if (allowed.length > 0) {
-          throw new ApiError('NOT_FOUND', `Method ${req.method} is not supported on ${req.path.slice(0, 200)}; use ${allowed.join(' or ')}.`);
+          throw new ApiError(
+            'NOT_FOUND',
+            `Method ${req.method} is not supported on ${req.path.slice(0, 200)}; use ${allowed.join(' or ')}.`,
+          );
         }
         throw new ApiError(
           'NOT_FOUND',
@@ -136,7 +156,10 @@ export class Gateway {
         );
       }
       if (route.fn !== fn) {
-        throw new ApiError('NOT_FOUND', `This is the ${fn} function; ${req.method} ${req.path.slice(0, 200)} is served by the ${route.fn} function. Send it to the service's base URL.`);
+        throw new ApiError(
+          'NOT_FOUND',
+          `This is the ${fn} function; ${req.method} ${req.path.slice(0, 200)} is served by the ${route.fn} function. Send it to the service's base URL.`,
+        );
       }
       operation = route.operation;
       this.checkQuery(req.query, route);
@@ -154,7 +177,11 @@ export class Gateway {
       const body = req.method === 'GET' ? {} : parseBody(req.body);
       const result = await withDeadline(this.run(route, parsed.name, req.query, body, ctx), signal);
       const rendered = wantsIntEnums(req.query) ? intEnums(result) : result;
-      response = { status, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(rendered) };
+      response = {
+        status,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        body: JSON.stringify(rendered),
+      };
     } catch (err) {
       const e = ApiError.from(err);
       status = e.httpStatus;
@@ -162,7 +189,11 @@ export class Gateway {
       if (e.code === 'INTERNAL' || e.code === 'DATA_LOSS' || e.code === 'UNKNOWN') {
         this.log.error('request failed', { requestId, cause: describe(e.cause ?? e) });
       }
-      response = { status, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(e.toEnvelope()) };
+      response = {
+        status,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        body: JSON.stringify(e.toEnvelope()),
+      };
     }
     response.headers['x-request-id'] = requestId;
     this.log.request({
@@ -199,7 +230,13 @@ export class Gateway {
     return AbortSignal.timeout(ms);
   }
 
-  private async run(route: Route, name: string, q: URLSearchParams, body: JsonObject, _ctx: RequestContext): Promise<unknown> {
+  private async run(
+    route: Route,
+    name: string,
+    q: URLSearchParams,
+    body: JsonObject,
+    _ctx: RequestContext,
+  ): Promise<unknown> {
     const d = this.deps;
     switch (route.operation) {
       case 'health':
@@ -208,7 +245,7 @@ export class Gateway {
         await d.store.get('openekm/readiness');
         return { status: 'SERVING', firestore: 'reachable' };
       case 'runScheduledTasks':
-        return finishDueDestructions(d);
+        return runScheduledTasks(d);
       case 'createKeyRing':
         return createKeyRing(d, name, q.get('keyRingId'), body);
       case 'getKeyRing':
@@ -245,7 +282,11 @@ export class Gateway {
         return getCryptoKeyVersion(d, name);
       case 'listCryptoKeyVersions': {
         const page = await listCryptoKeyVersions(d, name, listRequest(q));
-        return { cryptoKeyVersions: page.items, nextPageToken: page.nextPageToken, totalSize: page.totalSize };
+        return {
+          cryptoKeyVersions: page.items,
+          nextPageToken: page.nextPageToken,
+          totalSize: page.totalSize,
+        };
       }
       case 'patchCryptoKeyVersion':
         return patchCryptoKeyVersion(d, name, fieldMask(q.get('updateMask')), body);
@@ -254,7 +295,9 @@ export class Gateway {
       case 'restoreCryptoKeyVersion':
         return restoreCryptoKeyVersion(d, name, body);
       case 'iam':
-        throw ApiError.unimplemented('IAM policies are not available yet: every valid token may use every method.');
+        throw ApiError.unimplemented(
+          'IAM policies are not available yet: every valid token may use every method.',
+        );
     }
   }
 
@@ -273,7 +316,11 @@ async function withDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T
   let onAbort: (() => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
     onAbort = () =>
-      reject(ApiError.deadlineExceeded('The request did not finish within its deadline; its outcome is unknown. Retry it.'));
+      reject(
+        ApiError.deadlineExceeded(
+          'The request did not finish within its deadline; its outcome is unknown. Retry it.',
+        ),
+      );
     signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
