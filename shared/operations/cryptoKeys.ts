@@ -93,13 +93,28 @@ function justificationsPolicy(raw: Json | undefined): CryptoKey['keyAccessJustif
   return { allowedAccessReasons: [...new Set(reasons)] };
 }
 
+/**
+ * A Duration field kept in whole seconds. durationSeconds drops a fractional part, which would let "10368000.5s"
+ * pass the bounds check and be stored truncated, so a fraction is refused instead.
+ */
+function wholeSeconds(raw: Json | undefined, field: string, rule: string): number | undefined {
+  const seconds = durationSeconds(raw, field);
+  if (seconds !== undefined && !/^[0-9]+(\.0+)?s$/.test(raw as string)) {
+    throw ApiError.invalidArgument(`${field} must be a whole number of seconds ${rule}.`, field);
+  }
+  return seconds;
+}
+
+const ROTATION_RULE = 'of at least 24 hours ("86400s")';
+const DESTROY_RULE = 'between 24 hours ("86400s") and 120 days ("10368000s")';
+
 interface Rotation {
   rotationPeriod?: string;
   nextRotationTime?: string;
 }
 
 function rotation(body: JsonObject, level: ProtectionLevelName, now: Date): Rotation {
-  const period = durationSeconds(body.rotationPeriod, 'rotationPeriod');
+  const period = wholeSeconds(body.rotationPeriod, 'rotationPeriod', ROTATION_RULE);
   const next = timestampValue(body.nextRotationTime, 'nextRotationTime');
   if (period === undefined && next === undefined) return {};
   if (level !== 'SOFTWARE') {
@@ -166,12 +181,10 @@ export async function createCryptoKey(
     );
   }
   const destroySeconds =
-    durationSeconds(body.destroyScheduledDuration, 'destroyScheduledDuration') ?? DEFAULT_DESTROY_SCHEDULED_SECONDS;
+    wholeSeconds(body.destroyScheduledDuration, 'destroyScheduledDuration', DESTROY_RULE) ??
+    DEFAULT_DESTROY_SCHEDULED_SECONDS;
   if (destroySeconds < MIN_DESTROY_SCHEDULED_SECONDS || destroySeconds > MAX_DESTROY_SCHEDULED_SECONDS) {
-    throw ApiError.invalidArgument(
-      'destroyScheduledDuration must be between 24 hours ("86400s") and 120 days ("10368000s").',
-      'destroyScheduledDuration',
-    );
+    throw ApiError.invalidArgument(`destroyScheduledDuration must be ${DESTROY_RULE}.`, 'destroyScheduledDuration');
   }
   if (level === 'EXTERNAL') {
     if (ring.location === 'global') {
