@@ -1,7 +1,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type { EkmMode } from '../config.js';
 import { ACCESS_REASONS, DEFAULT_JUSTIFICATION_POLICY } from '../core/justification.js';
-import type { KeyStore } from '../keystore/key-store.js';
+import type { GcmSealed, KeyStore } from '../keystore/key-store.js';
 import type { StateStore } from '../state/state-store.js';
 import {
   type CryptoSpace,
@@ -234,6 +234,17 @@ export class EkmAdmin {
 
   listFaults(): FaultRule[] {
     return this.options.state.read().faults;
+  }
+
+  /**
+   * Encrypts with a caller-chosen IV, for conformance tests of 16-byte IVs only. Refused in production:
+   * a chosen IV is a GCM nonce-reuse hazard.
+   */
+  async encryptWithIvForTest(keyId: string, plaintext: Buffer, aad: Buffer, iv: Buffer): Promise<GcmSealed> {
+    if (this.options.mode !== 'test')
+      throw new AdminError('encryptWithIvForTest is available in test mode only');
+    const key = liveKey(this.options.state.read(), keyId);
+    return this.options.store.encrypt(key.material!, plaintext, aad, iv);
   }
 
   private requireFaultMode(): void {

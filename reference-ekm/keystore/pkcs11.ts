@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import * as pkcs11js from 'pkcs11js';
+import pkcs11js from 'pkcs11js';
 import type { KeyMaterialRef } from '../state/types.js';
 import { GCM_IV_BYTES, GCM_TAG_BYTES, type GcmSealed, type KeyStore, KeyStoreError } from './key-store.js';
 

@@ -1,0 +1,3 @@
+import { xksConformance } from './xks-conformance.js';
+
+xksConformance('softhsm');
