@@ -87,6 +87,8 @@ export const ROUTES: readonly Route[] = [
   r('encrypt', 'POST', 'cryptoKey', 'encrypt', 'encrypt'),
   r('encrypt', 'POST', 'cryptoKeyVersion', 'encrypt', 'encrypt'),
   r('decrypt', 'POST', 'cryptoKey', 'decrypt', 'decrypt'),
+  // Not in Cloud KMS's URL map; routed so the caller learns to use the key name instead of a bare 404.
+  r('decrypt', 'POST', 'cryptoKeyVersion', 'decrypt', 'decrypt'),
   r('keyAdmin', 'POST', 'cryptoKeyVersions', '', 'createCryptoKeyVersion'),
   r('keyAdmin', 'GET', 'cryptoKeyVersions', '', 'listCryptoKeyVersions', [...LIST, 'view']),
   r('keyAdmin', 'GET', 'cryptoKeyVersion', '', 'getCryptoKeyVersion'),
