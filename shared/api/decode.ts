@@ -10,8 +10,9 @@ export type JsonObject = { [k: string]: Json };
 
 const MAX_DEPTH = 16;
 
+/** snake_case → lowerCamelCase; anything else (camelCase, "__proto__", "_x") is left as sent. */
 function camel(key: string): string {
-  return key.includes('_') ? key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()) : key;
+  return /^[a-z][a-z0-9]*(_[a-z0-9]+)+$/.test(key) ? key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()) : key;
 }
 
 /** snake_case → lowerCamelCase for message fields; map values (labels) keep their keys. */
@@ -22,7 +23,9 @@ function normalizeKeys(value: Json, depth: number, isMap: boolean): Json {
   const out: JsonObject = {};
   for (const [k, v] of Object.entries(value)) {
     const key = isMap ? k : camel(k);
-    out[key] = normalizeKeys(v, depth + 1, key === 'labels');
+    // An own property even for "__proto__", so that it is refused by name instead of becoming the prototype.
+    const value = normalizeKeys(v, depth + 1, key === 'labels');
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
