@@ -213,7 +213,11 @@ export class Gateway {
   }
 
   private checkQuery(q: URLSearchParams, route: Route): void {
-    for (const k of q.keys()) {
+    for (const k of new Set(q.keys())) {
+      if (q.getAll(k).length > 1) {
+        const name = k.slice(0, 40);
+        throw ApiError.invalidArgument(`Query parameter "${name}" is given more than once; give it once.`, name);
+      }
       if (!route.query.includes(k) && !SYSTEM_QUERY.has(k)) {
         throw ApiError.invalidArgument(
           `Unknown query parameter "${k.slice(0, 40)}"${route.query.length ? `; this method accepts ${route.query.join(', ')}` : ''}.`,
