@@ -1,0 +1,102 @@
+/**
+ * Calls to external key managers on behalf of a request: resolve the key URI against the declared endpoints,
+ * pick the protocol, and run attempts — each bounded by the endpoint's per-attempt timeout — retrying only the
+ * retriable domains, with jittered exponential backoff, while the request's deadline allows another attempt.
+ * Nothing here caches key material or unwrap results.
+ */
+import type { GatewayIdentity } from '../access/outgoing.js';
+import { type EkmEndpoint, type ResolvedKey, resolveKeyUri } from './endpoints.js';
+import { EkmFailure, RETRIABLE } from './errors.js';
+import { type EkmCallContext, type EkmProtocol, GoogleEkmProtocol, XksProtocol } from './protocols.js';
+import { EkmTransport, type TransportOptions } from './transport.js';
+
+export interface EkmCallOptions {
+  /** Aborts when the request is cancelled or its deadline passes. */
+  signal: AbortSignal;
+  /** The request's deadline (epoch ms). */
+  deadline: number;
+}
+
+export class EkmClient {
+  private readonly transport: EkmTransport;
+  private readonly protocols: Record<EkmEndpoint['protocol'], EkmProtocol>;
+
+  constructor(
+    readonly endpoints: readonly EkmEndpoint[],
+    identity: GatewayIdentity,
+    options: TransportOptions & { random?: () => number; now?: () => number } = {},
+  ) {
+    this.transport = new EkmTransport(options);
+    this.protocols = {
+      'google-ekm-v0': new GoogleEkmProtocol(this.transport, identity),
+      'aws-xks-v1': new XksProtocol(this.transport),
+    };
+    this.random = options.random ?? Math.random;
+    this.now = options.now ?? Date.now;
+  }
+
+  private readonly random: () => number;
+  private readonly now: () => number;
+
+  /** Throws EkmFailure (EXTERNAL_KEY_URI_INVALID / EXTERNAL_KEY_HOST_NOT_WHITELISTED) for unusable URIs. */
+  resolve(keyUri: string): ResolvedKey {
+    return resolveKeyUri(this.endpoints, keyUri);
+  }
+
+  wrap(keyUri: string, plaintext: Buffer, ctx: EkmCallContext, opts: EkmCallOptions): Promise<Buffer> {
+    const key = this.resolve(keyUri);
+    return this.withRetries(key, opts, (signal) =>
+      this.protocols[key.endpoint.protocol].wrap(key, plaintext, ctx, signal),
+    );
+  }
+
+  unwrap(keyUri: string, blob: Buffer, ctx: EkmCallContext, opts: EkmCallOptions): Promise<Buffer> {
+    const key = this.resolve(keyUri);
+    return this.withRetries(key, opts, (signal) =>
+      this.protocols[key.endpoint.protocol].unwrap(key, blob, ctx, signal),
+    );
+  }
+
+  checkKey(keyUri: string, ctx: EkmCallContext, opts: EkmCallOptions): Promise<void> {
+    const key = this.resolve(keyUri);
+    return this.withRetries(key, opts, (signal) =>
+      this.protocols[key.endpoint.protocol].checkKey(key, ctx, signal),
+    );
+  }
+
+  private async withRetries<T>(
+    key: ResolvedKey,
+    opts: EkmCallOptions,
+    attempt: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    for (let n = 0; ; n++) {
+      try {
+        return await attempt(opts.signal);
+      } catch (err) {
+        const failure =
+          err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
+        const backoff = Math.min(200, 10 * 2 ** n) * (0.5 + this.random());
+        const room = opts.deadline - this.now() - backoff;
+        if (!RETRIABLE.has(failure.domain) || opts.signal.aborted || room < key.endpoint.timeoutMs / 2)
+          throw failure;
+        await sleep(backoff, opts.signal);
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,93 @@
+/**
+ * The sixteen Cloud EKM error domains. When the EKM hop fails the caller gets FAILED_PRECONDITION with a
+ * PreconditionFailure of two violations — the version's state, then the domain — and a message that names the
+ * key URI and says what to do; DECRYPTION_FAILED is INVALID_ARGUMENT instead.
+ */
+import { ApiError } from '../api/errors.js';
+
+export const EKM_DOMAINS = [
+  'EXTERNAL_PERMISSION_DENIED',
+  'EXTERNAL_NOT_FOUND',
+  'EXTERNAL_KEY_URI_INVALID',
+  'EXTERNAL_KEY_HOST_NOT_WHITELISTED',
+  'DNS',
+  'EXTERNAL_RESOURCE_EXHAUSTED',
+  'UNREACHABLE_NETWORK',
+  'OVERLOADED_EKM',
+  'TIMEOUT',
+  'REQUEST_CANCELLED',
+  'TLS_CERT',
+  'UNEXPECTED_RESPONSE',
+  'EXTERNAL_SERVER_ERROR',
+  'EXTERNAL_NOT_IMPLEMENTED',
+  'UNEXPECTED_ERROR',
+  'DECRYPTION_FAILED',
+] as const;
+export type EkmDomain = (typeof EKM_DOMAINS)[number];
+
+/** Domains worth another attempt inside the request's deadline. */
+export const RETRIABLE: ReadonlySet<EkmDomain> = new Set([
+  'EXTERNAL_RESOURCE_EXHAUSTED',
+  'UNREACHABLE_NETWORK',
+  'OVERLOADED_EKM',
+  'TIMEOUT',
+]);
+
+const HINTS: Record<EkmDomain, string> = {
+  EXTERNAL_PERMISSION_DENIED:
+    'The external key manager refused OpenEKM. Grant the OpenEKM gateway identity access to this key (and the access reason) at the EKM.',
+  EXTERNAL_NOT_FOUND:
+    'The external key manager does not know this key. Check the key URI and that the key exists at the EKM.',
+  EXTERNAL_KEY_URI_INVALID: 'The external key URI is malformed. Use the URI your EKM gives for the key.',
+  EXTERNAL_KEY_HOST_NOT_WHITELISTED:
+    'The key URI is outside every EKM endpoint this OpenEKM deployment declares. Ask its operator to declare the EKM (OPENEKM_EKM_ENDPOINTS).',
+  DNS: 'The EKM host name did not resolve. Check the key URI and DNS.',
+  EXTERNAL_RESOURCE_EXHAUSTED:
+    'The external key manager throttled the request. Retry later or raise its limits.',
+  UNREACHABLE_NETWORK:
+    'No connection to the external key manager could be made. Check that it is up and reachable.',
+  OVERLOADED_EKM: 'The external key manager reports that it is overloaded. Retry later.',
+  TIMEOUT: 'The external key manager did not answer in time. Check its health and latency.',
+  REQUEST_CANCELLED: 'The request was cancelled before the external key manager answered.',
+  TLS_CERT: "The external key manager's TLS certificate did not validate against the configured trust.",
+  UNEXPECTED_RESPONSE: 'The external key manager sent an answer OpenEKM could not use.',
+  EXTERNAL_SERVER_ERROR: 'The external key manager failed with a server error. Check its logs.',
+  EXTERNAL_NOT_IMPLEMENTED: 'The external key manager does not implement this operation.',
+  UNEXPECTED_ERROR: 'An unexpected error occurred calling the external key manager.',
+  DECRYPTION_FAILED:
+    'The external key manager could not unwrap the ciphertext: it is invalid, or was made with another key or additional authenticated data.',
+};
+
+/** A failure of the EKM hop, before it is attached to a version. */
+export class EkmFailure extends Error {
+  override readonly name = 'EkmFailure';
+  constructor(
+    readonly domain: EkmDomain,
+    readonly detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${domain}: ${detail}`, options);
+  }
+}
+
+/** The caller-facing error for an EKM failure on a version in state `state`. */
+export function ekmError(failure: EkmFailure, keyUri: string, versionName: string, state: string): ApiError {
+  const message = `Error calling the external key manager for ${keyUri}: ${failure.domain}. ${HINTS[failure.domain]}`;
+  if (failure.domain === 'DECRYPTION_FAILED') {
+    return new ApiError('INVALID_ARGUMENT', message, [], { cause: failure });
+  }
+  return new ApiError(
+    'FAILED_PRECONDITION',
+    message,
+    [
+      {
+        '@type': 'type.googleapis.com/google.rpc.PreconditionFailure',
+        violations: [
+          { type: 'STATE', subject: versionName, description: `The key version's state is ${state}.` },
+          { type: failure.domain, subject: keyUri, description: HINTS[failure.domain] },
+        ],
+      },
+    ],
+    { cause: failure },
+  );
+}

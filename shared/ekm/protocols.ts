@@ -1,0 +1,337 @@
+/**
+ * The two partner protocols behind one interface: Google EKM API v0 (`{keyUri}:wrap` / `:unwrap`, Bearer JWT)
+ * and AWS XKS proxy API v1 (`{prefix}{keyId}/encrypt` / `decrypt` / `metadata`, SigV4). Field names follow the
+ * specifications verbatim. Each call is one attempt; retries and deadlines live in EkmClient.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { GatewayIdentity } from '../access/outgoing.js';
+import type { EkmEndpoint, ResolvedKey } from './endpoints.js';
+import { type EkmDomain, EkmFailure } from './errors.js';
+import type { EkmHttpResponse, EkmTransport } from './transport.js';
+
+export interface EkmCallContext {
+  /** The CryptoKeyVersion resource name the operation is for. */
+  versionName: string;
+  /** Key Access Justification reason name, e.g. CUSTOMER_INITIATED_ACCESS. */
+  reason: string;
+  principal: string;
+  requestId: string;
+  /** The additional authenticated data bound at the EKM (a digest of the version name and the caller's AAD). */
+  aad: Buffer;
+  healthCheck?: boolean;
+}
+
+export interface EkmProtocol {
+  wrap(key: ResolvedKey, plaintext: Buffer, ctx: EkmCallContext, signal: AbortSignal): Promise<Buffer>;
+  unwrap(key: ResolvedKey, blob: Buffer, ctx: EkmCallContext, signal: AbortSignal): Promise<Buffer>;
+  /** Checks that the key exists, is usable for encrypt and decrypt, and that we are allowed to use it. */
+  checkKey(key: ResolvedKey, ctx: EkmCallContext, signal: AbortSignal): Promise<void>;
+}
+
+function b64(v: unknown, field: string): Buffer {
+  if (typeof v !== 'string' || !/^[A-Za-z0-9+/\-_]*={0,2}$/.test(v)) {
+    throw new EkmFailure('UNEXPECTED_RESPONSE', `the EKM answer has no valid ${field}`);
+  }
+  return Buffer.from(v.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+}
+
+/** HTTP status of a failed partner answer → error domain. */
+function domainOfStatus(status: number, op: 'wrap' | 'unwrap' | 'check'): EkmDomain {
+  if (status === 401 || status === 403) return 'EXTERNAL_PERMISSION_DENIED';
+  if (status === 404) return 'EXTERNAL_NOT_FOUND';
+  if (status === 429) return 'EXTERNAL_RESOURCE_EXHAUSTED';
+  if (status === 503) return 'OVERLOADED_EKM';
+  if (status === 501 || status === 405) return 'EXTERNAL_NOT_IMPLEMENTED';
+  if (status === 504) return 'TIMEOUT';
+  if (status >= 500) return 'EXTERNAL_SERVER_ERROR';
+  if (status === 400 && op === 'unwrap') return 'DECRYPTION_FAILED';
+  return 'UNEXPECTED_ERROR';
+}
+
+function failureOf(
+  res: EkmHttpResponse,
+  op: 'wrap' | 'unwrap' | 'check',
+  protocolDomain?: EkmDomain,
+): EkmFailure {
+  const body = res.body as { message?: unknown; errorName?: unknown; errorMessage?: unknown } | undefined;
+  const said = [body?.errorName, body?.message ?? body?.errorMessage]
+    .filter((x) => typeof x === 'string')
+    .join(': ');
+  return new EkmFailure(
+    protocolDomain ?? domainOfStatus(res.status, op),
+    `HTTP ${res.status}${said ? ` ${said.slice(0, 200)}` : ''}`,
+  );
+}
+
+export class GoogleEkmProtocol implements EkmProtocol {
+  constructor(
+    private readonly transport: EkmTransport,
+    private readonly identity: GatewayIdentity,
+  ) {}
+
+  private async post(
+    endpoint: EkmEndpoint,
+    url: string,
+    body: unknown,
+    signal: AbortSignal,
+  ): Promise<EkmHttpResponse> {
+    const token = await this.identity.tokenFor(endpoint.origin);
+    return this.transport.send(
+      endpoint,
+      url,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      },
+      signal,
+    );
+  }
+
+  private context(ctx: EkmCallContext) {
+    return {
+      relativeResourceName: ctx.versionName,
+      fullResourceName: `//cloudkms.googleapis.com/${ctx.versionName}`,
+      accessReasonContext: { reason: ctx.reason },
+      isKeyHealthCheck: ctx.healthCheck === true,
+    };
+  }
+
+  async wrap(key: ResolvedKey, plaintext: Buffer, ctx: EkmCallContext, signal: AbortSignal): Promise<Buffer> {
+    const res = await this.post(
+      key.endpoint,
+      `${key.keyUri}:wrap`,
+      {
+        plaintext: plaintext.toString('base64'),
+        additionalAuthenticatedData: ctx.aad.toString('base64'),
+        additionalContext: this.context(ctx),
+      },
+      signal,
+    );
+    if (res.status !== 200) throw failureOf(res, 'wrap');
+    const blob = b64((res.body as { wrappedBlob?: unknown } | undefined)?.wrappedBlob, 'wrappedBlob');
+    if (blob.length === 0 || blob.length > 4096)
+      throw new EkmFailure('UNEXPECTED_RESPONSE', 'wrappedBlob has an unusable size');
+    return blob;
+  }
+
+  async unwrap(key: ResolvedKey, blob: Buffer, ctx: EkmCallContext, signal: AbortSignal): Promise<Buffer> {
+    const res = await this.post(
+      key.endpoint,
+      `${key.keyUri}:unwrap`,
+      {
+        wrappedBlob: blob.toString('base64'),
+        additionalAuthenticatedData: ctx.aad.toString('base64'),
+        additionalContext: this.context(ctx),
+      },
+      signal,
+    );
+    if (res.status !== 200) throw failureOf(res, 'unwrap');
+    return b64((res.body as { plaintext?: unknown } | undefined)?.plaintext, 'plaintext');
+  }
+
+  /** A wrap marked isKeyHealthCheck, as Cloud EKM does when a version is created. */
+  async checkKey(key: ResolvedKey, ctx: EkmCallContext, signal: AbortSignal): Promise<void> {
+    const probe = Buffer.alloc(32);
+    await this.wrap(key, probe, { ...ctx, healthCheck: true }, signal);
+  }
+}
+
+/** XKS error names → domains (https://github.com/aws/aws-kms-xksproxy-api-spec, "Error codes"). */
+const XKS_ERRORS: Record<string, EkmDomain> = {
+  ValidationException: 'UNEXPECTED_ERROR',
+  InvalidStateException: 'EXTERNAL_PERMISSION_DENIED',
+  InvalidCiphertextException: 'DECRYPTION_FAILED',
+  InvalidKeyUsageException: 'EXTERNAL_PERMISSION_DENIED',
+  AuthenticationFailedException: 'EXTERNAL_PERMISSION_DENIED',
+  AccessDeniedException: 'EXTERNAL_PERMISSION_DENIED',
+  KeyNotFoundException: 'EXTERNAL_NOT_FOUND',
+  InvalidUriPathException: 'EXTERNAL_NOT_FOUND',
+  ThrottlingException: 'EXTERNAL_RESOURCE_EXHAUSTED',
+  UnsupportedOperationException: 'EXTERNAL_NOT_IMPLEMENTED',
+  DependencyTimeoutException: 'TIMEOUT',
+  InternalException: 'EXTERNAL_SERVER_ERROR',
+};
+
+/**
+ * The key-protection block for XKS: the proxy returns ciphertext, IV, tag and optional ciphertextMetadata
+ * separately, so we frame them: 0x01 ‖ u8 ivLen ‖ iv ‖ tag (16) ‖ u8 metaLen ‖ metadata ‖ ciphertext.
+ */
+export function encodeXksBlock(iv: Buffer, tag: Buffer, meta: Buffer, ciphertext: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([1, iv.length]), iv, tag, Buffer.from([meta.length]), meta, ciphertext]);
+}
+
+export function decodeXksBlock(block: Buffer): { iv: Buffer; tag: Buffer; meta: Buffer; ciphertext: Buffer } {
+  const fail = () => new EkmFailure('DECRYPTION_FAILED', 'the key-protection block is malformed');
+  if (block.length < 2 || block[0] !== 1) throw fail();
+  const ivLen = block[1]!;
+  if (ivLen !== 12 && ivLen !== 16) throw fail();
+  let o = 2;
+  const iv = block.subarray(o, (o += ivLen));
+  const tag = block.subarray(o, (o += 16));
+  if (block.length < o + 1) throw fail();
+  const metaLen = block[o]!;
+  o += 1;
+  if (metaLen > 20 || block.length < o + metaLen + 1) throw fail();
+  const meta = block.subarray(o, (o += metaLen));
+  return { iv, tag, meta, ciphertext: block.subarray(o) };
+}
+
+export class XksProtocol implements EkmProtocol {
+  private readonly signers = new Map<string, SignatureV4>();
+
+  constructor(private readonly transport: EkmTransport) {}
+
+  private signer(endpoint: EkmEndpoint): SignatureV4 {
+    let s = this.signers.get(endpoint.prefix);
+    if (!s) {
+      if (endpoint.auth.type !== 'sigv4')
+        throw new EkmFailure('UNEXPECTED_ERROR', 'XKS endpoint without SigV4 credentials');
+      s = new SignatureV4({
+        service: 'kms-xks-proxy',
+        region: endpoint.region,
+        credentials: {
+          accessKeyId: endpoint.auth.accessKeyId,
+          secretAccessKey: endpoint.auth.secretAccessKey,
+        },
+        sha256: Sha256,
+      });
+      this.signers.set(endpoint.prefix, s);
+    }
+    return s;
+  }
+
+  private async post(
+    key: ResolvedKey,
+    op: 'encrypt' | 'decrypt' | 'metadata',
+    body: unknown,
+    signal: AbortSignal,
+  ) {
+    const url = new URL(`${key.keyUri}/${op}`);
+    const payload = JSON.stringify(body);
+    const signed = await this.signer(key.endpoint).sign({
+      method: 'POST',
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: url.port ? Number(url.port) : undefined,
+      path: url.pathname,
+      headers: { host: url.host, 'content-type': 'application/json' },
+      body: payload,
+    });
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(signed.headers)) if (k !== 'host') headers[k] = String(v);
+    return this.transport.send(
+      key.endpoint,
+      url.toString(),
+      { method: 'POST', headers, body: payload },
+      signal,
+    );
+  }
+
+  private metadata(ctx: EkmCallContext, kmsOperation: string) {
+    return {
+      awsPrincipalArn: ctx.principal,
+      kmsOperation,
+      kmsRequestId: ctx.requestId,
+      kmsKeyArn: ctx.versionName,
+    };
+  }
+
+  private fail(res: EkmHttpResponse, op: 'wrap' | 'unwrap' | 'check'): EkmFailure {
+    const name = (res.body as { errorName?: unknown } | undefined)?.errorName;
+    return failureOf(res, op, typeof name === 'string' ? XKS_ERRORS[name] : undefined);
+  }
+
+  async wrap(key: ResolvedKey, plaintext: Buffer, ctx: EkmCallContext, signal: AbortSignal): Promise<Buffer> {
+    const res = await this.post(
+      key,
+      'encrypt',
+      {
+        requestMetadata: this.metadata(ctx, 'Encrypt'),
+        plaintext: plaintext.toString('base64'),
+        encryptionAlgorithm: 'AES_GCM',
+        additionalAuthenticatedData: ctx.aad.toString('base64'),
+        ciphertextDataIntegrityValueAlgorithm: 'SHA_256',
+      },
+      signal,
+    );
+    if (res.status !== 200) throw this.fail(res, 'wrap');
+    const r = (res.body ?? {}) as Record<string, unknown>;
+    const ciphertext = b64(r.ciphertext, 'ciphertext');
+    const iv = b64(r.initializationVector, 'initializationVector');
+    const tag = b64(r.authenticationTag, 'authenticationTag');
+    const meta =
+      r.ciphertextMetadata === undefined ? Buffer.alloc(0) : b64(r.ciphertextMetadata, 'ciphertextMetadata');
+    const cdiv = b64(r.ciphertextDataIntegrityValue, 'ciphertextDataIntegrityValue');
+    if (
+      ciphertext.length !== plaintext.length ||
+      (iv.length !== 12 && iv.length !== 16) ||
+      tag.length !== 16 ||
+      meta.length > 20
+    ) {
+      throw new EkmFailure('UNEXPECTED_RESPONSE', 'the XKS encrypt answer has fields of the wrong size');
+    }
+    // CDIV = SHA-256(aad ‖ ciphertextMetadata ‖ iv ‖ ciphertext ‖ tag): proves the proxy's answer arrived intact.
+    const expected = createHash('sha256')
+      .update(ctx.aad)
+      .update(meta)
+      .update(iv)
+      .update(ciphertext)
+      .update(tag)
+      .digest();
+    if (cdiv.length !== expected.length || !timingSafeEqual(cdiv, expected)) {
+      throw new EkmFailure('UNEXPECTED_RESPONSE', 'the XKS ciphertextDataIntegrityValue does not match');
+    }
+    return encodeXksBlock(iv, tag, meta, ciphertext);
+  }
+
+  async unwrap(key: ResolvedKey, blob: Buffer, ctx: EkmCallContext, signal: AbortSignal): Promise<Buffer> {
+    const { iv, tag, meta, ciphertext } = decodeXksBlock(blob);
+    const body: Record<string, unknown> = {
+      requestMetadata: this.metadata(ctx, 'Decrypt'),
+      ciphertext: ciphertext.toString('base64'),
+      initializationVector: iv.toString('base64'),
+      authenticationTag: tag.toString('base64'),
+      encryptionAlgorithm: 'AES_GCM',
+      additionalAuthenticatedData: ctx.aad.toString('base64'),
+    };
+    if (meta.length > 0) body.ciphertextMetadata = meta.toString('base64');
+    const res = await this.post(key, 'decrypt', body, signal);
+    if (res.status !== 200) throw this.fail(res, 'unwrap');
+    return b64((res.body as { plaintext?: unknown } | undefined)?.plaintext, 'plaintext');
+  }
+
+  /** XKS metadata: the key must be an ENABLED AES_256 key usable for ENCRYPT and DECRYPT. */
+  async checkKey(key: ResolvedKey, ctx: EkmCallContext, signal: AbortSignal): Promise<void> {
+    const res = await this.post(
+      key,
+      'metadata',
+      {
+        requestMetadata: {
+          awsPrincipalArn: ctx.principal,
+          kmsOperation: 'CreateKey',
+          kmsRequestId: ctx.requestId,
+        },
+      },
+      signal,
+    );
+    if (res.status !== 200) throw this.fail(res, 'check');
+    const m = (res.body ?? {}) as { keySpec?: unknown; keyUsage?: unknown; keyStatus?: unknown };
+    if (m.keySpec !== 'AES_256' || !Array.isArray(m.keyUsage)) {
+      throw new EkmFailure(
+        'UNEXPECTED_RESPONSE',
+        'the XKS metadata answer is not an AES_256 key description',
+      );
+    }
+    if (!m.keyUsage.includes('ENCRYPT') || !m.keyUsage.includes('DECRYPT')) {
+      throw new EkmFailure(
+        'EXTERNAL_PERMISSION_DENIED',
+        'the XKS key does not allow both ENCRYPT and DECRYPT',
+      );
+    }
+    if (m.keyStatus !== 'ENABLED')
+      throw new EkmFailure('EXTERNAL_PERMISSION_DENIED', `the XKS key is ${String(m.keyStatus)}`);
+  }
+}

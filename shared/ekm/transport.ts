@@ -1,0 +1,157 @@
+/**
+ * HTTP to external key managers: ky over one undici connection pool per endpoint (keep-alive, the endpoint's TLS
+ * trust — system CAs, a CA bundle or pinned leaf certificates — and an injectable resolver for tests). Every
+ * attempt is bounded by the endpoint's per-attempt timeout and by the request's own deadline; every failure
+ * becomes an EkmFailure with its Cloud EKM error domain.
+ */
+import type { LookupFunction } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import ky, { HTTPError, TimeoutError } from 'ky';
+import { Agent, buildConnector } from 'undici';
+import type { EkmEndpoint } from './endpoints.js';
+import { type EkmDomain, EkmFailure } from './errors.js';
+
+export interface EkmHttpResponse {
+  status: number;
+  body: unknown;
+  /** The raw text, for error bodies that are not JSON. */
+  text: string;
+}
+
+export interface TransportOptions {
+  /** Replaces DNS resolution (tests use it to simulate resolver failures without leaving loopback). */
+  lookup?: LookupFunction;
+}
+
+const TLS_CODES = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'ERR_OPENEKM_PINNED_CERT',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
+function codesOf(err: unknown): string[] {
+  const codes: string[] = [];
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e; i++) {
+    const c = (e as { code?: unknown }).code;
+    if (typeof c === 'string') codes.push(c);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return codes;
+}
+
+/** The domain of a failure that happened before any HTTP answer arrived. */
+export function classifyNetworkError(err: unknown, callerSignal: AbortSignal): EkmDomain {
+  if (callerSignal.aborted) {
+    const reason = callerSignal.reason as { name?: string } | undefined;
+    return reason?.name === 'TimeoutError' ? 'TIMEOUT' : 'REQUEST_CANCELLED';
+  }
+  if (err instanceof TimeoutError) return 'TIMEOUT';
+  const codes = codesOf(err);
+  if (codes.some((c) => c === 'ENOTFOUND' || c === 'EAI_AGAIN' || c === 'EAI_FAIL' || c === 'EAI_NONAME'))
+    return 'DNS';
+  if (codes.some((c) => TLS_CODES.has(c) || c.startsWith('ERR_TLS') || c.startsWith('CERT_')))
+    return 'TLS_CERT';
+  if (
+    codes.some((c) =>
+      [
+        'ECONNREFUSED',
+        'ECONNRESET',
+        'EHOSTUNREACH',
+        'ENETUNREACH',
+        'EPIPE',
+        'UND_ERR_SOCKET',
+        'UND_ERR_CLOSED',
+      ].includes(c),
+    )
+  ) {
+    return 'UNREACHABLE_NETWORK';
+  }
+  if (codes.includes('UND_ERR_CONNECT_TIMEOUT') || codes.includes('UND_ERR_HEADERS_TIMEOUT'))
+    return 'TIMEOUT';
+  return 'UNEXPECTED_ERROR';
+}
+
+export class EkmTransport {
+  private readonly agents = new Map<string, Agent>();
+
+  constructor(private readonly options: TransportOptions = {}) {}
+
+  private agentFor(endpoint: EkmEndpoint): Agent {
+    let agent = this.agents.get(endpoint.prefix);
+    if (agent) return agent;
+    const pins = endpoint.pinnedCertSha256;
+    const base = buildConnector({
+      ca: endpoint.ca,
+      lookup: this.options.lookup,
+      // Pinned endpoints trust exactly their listed leaf certificates instead of a CA chain.
+      rejectUnauthorized: !pins,
+      timeout: Math.max(endpoint.timeoutMs, 100),
+    } as buildConnector.BuildOptions);
+    const connector: buildConnector.connector = pins
+      ? (opts, cb) =>
+          base(opts, (err, socket) => {
+            if (err || !socket) return cb(err ?? new Error('no socket'), null);
+            const cert = (socket as TLSSocket).getPeerCertificate?.();
+            if (cert && pins.includes(cert.fingerprint256)) return cb(null, socket);
+            socket.destroy();
+            const e = Object.assign(new Error('the EKM certificate matches no pinned certificate'), {
+              code: 'ERR_OPENEKM_PINNED_CERT',
+            });
+            return cb(e, null);
+          })
+      : base;
+    agent = new Agent({ connect: connector, keepAliveTimeout: 30_000, connections: 64, pipelining: 1 });
+    this.agents.set(endpoint.prefix, agent);
+    return agent;
+  }
+
+  /** One attempt: POST (or GET when body is undefined) with the attempt timeout; throws EkmFailure. */
+  async send(
+    endpoint: EkmEndpoint,
+    url: string,
+    init: { method: 'POST' | 'GET'; headers: Record<string, string>; body?: string },
+    signal: AbortSignal,
+  ): Promise<EkmHttpResponse> {
+    const dispatcher = this.agentFor(endpoint);
+    try {
+      const res = await ky(url, {
+        method: init.method,
+        headers: init.headers,
+        body: init.body,
+        timeout: endpoint.timeoutMs,
+        retry: 0,
+        throwHttpErrors: false,
+        signal,
+        fetch: (input, requestInit) => fetch(input, { ...requestInit, dispatcher } as RequestInit),
+      });
+      const text = await res.text();
+      let body: unknown;
+      try {
+        body = text ? JSON.parse(text) : undefined;
+      } catch {
+        body = undefined;
+      }
+      return { status: res.status, body, text };
+    } catch (err) {
+      if (err instanceof HTTPError)
+        throw new EkmFailure('UNEXPECTED_RESPONSE', `HTTP ${err.response.status}`, { cause: err });
+      const domain = classifyNetworkError(err, signal);
+      throw new EkmFailure(domain, (err as Error).message ?? String(err), { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((a) => a.close()));
+    this.agents.clear();
+  }
+}
