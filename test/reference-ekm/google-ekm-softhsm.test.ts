@@ -1,0 +1,3 @@
+import { googleEkmConformance } from './google-ekm-conformance.js';
+
+googleEkmConformance('softhsm');
