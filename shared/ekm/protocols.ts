@@ -168,14 +168,14 @@ export function decodeXksBlock(block: Buffer): { iv: Buffer; tag: Buffer; meta: 
   if (block.length < 2 || block[0] !== 1) throw fail();
   const ivLen = block[1]!;
   if (ivLen !== 12 && ivLen !== 16) throw fail();
-  let o = 2;
-  const iv = block.subarray(o, (o += ivLen));
-  const tag = block.subarray(o, (o += 16));
-  if (block.length < o + 1) throw fail();
-  const metaLen = block[o]!;
-  o += 1;
-  if (metaLen > 20 || block.length < o + metaLen + 1) throw fail();
-  const meta = block.subarray(o, (o += metaLen));
+  const iv = block.subarray(2, 2 + ivLen);
+  const tag = block.subarray(2 + ivLen, 18 + ivLen);
+  const metaAt = 18 + ivLen;
+  if (block.length < metaAt + 1) throw fail();
+  const metaLen = block[metaAt]!;
+  if (metaLen > 20 || block.length < metaAt + 1 + metaLen + 1) throw fail();
+  const meta = block.subarray(metaAt + 1, metaAt + 1 + metaLen);
+  const o = metaAt + 1 + metaLen;
   return { iv, tag, meta, ciphertext: block.subarray(o) };
 }
 
