@@ -4,7 +4,10 @@
  * docs/configuration.md documents every variable.
  */
 import { readFileSync } from 'node:fs';
+import type { JWK } from 'jose';
 import { z } from 'zod';
+import type { GatewayIdentityConfig } from './access/outgoing.js';
+import { type EkmEndpoint, parseEndpoints } from './ekm/endpoints.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -47,6 +50,10 @@ export interface Config {
   /** Default deadline for a request when the caller sends none, in ms. */
   requestDeadlineMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** External key managers this deployment may call (docs/configuration.md, "EKM endpoints"). */
+  ekmEndpoints: EkmEndpoint[];
+  /** OpenEKM's own identity towards EKMs; required when a Google EKM endpoint authenticates with our JWT. */
+  gatewayIdentity?: GatewayIdentityConfig;
 }
 
 type Env = Record<string, string | undefined>;
@@ -87,7 +94,8 @@ export function parseRootKeys(raw: string, source: string): RootKey[] {
       return { id, key };
     });
   if (keys.length === 0) throw new ConfigError(`${source} is empty: give at least one root key.`);
-  if (new Set(keys.map((k) => k.id)).size !== keys.length) throw new ConfigError(`${source} repeats a root key id.`);
+  if (new Set(keys.map((k) => k.id)).size !== keys.length)
+    throw new ConfigError(`${source} repeats a root key id.`);
   return keys;
 }
 
@@ -127,14 +135,63 @@ function issuersFrom(env: Env): TrustedIssuer[] {
   return result.data;
 }
 
+function gatewayIdentityFrom(env: Env): GatewayIdentityConfig | undefined {
+  const raw =
+    env.OPENEKM_SIGNING_KEYS ??
+    (env.OPENEKM_SIGNING_KEYS_FILE
+      ? readText(env.OPENEKM_SIGNING_KEYS_FILE, 'OPENEKM_SIGNING_KEYS_FILE')
+      : undefined);
+  if (!raw) return undefined;
+  let keys: JWK[];
+  try {
+    const parsed = JSON.parse(raw) as { keys?: JWK[] };
+    keys = parsed.keys ?? [];
+  } catch {
+    throw new ConfigError(
+      'OPENEKM_SIGNING_KEYS is not valid JSON: give a JWKS {"keys": [private JWK, ...]}.',
+    );
+  }
+  if (keys.length === 0 || keys.some((k) => !k.d || !k.kid || (k.kty !== 'EC' && k.kty !== 'RSA'))) {
+    throw new ConfigError('OPENEKM_SIGNING_KEYS must hold private EC or RSA JWKs, each with a "kid".');
+  }
+  const email = env.OPENEKM_GATEWAY_IDENTITY;
+  const issuer = env.OPENEKM_GATEWAY_ISSUER;
+  if (!email || !/^[^@\s]+@[^@\s]+$/.test(email)) {
+    throw new ConfigError(
+      "OPENEKM_GATEWAY_IDENTITY must be the gateway identity's email, e.g. openekm@example.com.",
+    );
+  }
+  if (!issuer)
+    throw new ConfigError(
+      'OPENEKM_GATEWAY_ISSUER must be set with OPENEKM_SIGNING_KEYS (the iss of our tokens).',
+    );
+  return { email, issuer, keys };
+}
+
+function readText(path: string, name: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${name} cannot be read: ${(err as Error).message}`);
+  }
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const logLevel = (env.OPENEKM_LOG_LEVEL ?? 'info') as Config['logLevel'];
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
     throw new ConfigError(`OPENEKM_LOG_LEVEL="${logLevel}" is invalid: expected debug, info, warn or error.`);
   }
   const listMaxPageSize = int(env, 'OPENEKM_LIST_MAX_PAGE_SIZE', 1000, 1, 10000);
+  const ekmEndpoints = parseEndpoints(env);
+  const gatewayIdentity = gatewayIdentityFrom(env);
+  if (!gatewayIdentity && ekmEndpoints.some((e) => e.auth.type === 'jwt')) {
+    throw new ConfigError(
+      'An EKM endpoint authenticates with the gateway JWT, but no signing key is configured: set OPENEKM_SIGNING_KEYS (or _FILE), OPENEKM_GATEWAY_IDENTITY and OPENEKM_GATEWAY_ISSUER.',
+    );
+  }
   return {
-    firestoreProjectId: env.OPENEKM_FIRESTORE_PROJECT ?? env.GOOGLE_CLOUD_PROJECT ?? env.GCLOUD_PROJECT ?? 'demo-openekm',
+    firestoreProjectId:
+      env.OPENEKM_FIRESTORE_PROJECT ?? env.GOOGLE_CLOUD_PROJECT ?? env.GCLOUD_PROJECT ?? 'demo-openekm',
     firestoreDatabaseId: env.OPENEKM_FIRESTORE_DATABASE ?? '(default)',
     rootKeys: rootKeysFrom(env),
     trustedIssuers: issuersFrom(env),
@@ -146,5 +203,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxRequestBytes: int(env, 'OPENEKM_MAX_REQUEST_BYTES', 1024 * 1024, 256 * 1024, 32 * 1024 * 1024),
     requestDeadlineMs: int(env, 'OPENEKM_REQUEST_DEADLINE_MS', 30_000, 100, 600_000),
     logLevel,
+    ekmEndpoints,
+    gatewayIdentity,
   };
 }

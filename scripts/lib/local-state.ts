@@ -11,6 +11,9 @@ import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
 export const LOCAL_ISSUER = 'https://openekm.local/issuer';
 export const LOCAL_AUDIENCE = 'openekm';
 export const LOCAL_OWNER = 'user:owner@openekm.local';
+/** The local gateway's own identity towards EKMs (the reference EKM grants keys to it by default). */
+export const LOCAL_GATEWAY_IDENTITY = 'gateway@openekm.local';
+export const LOCAL_GATEWAY_ISSUER = 'https://openekm.local/gateway';
 
 export function stateDir(): string {
   const dir = resolve(process.env.OPENEKM_STATE_DIR ?? '.openekm');
@@ -60,6 +63,27 @@ export async function ensureLocalIssuer(dir = stateDir()): Promise<IssuerFiles> 
   return { privateJwkPath, jwksPath };
 }
 
+/** The gateway's signing key for its outgoing EKM tokens: a private JWKS, and its public half for the EKM. */
+export async function ensureGatewaySigningKey(
+  dir = stateDir(),
+): Promise<{ privateJwksPath: string; publicJwksPath: string }> {
+  const privateJwksPath = join(dir, 'gateway-signing-keys.json');
+  const publicJwksPath = join(dir, 'gateway-jwks.json');
+  if (!existsSync(privateJwksPath)) {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const kid = `gw-${randomBytes(6).toString('hex')}`;
+    const priv = { ...(await exportJWK(privateKey)), kid, alg: 'ES256', use: 'sig' };
+    const pub = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
+    try {
+      writeSecret(privateJwksPath, JSON.stringify({ keys: [priv] }));
+      writeFileSync(publicJwksPath, JSON.stringify({ keys: [pub] }));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  return { privateJwksPath, publicJwksPath };
+}
+
 /** `user:alice@example.com` / `serviceAccount:sa@p.iam.gserviceaccount.com` → the email claim. */
 export function emailOfPrincipal(principal: string): string {
   const m = /^(user|serviceAccount):([^@\s]+@[^@\s]+)$/.exec(principal);
@@ -74,7 +98,9 @@ export function emailOfPrincipal(principal: string): string {
   return email!;
 }
 
-export async function mintLocalToken(options: { principal?: string; ttlSeconds?: number; dir?: string } = {}): Promise<string> {
+export async function mintLocalToken(
+  options: { principal?: string; ttlSeconds?: number; dir?: string } = {},
+): Promise<string> {
   const { privateJwkPath } = await ensureLocalIssuer(options.dir);
   const jwk = JSON.parse(readFileSync(privateJwkPath, 'utf8')) as JWK;
   const key = await importJWK(jwk, 'ES256');
@@ -90,14 +116,23 @@ export async function mintLocalToken(options: { principal?: string; ttlSeconds?:
 }
 
 /** Environment for a gateway process of the local stack. */
-export async function localGatewayEnv(firestoreHost: string, dir = stateDir()): Promise<Record<string, string>> {
+export async function localGatewayEnv(
+  firestoreHost: string,
+  dir = stateDir(),
+): Promise<Record<string, string>> {
   const { jwksPath } = await ensureLocalIssuer(dir);
+  const { privateJwksPath } = await ensureGatewaySigningKey(dir);
   return {
+    OPENEKM_SIGNING_KEYS_FILE: privateJwksPath,
+    OPENEKM_GATEWAY_IDENTITY: LOCAL_GATEWAY_IDENTITY,
+    OPENEKM_GATEWAY_ISSUER: LOCAL_GATEWAY_ISSUER,
     FIRESTORE_EMULATOR_HOST: firestoreHost,
     METADATA_SERVER_DETECTION: 'none',
     OPENEKM_FIRESTORE_PROJECT: process.env.OPENEKM_FIRESTORE_PROJECT ?? 'demo-openekm',
     OPENEKM_ROOT_KEYS_FILE: ensureRootKeys(dir),
-    OPENEKM_TRUSTED_ISSUERS: JSON.stringify([{ issuer: LOCAL_ISSUER, audiences: [LOCAL_AUDIENCE], jwksFile: jwksPath }]),
+    OPENEKM_TRUSTED_ISSUERS: JSON.stringify([
+      { issuer: LOCAL_ISSUER, audiences: [LOCAL_AUDIENCE], jwksFile: jwksPath },
+    ]),
     OPENEKM_ALLOW_LOOPBACK_HTTP_EKM: 'true',
   };
 }
