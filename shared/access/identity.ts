@@ -102,6 +102,7 @@ function tokenProblem(err: unknown): string {
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     if (err.claim === 'aud') return 'The access token is not meant for this service (wrong audience).';
     if (err.claim === 'nbf') return 'The access token is not valid yet (nbf is in the future).';
+    if (err.reason === 'missing') return `The access token has no "${err.claim}" claim; it must have one.`;
     return `The access token has an invalid "${err.claim}" claim.`;
   }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'The access token signature is invalid.';
