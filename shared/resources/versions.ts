@@ -37,10 +37,11 @@ export function toApiKey(k: StoredCryptoKey, primary: StoredCryptoKeyVersion | u
 export function requireTransition(v: StoredCryptoKeyVersion, to: StateName, action: string): void {
   const from = v.state;
   const ok =
-    (to === 'ENABLED' && (from === 'DISABLED' || from === 'ENABLED')) ||
-    (to === 'DISABLED' && (from === 'ENABLED' || from === 'DISABLED')) ||
-    (to === 'DESTROY_SCHEDULED' && (from === 'ENABLED' || from === 'DISABLED')) ||
-    (to === 'DISABLED' && from === 'DESTROY_SCHEDULED' && action === 'restore');
+    action === 'restore'
+      ? to === 'DISABLED' && from === 'DESTROY_SCHEDULED'
+      : (to === 'ENABLED' && (from === 'DISABLED' || from === 'ENABLED')) ||
+        (to === 'DISABLED' && (from === 'ENABLED' || from === 'DISABLED')) ||
+        (to === 'DESTROY_SCHEDULED' && (from === 'ENABLED' || from === 'DISABLED'));
   if (!ok) {
     throw ApiError.failedPrecondition(`${v.name} cannot be ${action}d: its state is ${from}.`, [
       {
