@@ -116,17 +116,20 @@ export async function createCryptoKeyVersion(deps: Deps, parent: string, body: J
   allowOnly(body, VERSION_FIELDS);
   const state = initialState(body);
   const rawExternal = optionalObject(body, 'externalProtectionLevelOptions');
-  const version = await deps.store.transaction(async (tx) => {
-    const key = await tx.get<StoredCryptoKey & JsonObject>(parent);
-    if (!key) throw ApiError.notFound(parent);
-    if (key.importOnly) throw ApiError.failedPrecondition(`${parent} is import-only.`);
-    const external = externalOptions(deps, key, rawExternal, 'externalProtectionLevelOptions');
-    const next = { ...key };
-    const v = newVersion(deps, next, state, external);
-    tx.set(parent, { ...next });
-    tx.create(v.name, { ...v });
-    return v;
-  });
+  const version = await deps.store.transaction(
+    async (tx) => {
+      const key = await tx.get<StoredCryptoKey & JsonObject>(parent);
+      if (!key) throw ApiError.notFound(parent);
+      if (key.importOnly) throw ApiError.failedPrecondition(`${parent} is import-only.`);
+      const external = externalOptions(deps, key, rawExternal, 'externalProtectionLevelOptions');
+      const next = { ...key };
+      const v = newVersion(deps, next, state, external);
+      tx.set(parent, { ...next });
+      tx.create(v.name, { ...v });
+      return v;
+    },
+    { queueOn: parent },
+  );
   deps.cache.invalidate(parent);
   return toApiVersion(version);
 }
