@@ -2,6 +2,7 @@
  * Admin CLI of the reference EKM: `npm run --silent ekm -- <command>`. It edits the state in the data
  * directory (OPENEKM_EKM_DATA_DIR); a running EKM sees each change on its next request.
  */
+import { pathToFileURL } from 'node:url';
 import { AdminError, EkmAdmin, parseUsage } from './admin/admin.js';
 import { ConfigError, configFromEnv, type EkmConfig } from './config.js';
 import { parseFaultSpec } from './core/faults.js';
@@ -217,28 +218,41 @@ function parseArgs(args: string[]): { positional: string[]; flags: Record<string
   return { positional, flags };
 }
 
-async function main(): Promise<number> {
+export interface CliIo {
+  env: Record<string, string | undefined>;
+  stdout(line: string): void;
+  stderr(text: string): void;
+}
+
+/** Runs one CLI command; returns the exit status (0 ok, 2 refused or bad usage, 1 unexpected failure). */
+export async function runCli(args: string[], io: CliIo): Promise<number> {
   let cli: Cli | undefined;
   try {
-    cli = new Cli(configFromEnv(), (line) => process.stdout.write(`${line}\n`));
-    await cli.run(process.argv.slice(2));
+    cli = new Cli(configFromEnv(io.env), io.stdout);
+    await cli.run(args);
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`${error.message ? `${error.message}\n` : ''}${USAGE}\n`);
+      io.stderr(`${error.message ? `${error.message}\n` : ''}${USAGE}\n`);
       return 2;
     }
     if (error instanceof AdminError || error instanceof ConfigError) {
-      process.stderr.write(`ekm: ${error.message}\n`);
+      io.stderr(`ekm: ${error.message}\n`);
       return 2;
     }
-    process.stderr.write(`ekm: ${(error as Error).message}\n`);
+    io.stderr(`ekm: ${(error as Error).message}\n`);
     return 1;
   } finally {
     await cli?.close();
   }
 }
 
-main().then((code) => {
-  process.exitCode = code;
-});
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runCli(process.argv.slice(2), {
+    env: process.env,
+    stdout: (line) => process.stdout.write(`${line}\n`),
+    stderr: (text) => process.stderr.write(text),
+  }).then((code) => {
+    process.exitCode = code;
+  });
+}

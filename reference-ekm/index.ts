@@ -43,8 +43,12 @@ export interface ReferenceEkmOptions {
   /** Software back end: the 32-byte master key (default: `<dataDir>/master.key`, generated). */
   masterKey?: Buffer;
   pkcs11?: { modulePath?: string; tokenLabel?: string; pin?: string };
-  /** Use this certificate instead of the generated local CA (caCertPath is then the cert file). */
-  tls?: { certFile?: string; keyFile?: string; hostnames?: string[] };
+  /**
+   * certFile/keyFile: serve this certificate instead of the generated local CA (caCertPath is then the
+   * cert file). dir: where the local CA and server certificate are kept (default `<dataDir>/tls`), so a
+   * local stack can share one CA. hostnames: extra names for the generated server certificate.
+   */
+  tls?: { certFile?: string; keyFile?: string; dir?: string; hostnames?: string[] };
   /** Region reported in XKS credentials (default us-east-1). */
   xksRegion?: string;
 }
@@ -145,7 +149,10 @@ export async function startReferenceEkm(options: ReferenceEkmOptions): Promise<R
       };
       caCertPath = options.tls.certFile;
     } else {
-      const local = ensureLocalTls(join(dataDir, 'tls'), [host, ...(options.tls?.hostnames ?? [])]);
+      const local = ensureLocalTls(options.tls?.dir ?? join(dataDir, 'tls'), [
+        host,
+        ...(options.tls?.hostnames ?? []),
+      ]);
       tls = local;
       caCertPath = local.caCertPath;
     }

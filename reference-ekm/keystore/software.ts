@@ -6,7 +6,7 @@ import {
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyMaterialRef } from '../state/types.js';
 import { GCM_IV_BYTES, GCM_TAG_BYTES, type GcmSealed, type KeyStore, KeyStoreError } from './key-store.js';
@@ -127,6 +127,7 @@ function gcmDecrypt(key: KeyObject, sealed: GcmSealed, aad: Buffer): Buffer {
 function loadOrCreateMasterKey(dataDir: string): Buffer {
   const path = join(dataDir, 'master.key');
   if (!existsSync(path)) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     try {
       writeFileSync(path, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
     } catch (error) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
@@ -94,6 +94,8 @@ export async function startTestEkm(
     httpPort: 0,
     httpsPort: 0,
     // one token per data directory: each data directory keeps its own token PINs
+    // one local CA per test file (generating RSA keys costs about a second)
+    tls: { dir: join(dirname(options.dataDir), 'tls') },
     pkcs11: { tokenLabel: `t-${createHash('sha256').update(options.dataDir).digest('hex').slice(0, 16)}` },
     ...options,
     log: (line) => {
