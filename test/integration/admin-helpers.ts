@@ -1,0 +1,43 @@
+/** Small assertions shared by the key-administration integration tests. */
+import assert from 'node:assert/strict';
+import type { TestStack } from '../helpers/stack.js';
+
+export type CallResult = Awaited<ReturnType<TestStack['call']>>;
+
+/**
+ * Asserts a google.rpc.Status envelope: HTTP status, `error.code` equal to it, the canonical `status` name, and a
+ * message containing every given fragment (strings case-sensitively, or regular expressions).
+ */
+export function assertError(
+  res: CallResult,
+  http: number,
+  status: string,
+  ...message: (string | RegExp)[]
+): void {
+  const dump = JSON.stringify(res.json);
+  assert.equal(res.status, http, `expected HTTP ${http}, got ${res.status}: ${dump}`);
+  assert.ok(res.json && typeof res.json.error === 'object', `not a google.rpc envelope: ${dump}`);
+  assert.equal(res.json.error.code, http, dump);
+  assert.equal(res.json.error.status, status, dump);
+  assert.equal(typeof res.json.error.message, 'string', dump);
+  for (const m of message) {
+    if (typeof m === 'string') assert.ok(res.json.error.message.includes(m), `message lacks "${m}": ${dump}`);
+    else assert.match(res.json.error.message, m, dump);
+  }
+  assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+}
+
+/** Asserts a 200 and returns the JSON body. */
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
+export function ok(res: CallResult): any {
+  assert.equal(res.status, 200, `expected 200, got ${res.status}: ${JSON.stringify(res.json)}`);
+  return res.json;
+}
+
+/** The BadRequest field violation's field, if any. */
+export function violationField(res: CallResult): string | undefined {
+  const d = (res.json?.error?.details ?? []) as { '@type': string; fieldViolations?: { field: string }[] }[];
+  return d.find((x) => x['@type'].endsWith('google.rpc.BadRequest'))?.fieldViolations?.[0]?.field;
+}
+
+export const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
