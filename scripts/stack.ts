@@ -5,8 +5,9 @@
  */
 import { Gateway } from '../shared/api/app.js';
 import { EmulatorMissingError, startFirestoreEmulator } from './lib/firestore-emulator.js';
-import { localGatewayEnv, stateDir } from './lib/local-state.js';
+import { startLocalEkm } from './lib/local-ekm.js';
 import { startLocalServer } from './lib/local-server.js';
+import { localGatewayEnv, stateDir } from './lib/local-state.js';
 
 const stops: Array<() => Promise<void>> = [];
 let stopping = false;
@@ -30,23 +31,40 @@ try {
     stops.push(emulator.stop);
     firestoreHost = emulator.host;
   }
-  Object.assign(process.env, await localGatewayEnv(firestoreHost), { OPENEKM_LOG_LEVEL: process.env.OPENEKM_LOG_LEVEL ?? 'info' });
+  const local = await startLocalEkm({
+    httpPort: Number(process.env.OPENEKM_EKM_HTTP_PORT ?? 8190),
+    httpsPort: Number(process.env.OPENEKM_EKM_HTTPS_PORT ?? 8191),
+  });
+  stops.push(() => local.ekm.stop());
+  Object.assign(process.env, await localGatewayEnv(firestoreHost), local.env, {
+    OPENEKM_LOG_LEVEL: process.env.OPENEKM_LOG_LEVEL ?? 'info',
+  });
   const gateway = new Gateway();
   stops.push(() => gateway.close());
-  const server = await startLocalServer({ gateway, port, host, maxRequestBytes: gateway.deps.config.maxRequestBytes });
-  stops.unshift(server.stop);
+  const server = await startLocalServer({
+    gateway,
+    port,
+    host,
+    maxRequestBytes: gateway.deps.config.maxRequestBytes,
+  });
+  stops.push(server.stop);
   process.stdout.write(
     [
       `OpenEKM ready at ${server.url}`,
       `  API:       ${server.url}/v1/projects/{project}/locations/{location}/keyRings`,
       `  health:    ${server.url}/health`,
       `  Firestore: ${firestoreHost}`,
+      `  EKM:       ${local.ekm.httpsUrl} (HTTPS, CA ${local.ekm.caCertPath}) and ${local.ekm.httpUrl}`,
+      `             Google EKM key URIs: ${local.keyUri('KEY_ID')}`,
+      `             XKS key URIs:        ${local.keyUri('KEY_ID', 'xks')}`,
+      '             keys: npm run --silent ekm -- keys create KEY_ID',
       `  token:     npm run --silent token   (state in ${stateDir()})`,
       '',
     ].join('\n'),
   );
-
 } catch (err) {
-  process.stderr.write(`${err instanceof EmulatorMissingError ? err.message : `OpenEKM failed to start: ${(err as Error).message}`}\n`);
+  process.stderr.write(
+    `${err instanceof EmulatorMissingError ? err.message : `OpenEKM failed to start: ${(err as Error).message}`}\n`,
+  );
   await shutdown(1);
 }
