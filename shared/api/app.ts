@@ -27,10 +27,10 @@ import {
 import { createKeyRing, getKeyRing, listKeyRings } from '../operations/keyRings.js';
 import type { ListRequest } from '../operations/list.js';
 import { runScheduledTasks } from '../operations/scheduled.js';
-import { enumsByField } from '../resources/types.js';
+import { CryptoKeyVersionView, enumsByField } from '../resources/types.js';
 import { MetadataCache } from '../store/cache.js';
 import { FirestoreStore, type Store } from '../store/firestore.js';
-import { fieldMask, type JsonObject, parseBody, parseBool } from './decode.js';
+import { enumValue, fieldMask, type JsonObject, parseBody, parseBool } from './decode.js';
 import { ApiError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import {
@@ -269,6 +269,7 @@ export class Gateway {
       case 'getCryptoKey':
         return getCryptoKey(d, name);
       case 'listCryptoKeys': {
+        checkView(q, 'versionView');
         const page = await listCryptoKeys(d, name, listRequest(q));
         return { cryptoKeys: page.items, nextPageToken: page.nextPageToken, totalSize: page.totalSize };
       }
@@ -285,6 +286,7 @@ export class Gateway {
       case 'getCryptoKeyVersion':
         return getCryptoKeyVersion(d, name);
       case 'listCryptoKeyVersions': {
+        checkView(q, 'view');
         const page = await listCryptoKeyVersions(d, name, listRequest(q));
         return {
           cryptoKeyVersions: page.items,
@@ -308,6 +310,11 @@ export class Gateway {
   async close(): Promise<void> {
     await this.deps.store.close();
   }
+}
+
+/** `view` / `versionView` (FULL adds HSM attestation) change nothing here, but a bad value is still refused. */
+function checkView(q: URLSearchParams, field: string): void {
+  enumValue(CryptoKeyVersionView, q.get(field), field);
 }
 
 function describe(err: unknown): string {
