@@ -247,8 +247,12 @@ test('filter on cryptoKeys: labels, primary.state, versionTemplate.protectionLev
     assert.deepEqual(names(page.cryptoKeys), want, filter);
     assert.equal(page.totalSize, want.length, filter);
   }
-  // versionView is accepted on key lists.
+  // versionView is accepted on key lists, as a name or a number; a bad value is refused.
   ok(await s.call('GET', `${ring}/cryptoKeys?versionView=FULL&filter=${q('labels.team=alpha')}`));
+  ok(await s.call('GET', `${ring}/cryptoKeys?versionView=1`));
+  const badView = await s.call('GET', `${ring}/cryptoKeys?versionView=EVERYTHING`);
+  assertError(badView, 400, 'INVALID_ARGUMENT', 'versionView', 'FULL');
+  assert.equal(violationField(badView), 'versionView');
 });
 
 test('filter on versions: state=DISABLED OR state=ENABLED, and paging within a filter', async () => {
@@ -267,6 +271,9 @@ test('filter on versions: state=DISABLED OR state=ENABLED, and paging within a f
   assert.deepEqual(names((await list('protectionLevel=SOFTWARE AND state=ENABLED')).cryptoKeyVersions), [
     '1',
   ]);
+  ok(await s.call('GET', `/v1/${key}/cryptoKeyVersions?view=FULL`));
+  const badView = await s.call('GET', `/v1/${key}/cryptoKeyVersions?view=BASIC`);
+  assertError(badView, 400, 'INVALID_ARGUMENT', "'view'", 'FULL');
   const page1 = ok(
     await s.call('GET', `/v1/${key}/cryptoKeyVersions?pageSize=1&filter=${q('state=DISABLED')}`),
   );
