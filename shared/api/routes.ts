@@ -103,7 +103,11 @@ export const ROUTES: readonly Route[] = [
 ];
 
 /** Query parameters every Google REST API accepts; they never change what an operation does here. */
-export const SYSTEM_QUERY = new Set(['alt', '$alt', 'fields', '$fields', 'prettyPrint', 'key', 'quotaUser', '$.xgafv', 'access_token']);
+export const SYSTEM_QUERY = new Set([
+  ...['alt', 'fields', 'prettyPrint', 'key', 'quotaUser', 'callback'].flatMap((p) => [p, `$${p}`]),
+  '$.xgafv',
+  'access_token',
+]);
 
 const COLLECTIONS: Record<string, Target> = {
   keyRings: 'keyRings',
