@@ -312,6 +312,22 @@ test('NOT_FOUND for an unknown key ring; ALREADY_EXISTS for a used id', async ()
   );
 });
 
+test('concurrent creates of one key id: one key, one initial version, the rest ALREADY_EXISTS', async () => {
+  const results = await Promise.all(
+    Array.from({ length: 6 }, (_, i) =>
+      create('race', { purpose: 'ENCRYPT_DECRYPT', labels: { n: String(i) } }),
+    ),
+  );
+  assert.deepEqual(results.map((r) => r.status).sort(), [200, 409, 409, 409, 409, 409]);
+  const winner = results.find((r) => r.status === 200)!.json;
+  assert.deepEqual(ok(await s.call('GET', `/v1/${winner.name}`)), winner);
+  const versions = ok(await s.call('GET', `/v1/${winner.name}/cryptoKeyVersions`));
+  assert.deepEqual(
+    versions.cryptoKeyVersions.map((v: { name: string }) => v.name),
+    [`${winner.name}/cryptoKeyVersions/1`],
+  );
+});
+
 test('unknown body fields are refused; import and backends are refused', async () => {
   const unknown = await create('bad-field', { purpose: 'ENCRYPT_DECRYPT', colour: 'red' });
   assertError(unknown, 400, 'INVALID_ARGUMENT', 'Unknown name "colour"');

@@ -55,6 +55,17 @@ test('a second create with the same id is ALREADY_EXISTS (409) and does not chan
   assert.equal(ok(await s.call('GET', `/v1/${first.name}`)).createTime, first.createTime);
 });
 
+test('concurrent creates of one id: exactly one succeeds, the others are ALREADY_EXISTS', async () => {
+  const results = await Promise.all(
+    Array.from({ length: 6 }, () => s.call('POST', `${loc}/keyRings?keyRingId=race`, {})),
+  );
+  assert.deepEqual(results.map((r) => r.status).sort(), [200, 409, 409, 409, 409, 409]);
+  for (const r of results.filter((x) => x.status === 409))
+    assertError(r, 409, 'ALREADY_EXISTS', 'keyRings/race');
+  const winner = results.find((r) => r.status === 200)!.json;
+  assert.deepEqual(ok(await s.call('GET', `/v1/${winner.name}`)), winner);
+});
+
 test('body "" (the Node client), {} and no body at all are the empty KeyRing', async () => {
   ok(await s.call('POST', `${loc}/keyRings?keyRingId=empty-string`, undefined, { raw: '""' }));
   ok(await s.call('POST', `${loc}/keyRings?keyRingId=empty-object`, undefined, { raw: '{}' }));
