@@ -115,7 +115,6 @@ test('pageSize above the server cap (1000) is capped, not refused', async () => 
   );
   assert.deepEqual(names(second.keyRings), ['c-1000']);
   assert.equal(second.nextPageToken, undefined);
-  assert.equal(ok(await s.call('GET', `/v1/${loc}/keyRings?pageSize=1000`)).keyRings.length, 1000);
 });
 
 test('a malformed pageSize is INVALID_ARGUMENT naming pageSize', async () => {
