@@ -32,10 +32,14 @@ const env = {
   METADATA_SERVER_DETECTION: 'none',
   OPENEKM_LOG_LEVEL: process.env.OPENEKM_LOG_LEVEL ?? 'error',
 };
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], {
-  stdio: 'inherit',
-  env,
-});
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files],
+  {
+    stdio: 'inherit',
+    env,
+  },
+);
 const stop = () => child.kill('SIGTERM');
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);

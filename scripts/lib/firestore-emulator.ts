@@ -12,7 +12,7 @@ export class EmulatorMissingError extends Error {}
 const HOW_TO_INSTALL = [
   'The Firestore emulator was not found. Install one of:',
   '  - the Google Cloud CLI component:  gcloud components install cloud-firestore-emulator',
-  '  - the Debian/Ubuntu package from Google\'s apt repository:  apt-get install google-cloud-cli-firestore-emulator',
+  "  - the Debian/Ubuntu package from Google's apt repository:  apt-get install google-cloud-cli-firestore-emulator",
   '  - or start any Firestore emulator yourself and export FIRESTORE_EMULATOR_HOST=127.0.0.1:<port>.',
   'It needs Java 11 or newer.',
 ].join('\n');
@@ -59,7 +59,8 @@ export interface RunningEmulator {
 async function waitReady(host: string, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`The Firestore emulator exited early (code ${child.exitCode}).`);
+    if (child.exitCode !== null)
+      throw new Error(`The Firestore emulator exited early (code ${child.exitCode}).`);
     try {
       const res = await fetch(`http://${host}/`, { signal: AbortSignal.timeout(500) });
       if (res.ok) return;
@@ -71,22 +72,32 @@ async function waitReady(host: string, child: ChildProcess, timeoutMs: number): 
   throw new Error(`The Firestore emulator did not become ready within ${timeoutMs} ms.`);
 }
 
-export async function startFirestoreEmulator(options: { port?: number; log?: (line: string) => void } = {}): Promise<RunningEmulator> {
+export async function startFirestoreEmulator(
+  options: { port?: number; log?: (line: string) => void } = {},
+): Promise<RunningEmulator> {
   const jar = findEmulatorJar();
   const port = options.port ?? (await freePort());
   const host = `127.0.0.1:${port}`;
   const child = spawn(
     'java',
-    ['-cp', jar, 'com.google.cloud.datastore.emulator.firestore.CloudFirestore', 'start', '--host=127.0.0.1', `--port=${port}`],
+    [
+      '-cp',
+      jar,
+      'com.google.cloud.datastore.emulator.firestore.CloudFirestore',
+      'start',
+      '--host=127.0.0.1',
+      `--port=${port}`,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const lines: string[] = [];
   const collect = (b: Buffer) => {
-    for (const l of b.toString('utf8').split('\n')) if (l.trim()) {
-      lines.push(l);
-      if (lines.length > 50) lines.shift();
-      options.log?.(l);
-    }
+    for (const l of b.toString('utf8').split('\n'))
+      if (l.trim()) {
+        lines.push(l);
+        if (lines.length > 50) lines.shift();
+        options.log?.(l);
+      }
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);

@@ -29,7 +29,12 @@ export interface LocalServer {
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
-export async function startLocalServer(options: { gateway?: Gateway; port?: number; host?: string; maxRequestBytes?: number }): Promise<LocalServer> {
+export async function startLocalServer(options: {
+  gateway?: Gateway;
+  port?: number;
+  host?: string;
+  maxRequestBytes?: number;
+}): Promise<LocalServer> {
   if (options.gateway) setGateway(options.gateway);
   const listeners = {} as Record<FunctionName, Listener>;
   for (const name of ['keyAdmin', 'encrypt', 'decrypt', 'healthCheck'] as const) {
@@ -39,7 +44,9 @@ export async function startLocalServer(options: { gateway?: Gateway; port?: numb
   const server = createServer((req, res) => {
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > maxBytes) {
-      const e = ApiError.invalidArgument(`The request body is ${length} bytes; the limit is ${maxBytes} bytes.`);
+      const e = ApiError.invalidArgument(
+        `The request body is ${length} bytes; the limit is ${maxBytes} bytes.`,
+      );
       res.writeHead(e.httpStatus, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
       res.end(JSON.stringify(e.toEnvelope()));
       req.resume();
