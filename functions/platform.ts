@@ -8,8 +8,9 @@
  *    answered by a final handler in the envelope instead of Express's HTML page.
  * 2. One Gateway per instance, made on first use from the environment, shared by the functions loaded here.
  */
-import { createRequire } from 'node:module';
+
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { HttpFunction, Request, Response } from '@google-cloud/functions-framework';
 import { type ApiRequest, type ApiResponse, Gateway } from '../shared/api/app.js';
 import { ApiError } from '../shared/api/errors.js';
@@ -78,7 +79,9 @@ export function getGateway(): Gateway {
     return gateway;
   } catch (err) {
     gatewayError = err;
-    process.stderr.write(`${JSON.stringify({ severity: 'CRITICAL', message: `OpenEKM cannot start: ${(err as Error).message}` })}\n`);
+    process.stderr.write(
+      `${JSON.stringify({ severity: 'CRITICAL', message: `OpenEKM cannot start: ${(err as Error).message}` })}\n`,
+    );
     throw err;
   }
 }
@@ -91,7 +94,8 @@ export function setGateway(g: Gateway): void {
 
 function toApiRequest(req: Request): ApiRequest {
   const url = new URL(req.originalUrl ?? req.url, 'http://localhost');
-  const raw = (req as Request & { rawBody?: Buffer }).rawBody ?? (Buffer.isBuffer(req.body) ? req.body : undefined);
+  const raw =
+    (req as Request & { rawBody?: Buffer }).rawBody ?? (Buffer.isBuffer(req.body) ? req.body : undefined);
   return {
     method: req.method,
     path: url.pathname,
@@ -117,7 +121,10 @@ export function httpFunction(name: FunctionName): HttpFunction {
     } catch {
       writeError(
         res,
-        new ApiError('UNAVAILABLE', 'The service is misconfigured and cannot serve requests; its operator has been told in the logs.'),
+        new ApiError(
+          'UNAVAILABLE',
+          'The service is misconfigured and cannot serve requests; its operator has been told in the logs.',
+        ),
       );
       return;
     }

@@ -6,14 +6,15 @@
  * (ends in "gserviceaccount.com"), else `user:<email>`; a token without `email` gives `user:<sub>`. A token whose
  * `email_verified` is false is refused.
  */
-import { readFileSync } from 'node:fs';
+
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
-  errors as joseErrors,
   type JSONWebKeySet,
   type JWTVerifyGetKey,
+  errors as joseErrors,
   jwtVerify,
 } from 'jose';
 import { LRUCache } from 'lru-cache';
@@ -29,7 +30,9 @@ const CLOCK_SKEW_SECONDS = 30;
 
 export function principalFromClaims(claims: { email?: unknown; sub?: unknown }): string {
   if (typeof claims.email === 'string' && claims.email.includes('@')) {
-    return claims.email.endsWith('gserviceaccount.com') ? `serviceAccount:${claims.email}` : `user:${claims.email}`;
+    return claims.email.endsWith('gserviceaccount.com')
+      ? `serviceAccount:${claims.email}`
+      : `user:${claims.email}`;
   }
   if (typeof claims.sub === 'string' && claims.sub) return `user:${claims.sub}`;
   throw ApiError.unauthenticated('The access token names no principal (no email or sub claim).');
@@ -46,7 +49,11 @@ export class TokenVerifier {
     for (const t of trusted) {
       let getKey: JWTVerifyGetKey;
       if (t.jwksUrl) {
-        getKey = createRemoteJWKSet(new URL(t.jwksUrl), { timeoutDuration: 2000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+        getKey = createRemoteJWKSet(new URL(t.jwksUrl), {
+          timeoutDuration: 2000,
+          cooldownDuration: 30_000,
+          cacheMaxAge: 600_000,
+        });
       } else {
         const jwks = t.jwks ?? (JSON.parse(readFileSync(t.jwksFile!, 'utf8')) as JSONWebKeySet);
         getKey = createLocalJWKSet(jwks as JSONWebKeySet);
@@ -77,7 +84,8 @@ export class TokenVerifier {
       throw ApiError.unauthenticated('The access token is not a JWT.');
     }
     const issuer = typeof iss === 'string' ? this.issuers.get(iss) : undefined;
-    if (!issuer) throw ApiError.unauthenticated('The access token was issued by an issuer this service does not trust.');
+    if (!issuer)
+      throw ApiError.unauthenticated('The access token was issued by an issuer this service does not trust.');
     try {
       const { payload } = await jwtVerify(token, issuer.getKey, {
         issuer: iss as string,
@@ -86,7 +94,8 @@ export class TokenVerifier {
         currentDate: new Date(this.now()),
         requiredClaims: ['exp'],
       });
-      if (payload.email_verified === false) throw ApiError.unauthenticated('The access token has an unverified email.');
+      if (payload.email_verified === false)
+        throw ApiError.unauthenticated('The access token has an unverified email.');
       const caller: Caller = { principal: principalFromClaims(payload), issuer: iss as string };
       this.verified.set(cacheKey, { caller, expMs: (payload.exp as number) * 1000 });
       return caller;
@@ -105,8 +114,10 @@ function tokenProblem(err: unknown): string {
     if (err.reason === 'missing') return `The access token has no "${err.claim}" claim; it must have one.`;
     return `The access token has an invalid "${err.claim}" claim.`;
   }
-  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'The access token signature is invalid.';
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed)
+    return 'The access token signature is invalid.';
   if (err instanceof joseErrors.JWKSNoMatchingKey) return 'The access token was signed with an unknown key.';
-  if (err instanceof joseErrors.JWKSTimeout) return 'The token issuer keys could not be fetched in time; retry.';
+  if (err instanceof joseErrors.JWKSTimeout)
+    return 'The token issuer keys could not be fetched in time; retry.';
   return 'The access token is invalid.';
 }

@@ -216,7 +216,10 @@ export class Gateway {
     for (const k of new Set(q.keys())) {
       if (q.getAll(k).length > 1) {
         const name = k.slice(0, 40);
-        throw ApiError.invalidArgument(`Query parameter "${name}" is given more than once; give it once.`, name);
+        throw ApiError.invalidArgument(
+          `Query parameter "${name}" is given more than once; give it once.`,
+          name,
+        );
       }
       if (!route.query.includes(k) && !SYSTEM_QUERY.has(k)) {
         throw ApiError.invalidArgument(

@@ -12,7 +12,9 @@ const MAX_DEPTH = 16;
 
 /** snake_case → lowerCamelCase; anything else (camelCase, "__proto__", "_x") is left as sent. */
 function camel(key: string): string {
-  return /^[a-z][a-z0-9]*(_[a-z0-9]+)+$/.test(key) ? key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()) : key;
+  return /^[a-z][a-z0-9]*(_[a-z0-9]+)+$/.test(key)
+    ? key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())
+    : key;
 }
 
 /** snake_case → lowerCamelCase for message fields; map values (labels) keep their keys. */
@@ -116,7 +118,8 @@ const B64 = /^[A-Za-z0-9+/\-_]*={0,2}$/;
 /** Bytes in standard or URL-safe base64, padded or not. */
 export function bytesValue(raw: Json | undefined, field: string): Buffer | undefined {
   if (raw === undefined || raw === null) return undefined;
-  if (typeof raw !== 'string') throw ApiError.invalidArgument(`Field ${field} must be a base64 string.`, field);
+  if (typeof raw !== 'string')
+    throw ApiError.invalidArgument(`Field ${field} must be a base64 string.`, field);
   const s = raw.replace(/\s+/g, '');
   if (!B64.test(s) || s.replace(/=+$/, '').length % 4 === 1) {
     throw ApiError.invalidArgument(
@@ -154,7 +157,8 @@ export function durationSeconds(raw: Json | undefined, field: string): number | 
 export function timestampValue(raw: Json | undefined, field: string): Date | undefined {
   if (raw === undefined || raw === null) return undefined;
   const ok =
-    typeof raw === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(raw);
+    typeof raw === 'string' &&
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(raw);
   const d = ok ? new Date(raw as string) : undefined;
   if (!d || Number.isNaN(d.getTime())) {
     throw ApiError.invalidArgument(

@@ -109,7 +109,12 @@ export class ApiError extends Error {
 
   static invalidArgument(message: string, field?: string): ApiError {
     const details: ErrorDetail[] = field
-      ? [{ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: [{ field, description: message }] }]
+      ? [
+          {
+            '@type': 'type.googleapis.com/google.rpc.BadRequest',
+            fieldViolations: [{ field, description: message }],
+          },
+        ]
       : [];
     return new ApiError('INVALID_ARGUMENT', message, details);
   }

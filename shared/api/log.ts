@@ -28,7 +28,10 @@ export interface Logger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
-export function createLogger(level: Level, write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Logger {
+export function createLogger(
+  level: Level,
+  write: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+): Logger {
   const min = ORDER[level];
   const emit = (lvl: Level, message: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;

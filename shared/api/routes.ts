@@ -143,9 +143,11 @@ export function parsePath(path: string): ParsedPath | undefined {
   }
   const target = RESOURCE_BY_DEPTH[segments.length];
   if (!target) return undefined;
-  const expected = { keyRing: ['keyRings'], cryptoKey: ['keyRings', 'cryptoKeys'], cryptoKeyVersion: ['keyRings', 'cryptoKeys', 'cryptoKeyVersions'] }[
-    target as 'keyRing' | 'cryptoKey' | 'cryptoKeyVersion'
-  ];
+  const expected = {
+    keyRing: ['keyRings'],
+    cryptoKey: ['keyRings', 'cryptoKeys'],
+    cryptoKeyVersion: ['keyRings', 'cryptoKeys', 'cryptoKeyVersions'],
+  }[target as 'keyRing' | 'cryptoKey' | 'cryptoKeyVersion'];
   if (segments[2] !== 'locations' || expected.some((c, i) => segments[4 + 2 * i] !== c)) return undefined;
   return { target, name: rest, verb };
 }

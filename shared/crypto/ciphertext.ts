@@ -78,7 +78,8 @@ function sealingKey(material: Buffer, salt: Buffer): Buffer {
 
 /** Reads the header only: which version a ciphertext names. Throws the bland error on anything malformed. */
 export function parseCiphertext(ciphertext: Buffer): ParsedCiphertext {
-  if (ciphertext.length < HEADER + IV + TAG || ciphertext.readUInt8(0) !== FORMAT_VERSION) throw decryptionFailed();
+  if (ciphertext.length < HEADER + IV + TAG || ciphertext.readUInt8(0) !== FORMAT_VERSION)
+    throw decryptionFailed();
   const versionNumber = ciphertext.readUInt32BE(2);
   const l = ciphertext.readUInt16BE(6);
   if (versionNumber === 0 || ciphertext.length < HEADER + l + IV + TAG) throw decryptionFailed();
@@ -142,7 +143,10 @@ export async function open(args: {
     const dekDecipher = createDecipheriv('aes-256-gcm', sealingKey(args.material, salt), ZERO_IV);
     dekDecipher.setAAD(context(pre, args.versionName, args.aad));
     dekDecipher.setAuthTag(sealedDek.subarray(SALT + DEK));
-    const dek = Buffer.concat([dekDecipher.update(sealedDek.subarray(SALT, SALT + DEK)), dekDecipher.final()]);
+    const dek = Buffer.concat([
+      dekDecipher.update(sealedDek.subarray(SALT, SALT + DEK)),
+      dekDecipher.final(),
+    ]);
     const decipher = createDecipheriv('aes-256-gcm', dek, parsed.iv);
     decipher.setAAD(context(parsed.header, args.versionName, args.aad));
     decipher.setAuthTag(parsed.tag);

@@ -2,7 +2,11 @@
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
 
 export function crc32c(data: Uint8Array): number {
-  return nativeCrc32c(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)) >>> 0;
+  return (
+    nativeCrc32c(
+      Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+    ) >>> 0
+  );
 }
 
 export function crc32cString(data: Uint8Array): string {

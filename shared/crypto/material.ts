@@ -27,7 +27,10 @@ export class RootKeyring {
     const cipher = createCipheriv('aes-256-gcm', this.active.key, iv);
     cipher.setAAD(Buffer.from(SEAL_CONTEXT + versionName, 'utf8'));
     const ct = Buffer.concat([cipher.update(material), cipher.final()]);
-    return { rootKeyId: this.active.id, sealed: Buffer.concat([iv, ct, cipher.getAuthTag()]).toString('base64') };
+    return {
+      rootKeyId: this.active.id,
+      sealed: Buffer.concat([iv, ct, cipher.getAuthTag()]).toString('base64'),
+    };
   }
 
   unseal(sealed: SealedMaterial, versionName: string): Buffer {

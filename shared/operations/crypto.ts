@@ -6,8 +6,8 @@
 import { allowOnly, bytesValue, type JsonObject, uint32Value } from '../api/decode.js';
 import { ApiError } from '../api/errors.js';
 import type { Deps } from '../context.js';
-import { crc32c, crc32cString } from '../crypto/crc32c.js';
 import { decryptionFailed, open, parseCiphertext, seal } from '../crypto/ciphertext.js';
+import { crc32c, crc32cString } from '../crypto/crc32c.js';
 import { parseCryptoKeyName, parseCryptoKeyVersionName } from '../resources/names.js';
 import { ProtectionLevel, type StoredCryptoKey, type StoredCryptoKeyVersion } from '../resources/types.js';
 import { notEnabled } from '../resources/versions.js';
@@ -29,7 +29,12 @@ function checksumMismatch(checksumField: string, dataField: string): ApiError {
   );
 }
 
-function verify(data: Buffer, expected: number | undefined, checksumField: string, dataField: string): boolean {
+function verify(
+  data: Buffer,
+  expected: number | undefined,
+  checksumField: string,
+  dataField: string,
+): boolean {
   if (expected === undefined) return false;
   if (crc32c(data) !== expected) throw checksumMismatch(checksumField, dataField);
   return true;
@@ -164,7 +169,13 @@ export async function decrypt(deps: Deps, name: string, body: JsonObject): Promi
     );
   }
   parseCryptoKeyName(name);
-  allowOnly(body, ['name', 'ciphertext', 'additionalAuthenticatedData', 'ciphertextCrc32c', 'additionalAuthenticatedDataCrc32c']);
+  allowOnly(body, [
+    'name',
+    'ciphertext',
+    'additionalAuthenticatedData',
+    'ciphertextCrc32c',
+    'additionalAuthenticatedDataCrc32c',
+  ]);
   const ciphertext = bytesValue(body.ciphertext, 'ciphertext');
   if (ciphertext === undefined || ciphertext.length === 0) {
     throw ApiError.invalidArgument('ciphertext is required (base64).', 'ciphertext');
@@ -172,7 +183,12 @@ export async function decrypt(deps: Deps, name: string, body: JsonObject): Promi
   const aad = bytesValue(body.additionalAuthenticatedData, 'additionalAuthenticatedData') ?? Buffer.alloc(0);
   limit(ciphertext, MAX_CIPHERTEXT_BYTES, 'ciphertext');
   limit(aad, MAX_AAD_BYTES, 'additionalAuthenticatedData');
-  verify(ciphertext, uint32Value(body.ciphertextCrc32c, 'ciphertextCrc32c'), 'ciphertext_crc32c', 'ciphertext');
+  verify(
+    ciphertext,
+    uint32Value(body.ciphertextCrc32c, 'ciphertextCrc32c'),
+    'ciphertext_crc32c',
+    'ciphertext',
+  );
   verify(
     aad,
     uint32Value(body.additionalAuthenticatedDataCrc32c, 'additionalAuthenticatedDataCrc32c'),

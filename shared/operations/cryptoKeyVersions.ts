@@ -1,11 +1,5 @@
 /** cryptoKeyVersions.create / get / list / patch / destroy / restore, and finishing due destructions. */
-import {
-  allowOnly,
-  enumValue,
-  type JsonObject,
-  optionalObject,
-  optionalString,
-} from '../api/decode.js';
+import { allowOnly, enumValue, type JsonObject, optionalObject, optionalString } from '../api/decode.js';
 import { ApiError } from '../api/errors.js';
 import type { Deps } from '../context.js';
 import { RootKeyring } from '../crypto/material.js';
@@ -111,7 +105,11 @@ function initialState(body: JsonObject): 'ENABLED' | 'DISABLED' {
   throw ApiError.invalidArgument(`A new version can start ENABLED or DISABLED, not ${s}.`, 'state');
 }
 
-export async function createCryptoKeyVersion(deps: Deps, parent: string, body: JsonObject): Promise<CryptoKeyVersion> {
+export async function createCryptoKeyVersion(
+  deps: Deps,
+  parent: string,
+  body: JsonObject,
+): Promise<CryptoKeyVersion> {
   parseCryptoKeyName(parent, 'parent');
   allowOnly(body, VERSION_FIELDS);
   const state = initialState(body);
@@ -184,7 +182,9 @@ export async function getCryptoKeyVersion(deps: Deps, name: string): Promise<Cry
 
 async function versionsOf(deps: Deps, keyName: string): Promise<StoredCryptoKeyVersion[]> {
   const all = await deps.store.list<StoredCryptoKeyVersion & JsonObject>(keyName, 'cryptoKeyVersions');
-  return Promise.all(all.map((v) => (isDueForDestruction(v, deps.now()) ? finishDestruction(deps, v.name) : v)));
+  return Promise.all(
+    all.map((v) => (isDueForDestruction(v, deps.now()) ? finishDestruction(deps, v.name) : v)),
+  );
 }
 
 export async function listCryptoKeyVersions(
@@ -198,7 +198,11 @@ export async function listCryptoKeyVersions(
   return paginate(versions.map(toApiVersion), req, deps.config);
 }
 
-const PATCHABLE = ['state', 'externalProtectionLevelOptions.externalKeyUri', 'externalProtectionLevelOptions.ekmConnectionKeyPath'];
+const PATCHABLE = [
+  'state',
+  'externalProtectionLevelOptions.externalKeyUri',
+  'externalProtectionLevelOptions.ekmConnectionKeyPath',
+];
 
 export async function patchCryptoKeyVersion(
   deps: Deps,
@@ -208,7 +212,10 @@ export async function patchCryptoKeyVersion(
 ): Promise<CryptoKeyVersion> {
   parseCryptoKeyVersionName(name);
   if (mask.length === 0) {
-    throw ApiError.invalidArgument(`updateMask is required: name the fields to change, from ${PATCHABLE.join(', ')}.`, 'updateMask');
+    throw ApiError.invalidArgument(
+      `updateMask is required: name the fields to change, from ${PATCHABLE.join(', ')}.`,
+      'updateMask',
+    );
   }
   for (const path of mask) {
     if (path === 'externalProtectionLevelOptions') {
@@ -229,7 +236,10 @@ export async function patchCryptoKeyVersion(
   allowOnly(body, VERSION_FIELDS);
   const bodyName = optionalString(body, 'name');
   if (bodyName !== undefined && bodyName !== '' && bodyName !== name) {
-    throw ApiError.invalidArgument('The name in the body does not match the name in the URL.', 'cryptoKeyVersion.name');
+    throw ApiError.invalidArgument(
+      'The name in the body does not match the name in the URL.',
+      'cryptoKeyVersion.name',
+    );
   }
   const keyName = name.slice(0, name.lastIndexOf('/cryptoKeyVersions/'));
   const updated = await deps.store.transaction(async (tx) => {
@@ -280,7 +290,11 @@ export async function patchCryptoKeyVersion(
   return toApiVersion(updated);
 }
 
-export async function destroyCryptoKeyVersion(deps: Deps, name: string, body: JsonObject): Promise<CryptoKeyVersion> {
+export async function destroyCryptoKeyVersion(
+  deps: Deps,
+  name: string,
+  body: JsonObject,
+): Promise<CryptoKeyVersion> {
   parseCryptoKeyVersionName(name);
   allowOnly(body, ['name']);
   const keyName = name.slice(0, name.lastIndexOf('/cryptoKeyVersions/'));
@@ -292,8 +306,14 @@ export async function destroyCryptoKeyVersion(deps: Deps, name: string, body: Js
     if (!key || !stored) throw ApiError.notFound(name);
     const current = isDueForDestruction(stored, deps.now()) ? destroyed(stored) : stored;
     requireTransition(current, 'DESTROY_SCHEDULED', 'destroy');
-    const destroyTime = new Date(deps.now().getTime() + parseDurationString(key.destroyScheduledDuration) * 1000);
-    const next: StoredCryptoKeyVersion = { ...current, state: 'DESTROY_SCHEDULED', destroyTime: destroyTime.toISOString() };
+    const destroyTime = new Date(
+      deps.now().getTime() + parseDurationString(key.destroyScheduledDuration) * 1000,
+    );
+    const next: StoredCryptoKeyVersion = {
+      ...current,
+      state: 'DESTROY_SCHEDULED',
+      destroyTime: destroyTime.toISOString(),
+    };
     tx.set(name, { ...next });
     return next;
   });
@@ -301,7 +321,11 @@ export async function destroyCryptoKeyVersion(deps: Deps, name: string, body: Js
   return toApiVersion(v);
 }
 
-export async function restoreCryptoKeyVersion(deps: Deps, name: string, body: JsonObject): Promise<CryptoKeyVersion> {
+export async function restoreCryptoKeyVersion(
+  deps: Deps,
+  name: string,
+  body: JsonObject,
+): Promise<CryptoKeyVersion> {
   parseCryptoKeyVersionName(name);
   allowOnly(body, ['name']);
   const v = await deps.store.transaction(async (tx) => {

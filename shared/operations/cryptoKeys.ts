@@ -12,15 +12,14 @@ import {
 } from '../api/decode.js';
 import { ApiError } from '../api/errors.js';
 import type { Deps } from '../context.js';
-import type { Tx } from '../store/firestore.js';
 import { checkId, cryptoKeyPath, parseCryptoKeyName, parseKeyRingName } from '../resources/names.js';
 import {
   AccessReason,
   type AccessReasonName,
   type AlgorithmName,
+  type CryptoKey,
   CryptoKeyPurpose,
   CryptoKeyVersionAlgorithm,
-  type CryptoKey,
   ProtectionLevel,
   type ProtectionLevelName,
   type StoredCryptoKey,
@@ -29,15 +28,16 @@ import {
 import {
   DEFAULT_DESTROY_SCHEDULED_SECONDS,
   durationString,
-  labels as parseLabels,
   MAX_DESTROY_SCHEDULED_SECONDS,
   MAX_ROTATION_SECONDS,
   MIN_DESTROY_SCHEDULED_SECONDS,
   MIN_ROTATION_SECONDS,
+  labels as parseLabels,
 } from '../resources/validate.js';
 import { toApiKey } from '../resources/versions.js';
-import { type ListRequest, type Page, paginate } from './list.js';
+import type { Tx } from '../store/firestore.js';
 import { newVersion, readVersion } from './cryptoKeyVersions.js';
+import { type ListRequest, type Page, paginate } from './list.js';
 
 const KEY_FIELDS = [
   'name',
@@ -76,7 +76,10 @@ function checkAlgorithm(level: ProtectionLevelName, algorithm: AlgorithmName, fi
 function justificationsPolicy(raw: Json | undefined): CryptoKey['keyAccessJustificationsPolicy'] {
   if (raw === undefined || raw === null) return undefined;
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    throw ApiError.invalidArgument('keyAccessJustificationsPolicy must be an object.', 'keyAccessJustificationsPolicy');
+    throw ApiError.invalidArgument(
+      'keyAccessJustificationsPolicy must be an object.',
+      'keyAccessJustificationsPolicy',
+    );
   }
   allowOnly(raw, ['allowedAccessReasons'], 'keyAccessJustificationsPolicy');
   const list = raw.allowedAccessReasons ?? [];
@@ -88,7 +91,11 @@ function justificationsPolicy(raw: Json | undefined): CryptoKey['keyAccessJustif
   }
   const reasons = list.map(
     (r, i) =>
-      enumValue(AccessReason, r, `keyAccessJustificationsPolicy.allowedAccessReasons[${i}]`) as AccessReasonName,
+      enumValue(
+        AccessReason,
+        r,
+        `keyAccessJustificationsPolicy.allowedAccessReasons[${i}]`,
+      ) as AccessReasonName,
   );
   return { allowedAccessReasons: [...new Set(reasons)] };
 }
@@ -130,7 +137,10 @@ function rotation(body: JsonObject, level: ProtectionLevelName, now: Date): Rota
     );
   }
   if (period !== undefined && next === undefined) {
-    throw ApiError.invalidArgument('nextRotationTime is required when rotationPeriod is set.', 'nextRotationTime');
+    throw ApiError.invalidArgument(
+      'nextRotationTime is required when rotationPeriod is set.',
+      'nextRotationTime',
+    );
   }
   if (next !== undefined && next.getTime() < now.getTime() - 60_000) {
     throw ApiError.invalidArgument('nextRotationTime must not be in the past.', 'nextRotationTime');
@@ -163,16 +173,20 @@ export async function createCryptoKey(
   }
   const template = optionalObject(body, 'versionTemplate') ?? {};
   allowOnly(template, ['protectionLevel', 'algorithm'], 'versionTemplate');
-  let level = enumValue(ProtectionLevel, template.protectionLevel, 'versionTemplate.protectionLevel') ?? 'SOFTWARE';
+  let level =
+    enumValue(ProtectionLevel, template.protectionLevel, 'versionTemplate.protectionLevel') ?? 'SOFTWARE';
   if (level === 'PROTECTION_LEVEL_UNSPECIFIED') level = 'SOFTWARE';
   const unsupported = UNSUPPORTED_LEVELS[level];
   if (unsupported) throw ApiError.unimplemented(unsupported);
   let algorithm =
-    enumValue(CryptoKeyVersionAlgorithm, template.algorithm, 'versionTemplate.algorithm') ?? algorithmFor(level);
+    enumValue(CryptoKeyVersionAlgorithm, template.algorithm, 'versionTemplate.algorithm') ??
+    algorithmFor(level);
   if (algorithm === 'CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED') algorithm = algorithmFor(level);
   checkAlgorithm(level, algorithm, 'versionTemplate.algorithm');
   if (optionalBool(body, 'importOnly')) {
-    throw ApiError.unimplemented('Key import is not available in OpenEKM; create the key without importOnly.');
+    throw ApiError.unimplemented(
+      'Key import is not available in OpenEKM; create the key without importOnly.',
+    );
   }
   if (optionalString(body, 'cryptoKeyBackend')) {
     throw ApiError.invalidArgument(
@@ -184,7 +198,10 @@ export async function createCryptoKey(
     wholeSeconds(body.destroyScheduledDuration, 'destroyScheduledDuration', DESTROY_RULE) ??
     DEFAULT_DESTROY_SCHEDULED_SECONDS;
   if (destroySeconds < MIN_DESTROY_SCHEDULED_SECONDS || destroySeconds > MAX_DESTROY_SCHEDULED_SECONDS) {
-    throw ApiError.invalidArgument(`destroyScheduledDuration must be ${DESTROY_RULE}.`, 'destroyScheduledDuration');
+    throw ApiError.invalidArgument(
+      `destroyScheduledDuration must be ${DESTROY_RULE}.`,
+      'destroyScheduledDuration',
+    );
   }
   if (level === 'EXTERNAL') {
     if (ring.location === 'global') {
@@ -236,7 +253,11 @@ export async function createCryptoKey(
   return toApiKey(key, primary);
 }
 
-export async function readKey(deps: Deps, name: string, opts: { cached?: boolean } = {}): Promise<StoredCryptoKey> {
+export async function readKey(
+  deps: Deps,
+  name: string,
+  opts: { cached?: boolean } = {},
+): Promise<StoredCryptoKey> {
   const key = opts.cached
     ? await deps.cache.get<StoredCryptoKey & JsonObject>(name)
     : await deps.store.get<StoredCryptoKey & JsonObject>(name);
@@ -267,7 +288,13 @@ export async function listCryptoKeys(deps: Deps, parent: string, req: ListReques
   return paginate(all, req, deps.config);
 }
 
-const PATCHABLE = ['labels', 'rotationPeriod', 'nextRotationTime', 'versionTemplate.algorithm', 'keyAccessJustificationsPolicy'];
+const PATCHABLE = [
+  'labels',
+  'rotationPeriod',
+  'nextRotationTime',
+  'versionTemplate.algorithm',
+  'keyAccessJustificationsPolicy',
+];
 const IMMUTABLE = [
   'name',
   'primary',
@@ -279,7 +306,12 @@ const IMMUTABLE = [
   'cryptoKeyBackend',
 ];
 
-export async function patchCryptoKey(deps: Deps, name: string, mask: string[], body: JsonObject): Promise<CryptoKey> {
+export async function patchCryptoKey(
+  deps: Deps,
+  name: string,
+  mask: string[],
+  body: JsonObject,
+): Promise<CryptoKey> {
   parseCryptoKeyName(name);
   if (mask.length === 0) {
     throw ApiError.invalidArgument(
@@ -307,7 +339,10 @@ export async function patchCryptoKey(deps: Deps, name: string, mask: string[], b
   allowOnly(body, KEY_FIELDS);
   const bodyName = optionalString(body, 'name');
   if (bodyName !== undefined && bodyName !== '' && bodyName !== name) {
-    throw ApiError.invalidArgument('The name in the body does not match the name in the URL.', 'cryptoKey.name');
+    throw ApiError.invalidArgument(
+      'The name in the body does not match the name in the URL.',
+      'cryptoKey.name',
+    );
   }
   const updated = await deps.store.transaction(async (tx) => {
     const key = await tx.get<StoredCryptoKey & JsonObject>(name);
@@ -322,7 +357,9 @@ export async function patchCryptoKey(deps: Deps, name: string, mask: string[], b
     if (mask.includes('rotationPeriod') || mask.includes('nextRotationTime')) {
       const r = rotation(
         {
-          rotationPeriod: mask.includes('rotationPeriod') ? (body.rotationPeriod ?? null) : (key.rotationPeriod ?? null),
+          rotationPeriod: mask.includes('rotationPeriod')
+            ? (body.rotationPeriod ?? null)
+            : (key.rotationPeriod ?? null),
           nextRotationTime: mask.includes('nextRotationTime')
             ? (body.nextRotationTime ?? null)
             : (key.nextRotationTime ?? null),
@@ -338,7 +375,10 @@ export async function patchCryptoKey(deps: Deps, name: string, mask: string[], b
       const t = optionalObject(body, 'versionTemplate') ?? {};
       const algorithm = enumValue(CryptoKeyVersionAlgorithm, t.algorithm, 'versionTemplate.algorithm');
       if (!algorithm) {
-        throw ApiError.invalidArgument('versionTemplate.algorithm is named in updateMask but not given.', 'versionTemplate.algorithm');
+        throw ApiError.invalidArgument(
+          'versionTemplate.algorithm is named in updateMask but not given.',
+          'versionTemplate.algorithm',
+        );
       }
       checkAlgorithm(level, algorithm, 'versionTemplate.algorithm');
       next.versionTemplate = { ...key.versionTemplate, algorithm };
@@ -359,9 +399,13 @@ export async function updatePrimaryVersion(deps: Deps, name: string, body: JsonO
   parseCryptoKeyName(name);
   allowOnly(body, ['name', 'cryptoKeyVersionId']);
   const versionId = optionalString(body, 'cryptoKeyVersionId');
-  if (!versionId) throw ApiError.invalidArgument('cryptoKeyVersionId is required, e.g. "1".', 'cryptoKeyVersionId');
+  if (!versionId)
+    throw ApiError.invalidArgument('cryptoKeyVersionId is required, e.g. "1".', 'cryptoKeyVersionId');
   if (!/^[1-9][0-9]{0,9}$/.test(versionId)) {
-    throw ApiError.invalidArgument(`cryptoKeyVersionId "${versionId}" is not a version id like "1".`, 'cryptoKeyVersionId');
+    throw ApiError.invalidArgument(
+      `cryptoKeyVersionId "${versionId}" is not a version id like "1".`,
+      'cryptoKeyVersionId',
+    );
   }
   const versionName = `${name}/cryptoKeyVersions/${versionId}`;
   const key = await deps.store.transaction(async (tx: Tx) => {

@@ -28,7 +28,10 @@ function parseOrder(orderBy: string | null | undefined): 'asc' | 'desc' {
   const o = (orderBy ?? '').trim().replace(/\s+/g, ' ');
   if (o === '' || o === 'name' || o === 'name asc') return 'asc';
   if (o === 'name desc') return 'desc';
-  throw ApiError.invalidArgument(`orderBy "${orderBy}" is not supported: use "name" or "name desc".`, 'orderBy');
+  throw ApiError.invalidArgument(
+    `orderBy "${orderBy}" is not supported: use "name" or "name desc".`,
+    'orderBy',
+  );
 }
 
 function parsePageSize(raw: string | null | undefined, limits: ListLimits): number {
@@ -61,7 +64,11 @@ function decodeToken(token: string, binding: string): string {
 }
 
 /** Pages through `all` (any order); items are resources in their API JSON shape with a `name`. */
-export function paginate<T extends { name: string }>(all: T[], req: ListRequest, limits: ListLimits): Page<T> {
+export function paginate<T extends { name: string }>(
+  all: T[],
+  req: ListRequest,
+  limits: ListLimits,
+): Page<T> {
   const order = parseOrder(req.orderBy);
   const pageSize = parsePageSize(req.pageSize, limits);
   const filter = req.filter ?? '';
@@ -73,15 +80,17 @@ export function paginate<T extends { name: string }>(all: T[], req: ListRequest,
   let start = 0;
   if (req.pageToken) {
     const after = decodeToken(req.pageToken, binding);
-    start = matching.findIndex((r) => (order === 'asc' ? byName(r.name, after) > 0 : byName(r.name, after) < 0));
+    start = matching.findIndex((r) =>
+      order === 'asc' ? byName(r.name, after) > 0 : byName(r.name, after) < 0,
+    );
     if (start < 0) start = matching.length;
   }
   const items = matching.slice(start, start + pageSize);
   const page: Page<T> = { items, totalSize: matching.length };
   if (start + pageSize < matching.length && items.length > 0) {
-    page.nextPageToken = Buffer.from(JSON.stringify({ b: binding, a: items[items.length - 1]!.name })).toString(
-      'base64url',
-    );
+    page.nextPageToken = Buffer.from(
+      JSON.stringify({ b: binding, a: items[items.length - 1]!.name }),
+    ).toString('base64url');
   }
   return page;
 }

@@ -46,12 +46,21 @@ function truncate(s: string): string {
 }
 
 function fail(kind: string, name: string, shape: string, field: string): never {
-  throw ApiError.invalidArgument(`Resource name "${truncate(name)}" is not a valid ${kind} name; expected "${shape}".`, field);
+  throw ApiError.invalidArgument(
+    `Resource name "${truncate(name)}" is not a valid ${kind} name; expected "${shape}".`,
+    field,
+  );
 }
 
 export function parseLocationName(name: string, field = 'parent'): LocationName {
   const p = name.split('/');
-  if (p.length !== 4 || p[0] !== 'projects' || p[2] !== 'locations' || !PROJECT.test(p[1]!) || !LOCATION.test(p[3]!)) {
+  if (
+    p.length !== 4 ||
+    p[0] !== 'projects' ||
+    p[2] !== 'locations' ||
+    !PROJECT.test(p[1]!) ||
+    !LOCATION.test(p[3]!)
+  ) {
     fail('location', name, 'projects/{project}/locations/{location}', field);
   }
   return { project: p[1]!, location: p[3]! };
@@ -68,7 +77,12 @@ export function parseKeyRingName(name: string, field = 'name'): KeyRingName {
 export function parseCryptoKeyName(name: string, field = 'name'): CryptoKeyName {
   const p = name.split('/');
   if (p.length !== 8 || p[6] !== 'cryptoKeys' || !ID.test(p[7]!)) {
-    fail('crypto key', name, 'projects/{project}/locations/{location}/keyRings/{keyRing}/cryptoKeys/{cryptoKey}', field);
+    fail(
+      'crypto key',
+      name,
+      'projects/{project}/locations/{location}/keyRings/{keyRing}/cryptoKeys/{cryptoKey}',
+      field,
+    );
   }
   return { ...parseKeyRingName(p.slice(0, 6).join('/'), field), cryptoKey: p[7]! };
 }

@@ -1,7 +1,7 @@
 /** Field rules of Cloud KMS resources, each failure an INVALID_ARGUMENT naming the field and the rule. */
 import { isIP } from 'node:net';
-import { ApiError } from '../api/errors.js';
 import type { Json, JsonObject } from '../api/decode.js';
+import { ApiError } from '../api/errors.js';
 
 const LABEL_KEY = /^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$/u;
 const LABEL_VALUE = /^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$/u;

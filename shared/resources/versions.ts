@@ -7,11 +7,21 @@
  *   DESTROY_SCHEDULED → DESTROYED          (destroyTime passed; material deleted; terminal)
  */
 import { ApiError } from '../api/errors.js';
-import type { CryptoKey, CryptoKeyVersion, StateName, StoredCryptoKey, StoredCryptoKeyVersion } from './types.js';
+import type {
+  CryptoKey,
+  CryptoKeyVersion,
+  StateName,
+  StoredCryptoKey,
+  StoredCryptoKeyVersion,
+} from './types.js';
 
 /** True when a scheduled destruction is due at `now`. */
 export function isDueForDestruction(v: StoredCryptoKeyVersion, now: Date): boolean {
-  return v.state === 'DESTROY_SCHEDULED' && v.destroyTime !== undefined && Date.parse(v.destroyTime) <= now.getTime();
+  return (
+    v.state === 'DESTROY_SCHEDULED' &&
+    v.destroyTime !== undefined &&
+    Date.parse(v.destroyTime) <= now.getTime()
+  );
 }
 
 /** The stored form of a version once its due destruction has happened: material gone, state DESTROYED. */
@@ -62,7 +72,12 @@ function hint(from: StateName, action: string): string {
 
 /** The FAILED_PRECONDITION a version that cannot be used for crypto gets. */
 export function notEnabled(v: StoredCryptoKeyVersion): ApiError {
-  const type = v.state === 'DISABLED' ? 'KEY_DISABLED' : v.state.includes('DESTROY') ? 'KEY_DESTROYED' : 'KEY_NOT_ENABLED';
+  const type =
+    v.state === 'DISABLED'
+      ? 'KEY_DISABLED'
+      : v.state.includes('DESTROY')
+        ? 'KEY_DESTROYED'
+        : 'KEY_NOT_ENABLED';
   return ApiError.failedPrecondition(`${v.name} is not enabled, current state is: ${v.state}.`, [
     {
       type,

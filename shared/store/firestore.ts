@@ -96,7 +96,9 @@ export class FirestoreStore implements Store {
 
   async list<T extends Doc>(parentPath: string, collection: string): Promise<T[]> {
     try {
-      const ref = parentPath ? this.db.doc(parentPath).collection(collection) : this.db.collection(collection);
+      const ref = parentPath
+        ? this.db.doc(parentPath).collection(collection)
+        : this.db.collection(collection);
       const snap = await ref.get();
       return snap.docs.map((d) => d.data() as T);
     } catch (err) {
@@ -115,7 +117,12 @@ export class FirestoreStore implements Store {
     }
   }
 
-  async findAtMost<T extends Doc>(collectionId: string, field: string, value: string, limit: number): Promise<T[]> {
+  async findAtMost<T extends Doc>(
+    collectionId: string,
+    field: string,
+    value: string,
+    limit: number,
+  ): Promise<T[]> {
     try {
       const snap = await this.db.collectionGroup(collectionId).where(field, '<=', value).limit(limit).get();
       return snap.docs.map((d) => d.data() as T);

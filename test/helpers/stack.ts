@@ -7,11 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gateway } from '../../shared/api/app.js';
-import { loadConfig } from '../../shared/config.js';
-import { createLogger } from '../../shared/api/log.js';
-import { localGatewayEnv, mintLocalToken } from '../../scripts/lib/local-state.js';
 import { type LocalServer, startLocalServer } from '../../scripts/lib/local-server.js';
+import { localGatewayEnv, mintLocalToken } from '../../scripts/lib/local-state.js';
+import { Gateway } from '../../shared/api/app.js';
+import { createLogger } from '../../shared/api/log.js';
+import { loadConfig } from '../../shared/config.js';
 
 export interface TestStack {
   url: string;
@@ -21,7 +21,12 @@ export interface TestStack {
   advance(ms: number): void;
   token(principal?: string, ttlSeconds?: number): Promise<string>;
   /** A JSON request with the owner's token unless `token` is given ('' sends none). */
-  call(method: string, path: string, body?: unknown, options?: { token?: string; headers?: Record<string, string>; raw?: string }): Promise<{ status: number; json: any; headers: Headers }>;
+  call(
+    method: string,
+    path: string,
+    body?: unknown,
+    options?: { token?: string; headers?: Record<string, string>; raw?: string },
+  ): Promise<{ status: number; json: any; headers: Headers }>;
   project: string;
   stateDir: string;
   logs: string[];
@@ -33,11 +38,19 @@ export async function startTestStack(options: { env?: Record<string, string> } =
   if (!firestoreHost) throw new Error('FIRESTORE_EMULATOR_HOST is not set: run the tests with npm test.');
   const stateDir = mkdtempSync(join(tmpdir(), 'openekm-test-'));
   const project = `demo-test-${randomBytes(6).toString('hex')}`;
-  const env = { ...(await localGatewayEnv(firestoreHost, stateDir)), OPENEKM_FIRESTORE_PROJECT: project, ...options.env };
+  const env = {
+    ...(await localGatewayEnv(firestoreHost, stateDir)),
+    OPENEKM_FIRESTORE_PROJECT: project,
+    ...options.env,
+  };
   const config = loadConfig(env);
   let offset = 0;
   const logs: string[] = [];
-  const gateway = new Gateway({ config, now: () => new Date(Date.now() + offset), logger: createLogger('debug', (l) => logs.push(l)) });
+  const gateway = new Gateway({
+    config,
+    now: () => new Date(Date.now() + offset),
+    logger: createLogger('debug', (l) => logs.push(l)),
+  });
   const server = await startLocalServer({ gateway, maxRequestBytes: config.maxRequestBytes });
   const ownerToken = await mintLocalToken({ dir: stateDir });
   const stack: TestStack = {
@@ -58,7 +71,12 @@ export async function startTestStack(options: { env?: Record<string, string> } =
       let payload: string | undefined = opts.raw;
       if (payload === undefined && body !== undefined) payload = JSON.stringify(body);
       if (payload !== undefined) headers['content-type'] ??= 'application/json';
-      const res = await fetch(server.url + path, { method, headers, body: payload, signal: AbortSignal.timeout(30_000) });
+      const res = await fetch(server.url + path, {
+        method,
+        headers,
+        body: payload,
+        signal: AbortSignal.timeout(30_000),
+      });
       const text = await res.text();
       let json: unknown;
       try {
