@@ -3,8 +3,12 @@
  * context (who calls, a request id, a deadline). Core code never sees an HTTP framework type.
  */
 import type { Caller } from './access/identity.js';
+import type { GatewayIdentity } from './access/outgoing.js';
+import type { Logger } from './api/log.js';
 import type { Config } from './config.js';
 import type { RootKeyring } from './crypto/material.js';
+import type { EkmClient } from './ekm/client.js';
+import type { AccessReasonName } from './resources/types.js';
 import type { MetadataCache } from './store/cache.js';
 import type { Store } from './store/firestore.js';
 
@@ -15,6 +19,11 @@ export interface Deps {
   rootKeys: RootKeyring;
   /** The clock; tests move it to make scheduled destructions due. */
   now: () => Date;
+  /** Calls to external key managers (EXTERNAL keys). */
+  ekm: EkmClient;
+  log: Logger;
+  /** OpenEKM's identity towards EKMs, when configured. */
+  identity?: GatewayIdentity;
 }
 
 export interface RequestContext {
@@ -22,4 +31,8 @@ export interface RequestContext {
   requestId: string;
   /** Aborts when the request's deadline passes or the client goes away. */
   signal: AbortSignal;
+  /** The request's deadline, epoch ms. */
+  deadline: number;
+  /** The Key Access Justification reason the caller states (X-OpenEKM-Access-Reason), or the default. */
+  reason: AccessReasonName;
 }

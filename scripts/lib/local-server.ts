@@ -14,7 +14,7 @@ import { setGateway } from '../../functions/platform.js';
 
 export function functionForPath(path: string): FunctionName {
   const p = path.split('?')[0] ?? '';
-  if (p === '/health' || p.startsWith('/health/')) return 'healthCheck';
+  if (p === '/health' || p.startsWith('/health/') || p.startsWith('/.well-known/')) return 'healthCheck';
   if (/:encrypt\/?$/.test(p)) return 'encrypt';
   if (/:decrypt\/?$/.test(p)) return 'decrypt';
   return 'keyAdmin';

@@ -5,9 +5,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { TokenVerifier } from '../access/identity.js';
+import { GatewayIdentity } from '../access/outgoing.js';
 import { type Config, loadConfig } from '../config.js';
 import type { Deps, RequestContext } from '../context.js';
 import { RootKeyring } from '../crypto/material.js';
+import { EkmClient } from '../ekm/client.js';
+import type { TransportOptions } from '../ekm/transport.js';
 import { decrypt, encrypt } from '../operations/crypto.js';
 import {
   createCryptoKey,
@@ -27,7 +30,12 @@ import {
 import { createKeyRing, getKeyRing, listKeyRings } from '../operations/keyRings.js';
 import type { ListRequest } from '../operations/list.js';
 import { runScheduledTasks } from '../operations/scheduled.js';
-import { CryptoKeyVersionView, enumsByField } from '../resources/types.js';
+import {
+  AccessReason,
+  type AccessReasonName,
+  CryptoKeyVersionView,
+  enumsByField,
+} from '../resources/types.js';
 import { MetadataCache } from '../store/cache.js';
 import { FirestoreStore, type Store } from '../store/firestore.js';
 import { enumValue, fieldMask, type JsonObject, parseBody, parseBool } from './decode.js';
@@ -59,6 +67,8 @@ export interface ApiResponse {
 }
 
 export interface GatewayOptions {
+  /** Replaces DNS resolution for EKM calls (tests). */
+  ekmTransport?: TransportOptions;
   config?: Config;
   store?: Store;
   now?: () => Date;
@@ -109,6 +119,10 @@ export class Gateway {
     const store =
       options.store ??
       new FirestoreStore({ projectId: config.firestoreProjectId, databaseId: config.firestoreDatabaseId });
+    const now = options.now ?? (() => new Date());
+    const identity = config.gatewayIdentity
+      ? new GatewayIdentity(config.gatewayIdentity) // real time: the EKM checks exp/nbf against its clock
+      : undefined;
     this.deps = {
       config,
       store,
@@ -117,10 +131,16 @@ export class Gateway {
         maxEntries: config.metadataCacheEntries,
       }),
       rootKeys: new RootKeyring(config.rootKeys),
-      now: options.now ?? (() => new Date()),
+      now,
+      ekm: new EkmClient(config.ekmEndpoints, identity, {
+        ...options.ekmTransport,
+        now: () => now().getTime(),
+      }),
+      log: options.logger ?? createLogger(config.logLevel),
     };
+    if (identity) this.deps.identity = identity;
     this.verifier = options.verifier ?? new TokenVerifier(config.trustedIssuers);
-    this.log = options.logger ?? createLogger(config.logLevel);
+    this.log = this.deps.log;
   }
 
   /** Handles one request as the function `fn`; never throws. */
@@ -168,12 +188,13 @@ export class Gateway {
           `The request body is ${req.body.length} bytes; the limit is ${this.deps.config.maxRequestBytes} bytes.`,
         );
       }
-      const signal = this.deadline(req);
+      const { signal, deadline } = this.deadline(req);
+      const reason = accessReason(header(req, ACCESS_REASON_HEADER));
       const caller = route.authenticated
         ? await this.verifier.verify(header(req, 'authorization'))
         : { principal: 'anonymous', issuer: '' };
       principal = caller.principal;
-      const ctx: RequestContext = { caller, requestId, signal };
+      const ctx: RequestContext = { caller, requestId, signal, deadline, reason };
       const body = req.method === 'GET' ? {} : parseBody(req.body);
       const result = await withDeadline(this.run(route, parsed.name, req.query, body, ctx), signal);
       const rendered = wantsIntEnums(req.query) ? intEnums(result) : result;
@@ -230,11 +251,11 @@ export class Gateway {
     }
   }
 
-  private deadline(req: ApiRequest): AbortSignal {
+  private deadline(req: ApiRequest): { signal: AbortSignal; deadline: number } {
     let ms = this.deps.config.requestDeadlineMs;
     const t = header(req, 'x-server-timeout');
     if (t && /^[0-9]+(\.[0-9]+)?$/.test(t)) ms = Math.min(ms, Math.max(1, Number(t) * 1000));
-    return AbortSignal.timeout(ms);
+    return { signal: AbortSignal.timeout(ms), deadline: this.deps.now().getTime() + ms };
   }
 
   private async run(
@@ -242,12 +263,16 @@ export class Gateway {
     name: string,
     q: URLSearchParams,
     body: JsonObject,
-    _ctx: RequestContext,
+    ctx: RequestContext,
   ): Promise<unknown> {
     const d = this.deps;
     switch (route.operation) {
       case 'health':
         return { status: 'SERVING' };
+      case 'jwks':
+        if (!d.identity)
+          throw new ApiError('NOT_FOUND', 'This deployment has no gateway signing key configured.');
+        return d.identity.jwks();
       case 'ready':
         await d.store.get('openekm/readiness');
         return { status: 'SERVING', firestore: 'reachable' };
@@ -281,11 +306,11 @@ export class Gateway {
       case 'updatePrimaryVersion':
         return updatePrimaryVersion(d, name, body);
       case 'encrypt':
-        return encrypt(d, name, body);
+        return encrypt(d, ctx, name, body);
       case 'decrypt':
-        return decrypt(d, name, body);
+        return decrypt(d, ctx, name, body);
       case 'createCryptoKeyVersion':
-        return createCryptoKeyVersion(d, name, body);
+        return createCryptoKeyVersion(d, ctx, name, body);
       case 'getCryptoKeyVersion':
         return getCryptoKeyVersion(d, name);
       case 'listCryptoKeyVersions': {
@@ -298,7 +323,7 @@ export class Gateway {
         };
       }
       case 'patchCryptoKeyVersion':
-        return patchCryptoKeyVersion(d, name, fieldMask(q.get('updateMask')), body);
+        return patchCryptoKeyVersion(d, ctx, name, fieldMask(q.get('updateMask')), body);
       case 'destroyCryptoKeyVersion':
         return destroyCryptoKeyVersion(d, name, body);
       case 'restoreCryptoKeyVersion':
@@ -311,8 +336,20 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    await this.deps.ekm.close();
     await this.deps.store.close();
   }
+}
+
+/** The header in which a caller states why it uses a key (Key Access Justifications), by name or number. */
+export const ACCESS_REASON_HEADER = 'x-openekm-access-reason';
+const DEFAULT_ACCESS_REASON: AccessReasonName = 'CUSTOMER_INITIATED_ACCESS';
+
+function accessReason(raw: string | undefined): AccessReasonName {
+  if (raw === undefined || raw.trim() === '') return DEFAULT_ACCESS_REASON;
+  const name = enumValue(AccessReason, raw.trim(), ACCESS_REASON_HEADER) as AccessReasonName;
+  if (name === 'REASON_UNSPECIFIED') return DEFAULT_ACCESS_REASON;
+  return name;
 }
 
 /** `view` / `versionView` (FULL adds HSM attestation) change nothing here, but a bad value is still refused. */

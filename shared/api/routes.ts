@@ -12,6 +12,7 @@ export type Target =
   | 'health'
   | 'health.ready'
   | 'health.tasks'
+  | 'jwks'
   | 'keyRings'
   | 'keyRing'
   | 'cryptoKeys'
@@ -40,6 +41,7 @@ export type OperationId =
   | 'health'
   | 'ready'
   | 'runScheduledTasks'
+  | 'jwks'
   | 'createKeyRing'
   | 'getKeyRing'
   | 'listKeyRings'
@@ -76,6 +78,7 @@ export const ROUTES: readonly Route[] = [
   r('healthCheck', 'GET', 'health', '', 'health', [], false),
   r('healthCheck', 'GET', 'health.ready', '', 'ready', [], false),
   r('healthCheck', 'POST', 'health.tasks', 'run', 'runScheduledTasks'),
+  r('healthCheck', 'GET', 'jwks', '', 'jwks', [], false),
   r('keyAdmin', 'POST', 'keyRings', '', 'createKeyRing', ['keyRingId']),
   r('keyAdmin', 'GET', 'keyRings', '', 'listKeyRings', LIST),
   r('keyAdmin', 'GET', 'keyRing', '', 'getKeyRing'),
@@ -102,6 +105,9 @@ export const ROUTES: readonly Route[] = [
   ]),
 ];
 
+/** Where the gateway publishes the public keys of its EKM tokens (served by healthCheck). */
+export const JWKS_PATH = '/.well-known/openekm/jwks.json';
+
 /** Query parameters every Google REST API accepts; they never change what an operation does here. */
 export const SYSTEM_QUERY = new Set([
   ...['alt', 'fields', 'prettyPrint', 'key', 'quotaUser', 'callback'].flatMap((p) => [p, `$${p}`]),
@@ -126,6 +132,7 @@ export function parsePath(path: string): ParsedPath | undefined {
   }
   if (p === '/health' || p === '/health/') return { target: 'health', name: '', verb: '' };
   if (p === '/health/ready') return { target: 'health.ready', name: '', verb: '' };
+  if (p === JWKS_PATH) return { target: 'jwks', name: '', verb: '' };
   if (p === '/health/tasks:run') return { target: 'health.tasks', name: '', verb: 'run' };
   if (!p.startsWith('/v1/projects/')) return undefined;
   let rest = p.slice('/v1/'.length).replace(/\/$/, '');

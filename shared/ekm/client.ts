@@ -23,7 +23,7 @@ export class EkmClient {
 
   constructor(
     readonly endpoints: readonly EkmEndpoint[],
-    identity: GatewayIdentity,
+    identity: GatewayIdentity | undefined,
     options: TransportOptions & { random?: () => number; now?: () => number } = {},
   ) {
     this.transport = new EkmTransport(options);

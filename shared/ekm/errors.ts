@@ -61,12 +61,15 @@ const HINTS: Record<EkmDomain, string> = {
 /** A failure of the EKM hop, before it is attached to a version. */
 export class EkmFailure extends Error {
   override readonly name = 'EkmFailure';
+  /** The EKM refused OpenEKM's identity or its grant (401/403), as opposed to refusing the key's state. */
+  readonly identityRefused: boolean;
   constructor(
     readonly domain: EkmDomain,
     readonly detail: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; identityRefused?: boolean },
   ) {
     super(`${domain}: ${detail}`, options);
+    this.identityRefused = options?.identityRefused ?? false;
   }
 }
 

@@ -37,8 +37,8 @@ function b64(v: unknown, field: string): Buffer {
   return Buffer.from(v.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
 }
 
-/** HTTP status of a failed partner answer → error domain. */
-function domainOfStatus(status: number, op: 'wrap' | 'unwrap' | 'check'): EkmDomain {
+/** HTTP status (and google.rpc status name, when given) of a failed partner answer → error domain. */
+function domainOfStatus(status: number, rpcStatus: unknown, op: 'wrap' | 'unwrap' | 'check'): EkmDomain {
   if (status === 401 || status === 403) return 'EXTERNAL_PERMISSION_DENIED';
   if (status === 404) return 'EXTERNAL_NOT_FOUND';
   if (status === 429) return 'EXTERNAL_RESOURCE_EXHAUSTED';
@@ -46,6 +46,8 @@ function domainOfStatus(status: number, op: 'wrap' | 'unwrap' | 'check'): EkmDom
   if (status === 501 || status === 405) return 'EXTERNAL_NOT_IMPLEMENTED';
   if (status === 504) return 'TIMEOUT';
   if (status >= 500) return 'EXTERNAL_SERVER_ERROR';
+  // 400: the key exists but refuses this use (disabled, wrong usage), or the request/blob is bad.
+  if (status === 400 && rpcStatus === 'FAILED_PRECONDITION') return 'EXTERNAL_PERMISSION_DENIED';
   if (status === 400 && op === 'unwrap') return 'DECRYPTION_FAILED';
   return 'UNEXPECTED_ERROR';
 }
@@ -54,21 +56,26 @@ function failureOf(
   res: EkmHttpResponse,
   op: 'wrap' | 'unwrap' | 'check',
   protocolDomain?: EkmDomain,
+  identityRefused = res.status === 401 || res.status === 403,
 ): EkmFailure {
-  const body = res.body as { message?: unknown; errorName?: unknown; errorMessage?: unknown } | undefined;
-  const said = [body?.errorName, body?.message ?? body?.errorMessage]
+  const raw = res.body as { error?: unknown } | undefined;
+  const body = (raw && typeof raw.error === 'object' ? raw.error : raw) as
+    | { message?: unknown; status?: unknown; errorName?: unknown; errorMessage?: unknown }
+    | undefined;
+  const said = [body?.errorName ?? body?.status, body?.message ?? body?.errorMessage]
     .filter((x) => typeof x === 'string')
     .join(': ');
   return new EkmFailure(
-    protocolDomain ?? domainOfStatus(res.status, op),
+    protocolDomain ?? domainOfStatus(res.status, body?.status, op),
     `HTTP ${res.status}${said ? ` ${said.slice(0, 200)}` : ''}`,
+    { identityRefused },
   );
 }
 
 export class GoogleEkmProtocol implements EkmProtocol {
   constructor(
     private readonly transport: EkmTransport,
-    private readonly identity: GatewayIdentity,
+    private readonly identity: GatewayIdentity | undefined,
   ) {}
 
   private async post(
@@ -77,6 +84,7 @@ export class GoogleEkmProtocol implements EkmProtocol {
     body: unknown,
     signal: AbortSignal,
   ): Promise<EkmHttpResponse> {
+    if (!this.identity) throw new EkmFailure('UNEXPECTED_ERROR', 'no gateway signing key is configured');
     const token = await this.identity.tokenFor(endpoint.origin);
     return this.transport.send(
       endpoint,
@@ -241,7 +249,9 @@ export class XksProtocol implements EkmProtocol {
 
   private fail(res: EkmHttpResponse, op: 'wrap' | 'unwrap' | 'check'): EkmFailure {
     const name = (res.body as { errorName?: unknown } | undefined)?.errorName;
-    return failureOf(res, op, typeof name === 'string' ? XKS_ERRORS[name] : undefined);
+    const known = typeof name === 'string' ? XKS_ERRORS[name] : undefined;
+    const identityRefused = name === 'AuthenticationFailedException' || name === 'AccessDeniedException';
+    return failureOf(res, op, known, identityRefused);
   }
 
   async wrap(key: ResolvedKey, plaintext: Buffer, ctx: EkmCallContext, signal: AbortSignal): Promise<Buffer> {

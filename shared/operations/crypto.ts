@@ -5,7 +5,7 @@
  */
 import { allowOnly, bytesValue, type JsonObject, uint32Value } from '../api/decode.js';
 import { ApiError } from '../api/errors.js';
-import type { Deps } from '../context.js';
+import type { Deps, RequestContext } from '../context.js';
 import { decryptionFailed, open, parseCiphertext, seal } from '../crypto/ciphertext.js';
 import { crc32c, crc32cString } from '../crypto/crc32c.js';
 import { parseCryptoKeyName, parseCryptoKeyVersionName } from '../resources/names.js';
@@ -13,14 +13,12 @@ import { ProtectionLevel, type StoredCryptoKey, type StoredCryptoKeyVersion } fr
 import { notEnabled } from '../resources/versions.js';
 import { readKey } from './cryptoKeys.js';
 import { readVersion } from './cryptoKeyVersions.js';
+import { ekmKeyProtection } from './external.js';
 
 export const MAX_PLAINTEXT_BYTES = 64 * 1024;
 export const MAX_AAD_BYTES = 64 * 1024;
 /** Plaintext limit plus room for the format's header, key-protection block and tag. */
 export const MAX_CIPHERTEXT_BYTES = MAX_PLAINTEXT_BYTES + 4096;
-
-/** The reason a direct API caller's crypto request is made for (Key Access Justifications). */
-const DIRECT_CALLER_REASON = 'CUSTOMER_INITIATED_ACCESS';
 
 function checksumMismatch(checksumField: string, dataField: string): ApiError {
   return ApiError.invalidArgument(
@@ -49,31 +47,35 @@ function limit(data: Buffer, max: number, field: string): void {
   }
 }
 
-function checkJustification(key: StoredCryptoKey, version: StoredCryptoKeyVersion): void {
+/** The key's own justification policy, enforced before any EKM is called. */
+function checkJustification(key: StoredCryptoKey, version: StoredCryptoKeyVersion, reason: string): void {
   const policy = key.keyAccessJustificationsPolicy;
-  if (policy && !policy.allowedAccessReasons.includes(DIRECT_CALLER_REASON)) {
+  if (policy && !(policy.allowedAccessReasons as string[]).includes(reason)) {
     throw ApiError.failedPrecondition(
-      `${key.name} has a keyAccessJustificationsPolicy that does not allow ${DIRECT_CALLER_REASON}, the reason of direct API calls. Add it to allowedAccessReasons to use this key.`,
+      `${key.name} has a keyAccessJustificationsPolicy that does not allow the access reason ${reason}. Add it to allowedAccessReasons, or state an allowed reason in the X-OpenEKM-Access-Reason header.`,
       [
         {
           type: 'KEY_ACCESS_JUSTIFICATION',
           subject: version.name,
-          description: `The access reason ${DIRECT_CALLER_REASON} is not in the key's allowedAccessReasons.`,
+          description: `The access reason ${reason} is not in the key's allowedAccessReasons.`,
         },
       ],
     );
   }
 }
 
+/** What the ciphertext layer needs to protect the data key: nothing for SOFTWARE, the EKM for EXTERNAL. */
+function keyProtection(deps: Deps, ctx: RequestContext, version: StoredCryptoKeyVersion, aad: Buffer) {
+  if (version.protectionLevel === 'SOFTWARE') return {};
+  if (version.protectionLevel === 'EXTERNAL') return ekmKeyProtection(deps, ctx, version, aad);
+  throw ApiError.failedPrecondition(
+    `Crypto operations on ${version.protectionLevel} keys are not available in OpenEKM.`,
+  );
+}
+
 function materialOf(deps: Deps, v: StoredCryptoKeyVersion): Buffer {
   if (!v.material) throw notEnabled(v);
   return deps.rootKeys.unseal(v.material, v.name);
-}
-
-function notSupportedYet(level: string): ApiError {
-  return ApiError.failedPrecondition(
-    `Crypto operations on ${level} keys are not available yet in this build of OpenEKM; only SOFTWARE keys encrypt and decrypt.`,
-  );
 }
 
 export interface EncryptResponse {
@@ -85,7 +87,12 @@ export interface EncryptResponse {
   protectionLevel: string;
 }
 
-export async function encrypt(deps: Deps, name: string, body: JsonObject): Promise<EncryptResponse> {
+export async function encrypt(
+  deps: Deps,
+  ctx: RequestContext,
+  name: string,
+  body: JsonObject,
+): Promise<EncryptResponse> {
   const isVersion = name.includes('/cryptoKeyVersions/');
   const keyName = isVersion ? name.slice(0, name.lastIndexOf('/cryptoKeyVersions/')) : name;
   if (isVersion) parseCryptoKeyVersionName(name);
@@ -131,8 +138,7 @@ export async function encrypt(deps: Deps, name: string, body: JsonObject): Promi
   }
   const version = await readVersion(deps, versionName, { cached: true });
   if (version.state !== 'ENABLED') throw notEnabled(version);
-  checkJustification(key, version);
-  if (version.protectionLevel !== 'SOFTWARE') throw notSupportedYet(version.protectionLevel);
+  checkJustification(key, version, ctx.reason);
 
   const ciphertext = await seal({
     header: {
@@ -143,6 +149,7 @@ export async function encrypt(deps: Deps, name: string, body: JsonObject): Promi
     material: materialOf(deps, version),
     plaintext,
     aad,
+    ...keyProtection(deps, ctx, version, aad),
   });
   return {
     name: version.name,
@@ -161,7 +168,12 @@ export interface DecryptResponse {
   protectionLevel: string;
 }
 
-export async function decrypt(deps: Deps, name: string, body: JsonObject): Promise<DecryptResponse> {
+export async function decrypt(
+  deps: Deps,
+  ctx: RequestContext,
+  name: string,
+  body: JsonObject,
+): Promise<DecryptResponse> {
   if (name.includes('/cryptoKeyVersions/')) {
     throw ApiError.invalidArgument(
       'Decrypt takes a crypto key name, not a version: the version is read from the ciphertext.',
@@ -205,9 +217,14 @@ export async function decrypt(deps: Deps, name: string, body: JsonObject): Promi
     throw decryptionFailed();
   }
   if (version.state !== 'ENABLED') throw notEnabled(version);
-  checkJustification(key, version);
-  if (version.protectionLevel !== 'SOFTWARE') throw notSupportedYet(version.protectionLevel);
-  const plaintext = await open({ parsed, versionName, material: materialOf(deps, version), aad });
+  checkJustification(key, version, ctx.reason);
+  const plaintext = await open({
+    parsed,
+    versionName,
+    material: materialOf(deps, version),
+    aad,
+    ...keyProtection(deps, ctx, version, aad),
+  });
   return {
     plaintext: plaintext.toString('base64'),
     plaintextCrc32c: crc32cString(plaintext),

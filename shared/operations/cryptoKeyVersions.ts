@@ -1,7 +1,7 @@
 /** cryptoKeyVersions.create / get / list / patch / destroy / restore, and finishing due destructions. */
 import { allowOnly, enumValue, type JsonObject, optionalObject, optionalString } from '../api/decode.js';
 import { ApiError } from '../api/errors.js';
-import type { Deps } from '../context.js';
+import type { Deps, RequestContext } from '../context.js';
 import { RootKeyring } from '../crypto/material.js';
 import { parseCryptoKeyName, parseCryptoKeyVersionName } from '../resources/names.js';
 import {
@@ -14,6 +14,7 @@ import {
 } from '../resources/types.js';
 import { externalKeyUri, parseDurationString } from '../resources/validate.js';
 import { destroyed, isDueForDestruction, requireTransition, toApiVersion } from '../resources/versions.js';
+import { checkExternalKey } from './external.js';
 import { type ListRequest, type Page, paginate } from './list.js';
 
 const VERSION_FIELDS = [
@@ -107,6 +108,7 @@ function initialState(body: JsonObject): 'ENABLED' | 'DISABLED' {
 
 export async function createCryptoKeyVersion(
   deps: Deps,
+  ctx: RequestContext,
   parent: string,
   body: JsonObject,
 ): Promise<CryptoKeyVersion> {
@@ -114,6 +116,13 @@ export async function createCryptoKeyVersion(
   allowOnly(body, VERSION_FIELDS);
   const state = initialState(body);
   const rawExternal = optionalObject(body, 'externalProtectionLevelOptions');
+  // An external key is checked at its EKM before anything is written: on failure no version exists.
+  const current = await deps.store.get<StoredCryptoKey & JsonObject>(parent);
+  if (!current) throw ApiError.notFound(parent);
+  const checked = externalOptions(deps, current, rawExternal, 'externalProtectionLevelOptions');
+  if (checked?.externalKeyUri) {
+    await checkExternalKey(deps, ctx, checked.externalKeyUri, parent, 'not created');
+  }
   const version = await deps.store.transaction(
     async (tx) => {
       const key = await tx.get<StoredCryptoKey & JsonObject>(parent);
@@ -206,6 +215,7 @@ const PATCHABLE = [
 
 export async function patchCryptoKeyVersion(
   deps: Deps,
+  ctx: RequestContext,
   name: string,
   mask: string[],
   body: JsonObject,
@@ -242,6 +252,27 @@ export async function patchCryptoKeyVersion(
     );
   }
   const keyName = name.slice(0, name.lastIndexOf('/cryptoKeyVersions/'));
+  if (mask.includes('externalProtectionLevelOptions.externalKeyUri')) {
+    // A new URI must point at a usable key before the version moves to it.
+    const [key, stored] = await Promise.all([
+      deps.store.get<StoredCryptoKey & JsonObject>(keyName),
+      deps.store.get<StoredCryptoKeyVersion & JsonObject>(name),
+    ]);
+    if (key?.versionTemplate.protectionLevel === 'EXTERNAL' && stored) {
+      const next = externalOptions(
+        deps,
+        key,
+        optionalObject(body, 'externalProtectionLevelOptions') ?? {},
+        'externalProtectionLevelOptions',
+      );
+      if (
+        next?.externalKeyUri &&
+        next.externalKeyUri !== stored.externalProtectionLevelOptions?.externalKeyUri
+      ) {
+        await checkExternalKey(deps, ctx, next.externalKeyUri, name, stored.state);
+      }
+    }
+  }
   const updated = await deps.store.transaction(async (tx) => {
     const [key, stored] = await Promise.all([
       tx.get<StoredCryptoKey & JsonObject>(keyName),

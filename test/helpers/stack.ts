@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type LocalEkm, startLocalEkm } from '../../scripts/lib/local-ekm.js';
 import { type LocalServer, startLocalServer } from '../../scripts/lib/local-server.js';
 import { localGatewayEnv, mintLocalToken } from '../../scripts/lib/local-state.js';
 import { Gateway } from '../../shared/api/app.js';
@@ -30,16 +31,36 @@ export interface TestStack {
   project: string;
   stateDir: string;
   logs: string[];
+  /** The reference EKM, when started with `ekm: true`. */
+  ekm: LocalEkm | undefined;
+  ekmLogs: string[];
   stop(): Promise<void>;
 }
 
-export async function startTestStack(options: { env?: Record<string, string> } = {}): Promise<TestStack> {
+export interface StackOptions {
+  env?: Record<string, string>;
+  /** Also start a reference EKM (test mode, ephemeral ports) declared to the gateway, as npm start does. */
+  ekm?: boolean;
+}
+
+export async function startTestStack(options: StackOptions = {}): Promise<TestStack> {
   const firestoreHost = process.env.FIRESTORE_EMULATOR_HOST;
   if (!firestoreHost) throw new Error('FIRESTORE_EMULATOR_HOST is not set: run the tests with npm test.');
   const stateDir = mkdtempSync(join(tmpdir(), 'openekm-test-'));
   const project = `demo-test-${randomBytes(6).toString('hex')}`;
+  const ekmLogs: string[] = [];
+  const local = options.ekm
+    ? await startLocalEkm({
+        dir: stateDir,
+        httpPort: 0,
+        httpsPort: 0,
+        mode: 'test',
+        log: (l) => ekmLogs.push(l),
+      })
+    : undefined;
   const env = {
     ...(await localGatewayEnv(firestoreHost, stateDir)),
+    ...local?.env,
     OPENEKM_FIRESTORE_PROJECT: project,
     ...options.env,
   };
@@ -86,9 +107,12 @@ export async function startTestStack(options: { env?: Record<string, string> } =
       }
       return { status: res.status, json, headers: res.headers };
     },
+    ekm: local,
+    ekmLogs,
     async stop() {
       await server.stop();
       await gateway.close();
+      await local?.ekm.stop();
       rmSync(stateDir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,129 @@
+/**
+ * The EKM hop of EXTERNAL versions: the key-protection functions the ciphertext layer calls (wrap on encrypt,
+ * unwrap on decrypt — on every request, nothing cached), the synchronous key check when a version is created or
+ * its URI changes, and the mapping of EKM failures to the caller's error. When the EKM refuses OpenEKM's identity
+ * or grant, the version is disabled, as Cloud EKM does.
+ */
+import { createHash } from 'node:crypto';
+import type { ApiError } from '../api/errors.js';
+import type { Deps, RequestContext } from '../context.js';
+import { EkmFailure, ekmError } from '../ekm/errors.js';
+import type { EkmCallContext } from '../ekm/protocols.js';
+import type { StoredCryptoKeyVersion } from '../resources/types.js';
+
+/**
+ * The AAD the EKM binds into its layer: SHA-256 of the version's resource name and the caller's AAD (length-
+ * prefixed), so a blob moved to another version or AAD fails at the EKM too, and 64 KiB AADs fit XKS's 8 KiB
+ * limit.
+ */
+export function ekmAad(versionName: string, aad: Buffer): Buffer {
+  const name = Buffer.from(versionName, 'utf8');
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(name.length, 0);
+  return createHash('sha256').update('openekm/ekm-aad/v1\0').update(len).update(name).update(aad).digest();
+}
+
+function callContext(ctx: RequestContext, versionName: string, aad: Buffer): EkmCallContext {
+  return {
+    versionName,
+    reason: ctx.reason,
+    principal: ctx.caller.principal,
+    requestId: ctx.requestId,
+    aad: ekmAad(versionName, aad),
+  };
+}
+
+function asFailure(err: unknown): EkmFailure {
+  return err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
+}
+
+export function externalKeyUriOf(version: StoredCryptoKeyVersion): string {
+  return version.externalProtectionLevelOptions?.externalKeyUri ?? '';
+}
+
+/** Disables the version after the EKM refused our identity; logged, never fatal to the request's answer. */
+async function disableAfterRefusal(
+  deps: Deps,
+  version: StoredCryptoKeyVersion,
+  failure: EkmFailure,
+): Promise<void> {
+  try {
+    const disabled = await deps.store.transaction(async (tx) => {
+      const v = await tx.get<StoredCryptoKeyVersion & Record<string, unknown>>(version.name);
+      if (!v || v.state !== 'ENABLED') return false;
+      tx.set(version.name, { ...v, state: 'DISABLED' });
+      return true;
+    });
+    deps.cache.invalidate(version.name);
+    if (disabled) {
+      deps.log.warn(
+        `Disabled ${version.name}: the external key manager refused OpenEKM (${failure.domain}). Restore access at the EKM, then enable the version.`,
+        { version: version.name, errorDomain: failure.domain },
+      );
+    }
+  } catch {
+    // The caller still gets the EKM error; the next refusal tries again.
+  }
+}
+
+async function fail(deps: Deps, version: StoredCryptoKeyVersion, err: unknown): Promise<ApiError> {
+  const failure = asFailure(err);
+  if (failure.domain === 'EXTERNAL_PERMISSION_DENIED' && failure.identityRefused) {
+    await disableAfterRefusal(deps, version, failure);
+  }
+  return ekmError(failure, externalKeyUriOf(version), version.name, version.state);
+}
+
+/** protectKey / unprotectKey for the ciphertext layer: one EKM call each, every time. */
+export function ekmKeyProtection(
+  deps: Deps,
+  ctx: RequestContext,
+  version: StoredCryptoKeyVersion,
+  aad: Buffer,
+) {
+  const uri = externalKeyUriOf(version);
+  const call = callContext(ctx, version.name, aad);
+  const opts = { signal: ctx.signal, deadline: ctx.deadline };
+  return {
+    protectKey: async (sealedDek: Buffer) => {
+      try {
+        return await deps.ekm.wrap(uri, sealedDek, call, opts);
+      } catch (err) {
+        throw await fail(deps, version, err);
+      }
+    },
+    unprotectKey: async (block: Buffer) => {
+      try {
+        return await deps.ekm.unwrap(uri, block, call, opts);
+      } catch (err) {
+        throw await fail(deps, version, err);
+      }
+    },
+  };
+}
+
+/**
+ * Checks an external key before a version uses it (create, or a new URI): Google EKM gets a wrap marked
+ * isKeyHealthCheck, XKS a metadata call requiring ENCRYPT, DECRYPT and ENABLED. Throws the caller's error.
+ */
+export async function checkExternalKey(
+  deps: Deps,
+  ctx: RequestContext,
+  uri: string,
+  versionName: string,
+  state: string,
+): Promise<void> {
+  try {
+    await deps.ekm.checkKey(
+      uri,
+      {
+        ...callContext(ctx, versionName, Buffer.alloc(0)),
+        reason: 'GOOGLE_INITIATED_SYSTEM_OPERATION',
+        healthCheck: true,
+      },
+      { signal: ctx.signal, deadline: ctx.deadline },
+    );
+  } catch (err) {
+    throw ekmError(asFailure(err), uri, versionName, state);
+  }
+}
