@@ -63,3 +63,43 @@ export class GatewayIdentity {
     return token;
   }
 }
+
+/**
+ * Google-signed ID tokens from the metadata server, for deployments on Google Cloud whose EKM trusts Google's
+ * issuer (as Cloud EKM partners do). The host comes from GCE_METADATA_HOST when set (the convention of Google's
+ * client libraries), else metadata.google.internal. Tokens are reused until one minute before they expire.
+ */
+export class MetadataIdTokenSource {
+  private readonly tokens = new Map<string, { token: string; renewAt: number }>();
+
+  constructor(
+    private readonly host: string = process.env.GCE_METADATA_HOST ?? 'metadata.google.internal',
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async tokenFor(audience: string, signal: AbortSignal): Promise<string> {
+    const hit = this.tokens.get(audience);
+    if (hit && hit.renewAt > this.now()) return hit.token;
+    const url = `http://${this.host}/computeMetadata/v1/instance/service-accounts/default/identity?audience=${encodeURIComponent(audience)}&format=full`;
+    const res = await fetch(url, {
+      headers: { 'Metadata-Flavor': 'Google' },
+      signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]),
+    });
+    const token = (await res.text()).trim();
+    if (!res.ok || token.split('.').length !== 3) {
+      throw new Error(`the metadata server gave no ID token (HTTP ${res.status})`);
+    }
+    let exp = this.now() / 1000 + 300;
+    try {
+      const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as {
+        exp?: number;
+      };
+      if (typeof payload.exp === 'number') exp = payload.exp;
+    } catch {
+      // keep the conservative default lifetime
+    }
+    if (this.tokens.size > 1000) this.tokens.clear();
+    this.tokens.set(audience, { token, renewAt: exp * 1000 - 60_000 });
+    return token;
+  }
+}

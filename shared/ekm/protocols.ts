@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { GatewayIdentity } from '../access/outgoing.js';
+import { type GatewayIdentity, MetadataIdTokenSource } from '../access/outgoing.js';
 import type { EkmEndpoint, ResolvedKey } from './endpoints.js';
 import { type EkmDomain, EkmFailure } from './errors.js';
 import type { EkmHttpResponse, EkmTransport } from './transport.js';
@@ -73,10 +73,28 @@ function failureOf(
 }
 
 export class GoogleEkmProtocol implements EkmProtocol {
+  private idTokens: MetadataIdTokenSource | undefined;
+
   constructor(
     private readonly transport: EkmTransport,
     private readonly identity: GatewayIdentity | undefined,
   ) {}
+
+  /** Our Bearer token for this endpoint: our own signed JWT, or a Google-signed ID token from the metadata server. */
+  private async token(endpoint: EkmEndpoint, signal: AbortSignal): Promise<string> {
+    if (endpoint.auth.type === 'google-id-token') {
+      this.idTokens ??= new MetadataIdTokenSource();
+      try {
+        return await this.idTokens.tokenFor(endpoint.origin, signal);
+      } catch (err) {
+        throw new EkmFailure('UNEXPECTED_ERROR', `no Google ID token: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    }
+    if (!this.identity) throw new EkmFailure('UNEXPECTED_ERROR', 'no gateway signing key is configured');
+    return this.identity.tokenFor(endpoint.origin);
+  }
 
   private async post(
     endpoint: EkmEndpoint,
@@ -84,8 +102,7 @@ export class GoogleEkmProtocol implements EkmProtocol {
     body: unknown,
     signal: AbortSignal,
   ): Promise<EkmHttpResponse> {
-    if (!this.identity) throw new EkmFailure('UNEXPECTED_ERROR', 'no gateway signing key is configured');
-    const token = await this.identity.tokenFor(endpoint.origin);
+    const token = await this.token(endpoint, signal);
     return this.transport.send(
       endpoint,
       url,

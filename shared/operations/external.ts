@@ -37,6 +37,23 @@ function asFailure(err: unknown): EkmFailure {
   return err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
 }
 
+/** The EKM's own words go to the log (never to the caller): what operators need to fix the EKM side. */
+function logFailure(
+  deps: Deps,
+  ctx: RequestContext,
+  versionName: string,
+  keyUri: string,
+  failure: EkmFailure,
+): void {
+  deps.log.warn(`EKM call failed: ${failure.domain}`, {
+    requestId: ctx.requestId,
+    version: versionName,
+    keyUri,
+    errorDomain: failure.domain,
+    detail: failure.detail.slice(0, 300),
+  });
+}
+
 export function externalKeyUriOf(version: StoredCryptoKeyVersion): string {
   return version.externalProtectionLevelOptions?.externalKeyUri ?? '';
 }
@@ -66,8 +83,14 @@ async function disableAfterRefusal(
   }
 }
 
-async function fail(deps: Deps, version: StoredCryptoKeyVersion, err: unknown): Promise<ApiError> {
+async function fail(
+  deps: Deps,
+  ctx: RequestContext,
+  version: StoredCryptoKeyVersion,
+  err: unknown,
+): Promise<ApiError> {
   const failure = asFailure(err);
+  logFailure(deps, ctx, version.name, externalKeyUriOf(version), failure);
   if (failure.domain === 'EXTERNAL_PERMISSION_DENIED' && failure.identityRefused) {
     await disableAfterRefusal(deps, version, failure);
   }
@@ -89,14 +112,14 @@ export function ekmKeyProtection(
       try {
         return await deps.ekm.wrap(uri, sealedDek, call, opts);
       } catch (err) {
-        throw await fail(deps, version, err);
+        throw await fail(deps, ctx, version, err);
       }
     },
     unprotectKey: async (block: Buffer) => {
       try {
         return await deps.ekm.unwrap(uri, block, call, opts);
       } catch (err) {
-        throw await fail(deps, version, err);
+        throw await fail(deps, ctx, version, err);
       }
     },
   };
@@ -124,6 +147,8 @@ export async function checkExternalKey(
       { signal: ctx.signal, deadline: ctx.deadline },
     );
   } catch (err) {
-    throw ekmError(asFailure(err), uri, versionName, state);
+    const failure = asFailure(err);
+    logFailure(deps, ctx, versionName, uri, failure);
+    throw ekmError(failure, uri, versionName, state);
   }
 }
