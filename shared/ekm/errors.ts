@@ -4,6 +4,7 @@
  * key URI and says what to do; DECRYPTION_FAILED is INVALID_ARGUMENT instead.
  */
 import { ApiError } from '../api/errors.js';
+import { decryptionFailed } from '../crypto/ciphertext.js';
 
 export const EKM_DOMAINS = [
   'EXTERNAL_PERMISSION_DENIED',
@@ -73,12 +74,14 @@ export class EkmFailure extends Error {
   }
 }
 
-/** The caller-facing error for an EKM failure on a version in state `state`. */
+/**
+ * The caller-facing error for an EKM failure on a version in state `state`. DECRYPTION_FAILED is the same bland
+ * INVALID_ARGUMENT as any other undecryptable ciphertext, so a caller cannot tell which layer refused it (the
+ * domain is in the log).
+ */
 export function ekmError(failure: EkmFailure, keyUri: string, versionName: string, state: string): ApiError {
+  if (failure.domain === 'DECRYPTION_FAILED') return decryptionFailed(failure);
   const message = `Error calling the external key manager for ${keyUri}: ${failure.domain}. ${HINTS[failure.domain]}`;
-  if (failure.domain === 'DECRYPTION_FAILED') {
-    return new ApiError('INVALID_ARGUMENT', message, [], { cause: failure });
-  }
   return new ApiError(
     'FAILED_PRECONDITION',
     message,
