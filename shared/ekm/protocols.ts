@@ -52,16 +52,28 @@ function domainOfStatus(status: number, rpcStatus: unknown, op: 'wrap' | 'unwrap
   return 'UNEXPECTED_ERROR';
 }
 
+/**
+ * Whether a Google EKM refusal is about the request's access reason (ErrorInfo reason or message naming the
+ * justification) rather than about OpenEKM: the caller chose that reason, so it must not disable the version.
+ */
+function refusesJustification(body: { message?: unknown; details?: unknown } | undefined): boolean {
+  const reasons = Array.isArray(body?.details)
+    ? body.details.map((d) => (d as { reason?: unknown } | null)?.reason)
+    : [];
+  return [body?.message, ...reasons].some((x) => typeof x === 'string' && /justification/i.test(x));
+}
+
 function failureOf(
   res: EkmHttpResponse,
   op: 'wrap' | 'unwrap' | 'check',
   protocolDomain?: EkmDomain,
-  identityRefused = res.status === 401 || res.status === 403,
+  identityRefused?: boolean,
 ): EkmFailure {
   const raw = res.body as { error?: unknown } | undefined;
   const body = (raw && typeof raw.error === 'object' ? raw.error : raw) as
-    | { message?: unknown; status?: unknown; errorName?: unknown; errorMessage?: unknown }
+    | { message?: unknown; status?: unknown; errorName?: unknown; errorMessage?: unknown; details?: unknown }
     | undefined;
+  identityRefused ??= (res.status === 401 || res.status === 403) && !refusesJustification(body);
   const said = [body?.errorName ?? body?.status, body?.message ?? body?.errorMessage]
     .filter((x) => typeof x === 'string')
     .join(': ');
