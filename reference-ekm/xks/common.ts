@@ -34,12 +34,18 @@ export function parseXksMessage<T extends z.ZodType>(schema: T, ctx: RequestCont
     throw new XksError('ValidationException', `invalid or missing ${where}`);
   }
   const data = parsed.data as {
-    requestMetadata?: { kmsRequestId?: string; kmsOperation?: string; awsPrincipalArn?: string };
+    requestMetadata?: {
+      kmsRequestId?: string;
+      kmsOperation?: string;
+      awsPrincipalArn?: string;
+      kmsKeyArn?: string;
+    };
   };
   ctx.fields.kmsRequestId = data.requestMetadata?.kmsRequestId?.slice(0, 128);
   ctx.fields.kmsOperation = data.requestMetadata?.kmsOperation?.slice(0, 64);
   if (data.requestMetadata?.awsPrincipalArn)
     ctx.fields.awsPrincipalArn = data.requestMetadata.awsPrincipalArn.slice(0, 256);
+  if (data.requestMetadata?.kmsKeyArn) ctx.fields.kmsKeyArn = data.requestMetadata.kmsKeyArn.slice(0, 300);
   return parsed.data;
 }
 
