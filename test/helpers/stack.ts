@@ -13,6 +13,7 @@ import { localGatewayEnv, mintLocalToken } from '../../scripts/lib/local-state.j
 import { Gateway } from '../../shared/api/app.js';
 import { createLogger } from '../../shared/api/log.js';
 import { loadConfig } from '../../shared/config.js';
+import type { TransportOptions } from '../../shared/ekm/transport.js';
 
 export interface TestStack {
   url: string;
@@ -41,6 +42,10 @@ export interface StackOptions {
   env?: Record<string, string>;
   /** Also start a reference EKM (test mode, ephemeral ports) declared to the gateway, as npm start does. */
   ekm?: boolean;
+  /** With `ekm`: changes the EKM endpoints declared to the gateway (e.g. adds unreachable or untrusted ones). */
+  ekmEndpoints?: (declared: Array<Record<string, unknown>>, ekm: LocalEkm) => Array<Record<string, unknown>>;
+  /** Options of the gateway's EKM transport, e.g. an injected `lookup` for DNS tests. */
+  ekmTransport?: TransportOptions;
 }
 
 export async function startTestStack(options: StackOptions = {}): Promise<TestStack> {
@@ -58,9 +63,14 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
         log: (l) => ekmLogs.push(l),
       })
     : undefined;
+  const ekmEnv = { ...local?.env };
+  if (local && options.ekmEndpoints) {
+    const declared = JSON.parse(local.env.OPENEKM_EKM_ENDPOINTS ?? '[]') as Array<Record<string, unknown>>;
+    ekmEnv.OPENEKM_EKM_ENDPOINTS = JSON.stringify(options.ekmEndpoints(declared, local));
+  }
   const env = {
     ...(await localGatewayEnv(firestoreHost, stateDir)),
-    ...local?.env,
+    ...ekmEnv,
     OPENEKM_FIRESTORE_PROJECT: project,
     ...options.env,
   };
@@ -71,6 +81,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     config,
     now: () => new Date(Date.now() + offset),
     logger: createLogger('debug', (l) => logs.push(l)),
+    ...(options.ekmTransport ? { ekmTransport: options.ekmTransport } : {}),
   });
   const server = await startLocalServer({ gateway, maxRequestBytes: config.maxRequestBytes });
   const ownerToken = await mintLocalToken({ dir: stateDir });
