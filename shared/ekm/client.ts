@@ -10,6 +10,9 @@ import { EkmFailure, RETRIABLE } from './errors.js';
 import { type EkmCallContext, type EkmProtocol, GoogleEkmProtocol, XksProtocol } from './protocols.js';
 import { EkmTransport, type TransportOptions } from './transport.js';
 
+/** Time kept before the request's deadline to turn the last attempt's failure into the caller's answer. */
+const ANSWER_MARGIN_MS = 50;
+
 export interface EkmCallOptions {
   /** Aborts when the request is cancelled or its deadline passes. */
   signal: AbortSignal;
@@ -69,16 +72,24 @@ export class EkmClient {
     opts: EkmCallOptions,
     attempt: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
+    const attemptMs = key.endpoint.timeoutMs;
     for (let n = 0; ; n++) {
+      // An attempt that could outlast the request would leave the caller a bare DEADLINE_EXCEEDED: cut it
+      // short so the EKM's domain (TIMEOUT) is still answered before the deadline.
+      const room = opts.deadline - this.now() - ANSWER_MARGIN_MS;
+      const signal =
+        room < attemptMs
+          ? AbortSignal.any([opts.signal, AbortSignal.timeout(Math.max(1, room))])
+          : opts.signal;
       try {
-        return await attempt(opts.signal);
+        return await attempt(signal);
       } catch (err) {
         const failure =
           err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
         const backoff = Math.min(200, 10 * 2 ** n) * (0.5 + this.random());
-        const room = opts.deadline - this.now() - backoff;
-        if (!RETRIABLE.has(failure.domain) || opts.signal.aborted || room < key.endpoint.timeoutMs / 2)
-          throw failure;
+        const roomAfter = opts.deadline - this.now() - backoff - ANSWER_MARGIN_MS;
+        // Retry only when a whole attempt still fits before the deadline.
+        if (!RETRIABLE.has(failure.domain) || opts.signal.aborted || roomAfter < attemptMs) throw failure;
         await sleep(backoff, opts.signal);
       }
     }
