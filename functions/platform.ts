@@ -128,6 +128,14 @@ export function httpFunction(name: FunctionName): HttpFunction {
       );
       return;
     }
-    send(res, await g.handle(name, toApiRequest(req)));
+    // A client that goes away before the answer cancels the request, and with it any EKM call in flight.
+    const cancelled = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) cancelled.abort();
+    };
+    res.once('close', onClose);
+    const out = await g.handle(name, { ...toApiRequest(req), signal: cancelled.signal });
+    res.off('close', onClose);
+    send(res, out);
   };
 }

@@ -58,6 +58,8 @@ export interface ApiRequest {
   headers: Record<string, string | string[] | undefined>;
   body?: Buffer;
   remoteAddress?: string;
+  /** Aborts when the client goes away before the answer: the request is then CANCELLED (HTTP 499 in the log). */
+  signal?: AbortSignal;
 }
 
 export interface ApiResponse {
@@ -255,7 +257,11 @@ export class Gateway {
     let ms = this.deps.config.requestDeadlineMs;
     const t = header(req, 'x-server-timeout');
     if (t && /^[0-9]+(\.[0-9]+)?$/.test(t)) ms = Math.min(ms, Math.max(1, Number(t) * 1000));
-    return { signal: AbortSignal.timeout(ms), deadline: this.deps.now().getTime() + ms };
+    const timeout = AbortSignal.timeout(ms);
+    return {
+      signal: req.signal ? AbortSignal.any([timeout, req.signal]) : timeout,
+      deadline: this.deps.now().getTime() + ms,
+    };
   }
 
   private async run(
@@ -368,9 +374,11 @@ async function withDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T
   const timeout = new Promise<never>((_, reject) => {
     onAbort = () =>
       reject(
-        ApiError.deadlineExceeded(
-          'The request did not finish within its deadline; its outcome is unknown. Retry it.',
-        ),
+        (signal.reason as { name?: string } | undefined)?.name === 'TimeoutError'
+          ? ApiError.deadlineExceeded(
+              'The request did not finish within its deadline; its outcome is unknown. Retry it.',
+            )
+          : new ApiError('CANCELLED', 'The client cancelled the request; its outcome is unknown.'),
       );
     signal.addEventListener('abort', onAbort, { once: true });
   });
