@@ -158,7 +158,12 @@ export class EkmHttpServer {
           return; // never answered; the connection is closed when the client gives up or the EKM stops
         case 'reset':
           logRequest(route, 0, 'FAULT_RESET');
-          req.socket.resetAndDestroy();
+          try {
+            req.socket.resetAndDestroy();
+          } catch {
+            // A TLS socket cannot send a TCP RST (ERR_INVALID_HANDLE_TYPE): drop the connection instead.
+            req.socket.destroy();
+          }
           return;
         case 'garbage':
           res.writeHead(200, { 'content-type': 'application/json' });
