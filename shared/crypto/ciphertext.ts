@@ -107,8 +107,11 @@ export async function seal(args: {
   aad: Buffer;
   protectKey?: (sealedDek: Buffer) => Promise<Buffer>;
 }): Promise<Buffer> {
-  const dek = randomBytes(DEK);
-  const salt = randomBytes(SALT);
+  // One CSPRNG call for the data key, the salt and the data IV: three disjoint slices of fresh random bytes
+  // (three calls cost measurably more per request).
+  const random = randomBytes(DEK + SALT + IV);
+  const dek = random.subarray(0, DEK);
+  const salt = random.subarray(DEK, DEK + SALT);
   // The block length is part of the header; SOFTWARE blocks have a fixed size, EKM blocks are known only after
   // wrapping, so the header is made after protectKey and the context is bound to the final header.
   const dekCipherKey = sealingKey(args.material, salt);
@@ -119,7 +122,7 @@ export async function seal(args: {
   const keyBlock = args.protectKey ? await args.protectKey(sealedDek) : sealedDek;
   if (keyBlock.length > 0xffff) throw ApiError.internal(new Error('key-protection block too large'));
   const header = encodeHeader(args.header, keyBlock.length);
-  const iv = randomBytes(IV);
+  const iv = random.subarray(DEK + SALT);
   const cipher = createCipheriv('aes-256-gcm', dek, iv);
   cipher.setAAD(context(header, args.versionName, args.aad));
   const data = Buffer.concat([cipher.update(args.plaintext), cipher.final()]);
