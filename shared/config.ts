@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { JWK } from 'jose';
 import { z } from 'zod';
 import type { GatewayIdentityConfig } from './access/outgoing.js';
+import { isValidMember, MEMBER_FORMS } from './access/roles.js';
 import { type EkmEndpoint, parseEndpoints } from './ekm/endpoints.js';
 
 export class ConfigError extends Error {
@@ -54,6 +55,12 @@ export interface Config {
   ekmEndpoints: EkmEndpoint[];
   /** OpenEKM's own identity towards EKMs; required when a Google EKM endpoint authenticates with our JWT. */
   gatewayIdentity?: GatewayIdentityConfig;
+  /** IAM bootstrap (docs/iam.md): the owners of named projects (OPENEKM_PROJECT_OWNERS). */
+  projectOwners: Record<string, string[]>;
+  /** Owners of every project (OPENEKM_DEFAULT_OWNERS); they may also run the scheduled tasks. */
+  defaultOwners: string[];
+  /** Principals allowed to run the scheduled tasks (OPENEKM_OPERATORS), besides the default owners. */
+  operators: string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -168,6 +175,39 @@ function gatewayIdentityFrom(env: Env): GatewayIdentityConfig | undefined {
   return { email, issuer, keys };
 }
 
+function jsonEnv(env: Env, name: string, example: string): unknown {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new ConfigError(`${name} is not valid JSON: give ${example}.`);
+  }
+}
+
+function principals(value: unknown, name: string): string[] {
+  if (!Array.isArray(value) || value.some((m) => typeof m !== 'string' || !isValidMember(m))) {
+    throw new ConfigError(
+      `${name} is invalid: give a JSON array of members (${MEMBER_FORMS}), e.g. ["user:alice@example.com"].`,
+    );
+  }
+  return value as string[];
+}
+
+function projectOwnersFrom(env: Env): Record<string, string[]> {
+  const example = '{"my-project": ["user:alice@example.com"]}';
+  const parsed = jsonEnv(env, 'OPENEKM_PROJECT_OWNERS', example);
+  if (parsed === undefined) return {};
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`OPENEKM_PROJECT_OWNERS is invalid: give a JSON object, e.g. ${example}.`);
+  }
+  const out: Record<string, string[]> = {};
+  for (const [project, owners] of Object.entries(parsed)) {
+    out[project] = principals(owners, `OPENEKM_PROJECT_OWNERS["${project}"]`);
+  }
+  return out;
+}
+
 function readText(path: string, name: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -205,5 +245,14 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     ekmEndpoints,
     gatewayIdentity,
+    projectOwners: projectOwnersFrom(env),
+    defaultOwners: principals(
+      jsonEnv(env, 'OPENEKM_DEFAULT_OWNERS', '["user:alice@example.com"]') ?? [],
+      'OPENEKM_DEFAULT_OWNERS',
+    ),
+    operators: principals(
+      jsonEnv(env, 'OPENEKM_OPERATORS', '["serviceAccount:…"]') ?? [],
+      'OPENEKM_OPERATORS',
+    ),
   };
 }

@@ -134,5 +134,7 @@ export async function localGatewayEnv(
       { issuer: LOCAL_ISSUER, audiences: [LOCAL_AUDIENCE], jwksFile: jwksPath },
     ]),
     OPENEKM_ALLOW_LOOPBACK_HTTP_EKM: 'true',
+    // The local owner owns every project; every other principal starts with nothing (docs/iam.md).
+    OPENEKM_DEFAULT_OWNERS: JSON.stringify([LOCAL_OWNER]),
   };
 }

@@ -4,6 +4,7 @@
  * one structured log line per request (never bodies, tokens or key material).
  */
 import { randomUUID } from 'node:crypto';
+import { Authorizer, iamConfigOf } from '../access/iam.js';
 import { TokenVerifier } from '../access/identity.js';
 import { GatewayIdentity } from '../access/outgoing.js';
 import { type Config, loadConfig } from '../config.js';
@@ -27,6 +28,7 @@ import {
   patchCryptoKeyVersion,
   restoreCryptoKeyVersion,
 } from '../operations/cryptoKeyVersions.js';
+import { getIamPolicy, setIamPolicy, testIamPermissions } from '../operations/iam.js';
 import { createKeyRing, getKeyRing, listKeyRings } from '../operations/keyRings.js';
 import type { ListRequest } from '../operations/list.js';
 import { runScheduledTasks } from '../operations/scheduled.js';
@@ -114,6 +116,8 @@ function intEnums(value: unknown, field = ''): unknown {
 export class Gateway {
   readonly deps: Deps;
   private readonly verifier: TokenVerifier;
+  /** The one IAM check of the pipeline (docs/iam.md). */
+  readonly authorizer: Authorizer;
   readonly log: Logger;
 
   constructor(options: GatewayOptions = {}) {
@@ -142,6 +146,7 @@ export class Gateway {
     };
     if (identity) this.deps.identity = identity;
     this.verifier = options.verifier ?? new TokenVerifier(config.trustedIssuers);
+    this.authorizer = new Authorizer(iamConfigOf(config), this.deps.cache);
     this.log = this.deps.log;
   }
 
@@ -196,6 +201,7 @@ export class Gateway {
         ? await this.verifier.verify(header(req, 'authorization'))
         : { principal: 'anonymous', issuer: '' };
       principal = caller.principal;
+      if (route.permission) await this.authorizer.authorize(caller, route.permission, parsed.name);
       const ctx: RequestContext = { caller, requestId, signal, deadline, reason };
       const body = req.method === 'GET' ? {} : parseBody(req.body);
       const result = await withDeadline(this.run(route, parsed.name, req.query, body, ctx), signal);
@@ -335,9 +341,11 @@ export class Gateway {
       case 'restoreCryptoKeyVersion':
         return restoreCryptoKeyVersion(d, name, body);
       case 'iam':
-        throw ApiError.unimplemented(
-          'IAM policies are not available yet: every valid token may use every method.',
-        );
+        if (route.verb === 'getIamPolicy') {
+          return getIamPolicy(d, name, q.get('options.requestedPolicyVersion'));
+        }
+        if (route.verb === 'setIamPolicy') return setIamPolicy(d, name, body);
+        return testIamPermissions(d, this.authorizer, ctx.caller, name, body);
     }
   }
 

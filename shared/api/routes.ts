@@ -2,6 +2,7 @@
  * The routing table of the Cloud KMS REST v1 surface we serve, and which of the four functions owns each route.
  * A route names its operation, its allowed query parameters and whether it needs a caller identity.
  */
+import { RUN_TASKS, USE_TO_DECRYPT, USE_TO_ENCRYPT } from '../access/roles.js';
 import type { JsonObject } from './decode.js';
 
 export type FunctionName = 'keyAdmin' | 'encrypt' | 'decrypt' | 'healthCheck';
@@ -35,6 +36,11 @@ export interface Route {
   operation: OperationId;
   query: readonly string[];
   authenticated: boolean;
+  /**
+   * The permission the caller must hold on the path's resource (the parent, for a collection) — checked once, in
+   * Gateway.handle, before the operation runs. Undefined for unauthenticated routes and testIamPermissions.
+   */
+  permission?: string;
 }
 
 export type OperationId =
@@ -68,40 +74,58 @@ function r(
   target: Target,
   verb: string,
   operation: OperationId,
+  permission: string | undefined,
   query: readonly string[] = [],
   authenticated = true,
 ): Route {
-  return { fn, method, target, verb, operation, query, authenticated };
+  return permission
+    ? { fn, method, target, verb, operation, query, authenticated, permission }
+    : { fn, method, target, verb, operation, query, authenticated };
 }
 
+const KR = 'cloudkms.keyRings.';
+const CK = 'cloudkms.cryptoKeys.';
+const CKV = 'cloudkms.cryptoKeyVersions.';
+
 export const ROUTES: readonly Route[] = [
-  r('healthCheck', 'GET', 'health', '', 'health', [], false),
-  r('healthCheck', 'GET', 'health.ready', '', 'ready', [], false),
-  r('healthCheck', 'POST', 'health.tasks', 'run', 'runScheduledTasks'),
-  r('healthCheck', 'GET', 'jwks', '', 'jwks', [], false),
-  r('keyAdmin', 'POST', 'keyRings', '', 'createKeyRing', ['keyRingId']),
-  r('keyAdmin', 'GET', 'keyRings', '', 'listKeyRings', LIST),
-  r('keyAdmin', 'GET', 'keyRing', '', 'getKeyRing'),
-  r('keyAdmin', 'POST', 'cryptoKeys', '', 'createCryptoKey', ['cryptoKeyId', 'skipInitialVersionCreation']),
-  r('keyAdmin', 'GET', 'cryptoKeys', '', 'listCryptoKeys', [...LIST, 'versionView']),
-  r('keyAdmin', 'GET', 'cryptoKey', '', 'getCryptoKey'),
-  r('keyAdmin', 'PATCH', 'cryptoKey', '', 'patchCryptoKey', ['updateMask']),
-  r('keyAdmin', 'POST', 'cryptoKey', 'updatePrimaryVersion', 'updatePrimaryVersion'),
-  r('encrypt', 'POST', 'cryptoKey', 'encrypt', 'encrypt'),
-  r('encrypt', 'POST', 'cryptoKeyVersion', 'encrypt', 'encrypt'),
-  r('decrypt', 'POST', 'cryptoKey', 'decrypt', 'decrypt'),
+  r('healthCheck', 'GET', 'health', '', 'health', undefined, [], false),
+  r('healthCheck', 'GET', 'health.ready', '', 'ready', undefined, [], false),
+  r('healthCheck', 'POST', 'health.tasks', 'run', 'runScheduledTasks', RUN_TASKS),
+  r('healthCheck', 'GET', 'jwks', '', 'jwks', undefined, [], false),
+  r('keyAdmin', 'POST', 'keyRings', '', 'createKeyRing', `${KR}create`, ['keyRingId']),
+  r('keyAdmin', 'GET', 'keyRings', '', 'listKeyRings', `${KR}list`, LIST),
+  r('keyAdmin', 'GET', 'keyRing', '', 'getKeyRing', `${KR}get`),
+  r('keyAdmin', 'POST', 'cryptoKeys', '', 'createCryptoKey', `${CK}create`, [
+    'cryptoKeyId',
+    'skipInitialVersionCreation',
+  ]),
+  r('keyAdmin', 'GET', 'cryptoKeys', '', 'listCryptoKeys', `${CK}list`, [...LIST, 'versionView']),
+  r('keyAdmin', 'GET', 'cryptoKey', '', 'getCryptoKey', `${CK}get`),
+  r('keyAdmin', 'PATCH', 'cryptoKey', '', 'patchCryptoKey', `${CK}update`, ['updateMask']),
+  r('keyAdmin', 'POST', 'cryptoKey', 'updatePrimaryVersion', 'updatePrimaryVersion', `${CK}update`),
+  r('encrypt', 'POST', 'cryptoKey', 'encrypt', 'encrypt', USE_TO_ENCRYPT),
+  r('encrypt', 'POST', 'cryptoKeyVersion', 'encrypt', 'encrypt', USE_TO_ENCRYPT),
+  r('decrypt', 'POST', 'cryptoKey', 'decrypt', 'decrypt', USE_TO_DECRYPT),
   // Not in Cloud KMS's URL map; routed so the caller learns to use the key name instead of a bare 404.
-  r('decrypt', 'POST', 'cryptoKeyVersion', 'decrypt', 'decrypt'),
-  r('keyAdmin', 'POST', 'cryptoKeyVersions', '', 'createCryptoKeyVersion'),
-  r('keyAdmin', 'GET', 'cryptoKeyVersions', '', 'listCryptoKeyVersions', [...LIST, 'view']),
-  r('keyAdmin', 'GET', 'cryptoKeyVersion', '', 'getCryptoKeyVersion'),
-  r('keyAdmin', 'PATCH', 'cryptoKeyVersion', '', 'patchCryptoKeyVersion', ['updateMask']),
-  r('keyAdmin', 'POST', 'cryptoKeyVersion', 'destroy', 'destroyCryptoKeyVersion'),
-  r('keyAdmin', 'POST', 'cryptoKeyVersion', 'restore', 'restoreCryptoKeyVersion'),
-  ...(['keyRing', 'cryptoKey'] as const).flatMap((t) => [
-    r('keyAdmin', 'GET', t, 'getIamPolicy', 'iam', ['options.requestedPolicyVersion']),
-    r('keyAdmin', 'POST', t, 'setIamPolicy', 'iam'),
-    r('keyAdmin', 'POST', t, 'testIamPermissions', 'iam'),
+  r('decrypt', 'POST', 'cryptoKeyVersion', 'decrypt', 'decrypt', USE_TO_DECRYPT),
+  r('keyAdmin', 'POST', 'cryptoKeyVersions', '', 'createCryptoKeyVersion', `${CKV}create`),
+  r('keyAdmin', 'GET', 'cryptoKeyVersions', '', 'listCryptoKeyVersions', `${CKV}list`, [...LIST, 'view']),
+  r('keyAdmin', 'GET', 'cryptoKeyVersion', '', 'getCryptoKeyVersion', `${CKV}get`),
+  r('keyAdmin', 'PATCH', 'cryptoKeyVersion', '', 'patchCryptoKeyVersion', `${CKV}update`, ['updateMask']),
+  r('keyAdmin', 'POST', 'cryptoKeyVersion', 'destroy', 'destroyCryptoKeyVersion', `${CKV}destroy`),
+  r('keyAdmin', 'POST', 'cryptoKeyVersion', 'restore', 'restoreCryptoKeyVersion', `${CKV}restore`),
+  ...(
+    [
+      ['keyRing', KR],
+      ['cryptoKey', CK],
+    ] as const
+  ).flatMap(([t, prefix]) => [
+    r('keyAdmin', 'GET', t, 'getIamPolicy', 'iam', `${prefix}getIamPolicy`, [
+      'options.requestedPolicyVersion',
+    ]),
+    r('keyAdmin', 'POST', t, 'setIamPolicy', 'iam', `${prefix}setIamPolicy`),
+    // Needs no permission (as in Google IAM): it answers only about the caller's own permissions.
+    r('keyAdmin', 'POST', t, 'testIamPermissions', 'iam', undefined),
   ]),
 ];
 

@@ -170,6 +170,12 @@ test('xks: requestMetadata carries the caller, the operation, our request id and
   await s.ekm!.ekm.admin.createKey(keyId);
   const { key, version } = await externalKey(s, ring, keyId, s.ekm!.keyUri(keyId, 'xks'));
   const alice = await s.token('user:alice@example.com');
+  const grant = await s.call('POST', `${key}:setIamPolicy`, {
+    policy: {
+      bindings: [{ role: 'roles/cloudkms.cryptoKeyEncrypter', members: ['user:alice@example.com'] }],
+    },
+  });
+  assert.equal(grant.status, 200, JSON.stringify(grant.json));
   const { calls } = await ekmCallsDuring(s, keyId, async () => {
     const enc = await encrypt(key, { 'X-Request-Id': 'req-xks-enc-1' }, alice);
     assert.equal(enc.status, 200, JSON.stringify(enc.json));

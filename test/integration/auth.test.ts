@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { generateKeyPair, importJWK, type JWK, type JWTPayload, SignJWT } from 'jose';
-import { LOCAL_AUDIENCE, LOCAL_ISSUER, mintLocalToken } from '../../scripts/lib/local-state.js';
+import { LOCAL_AUDIENCE, LOCAL_ISSUER, LOCAL_OWNER, mintLocalToken } from '../../scripts/lib/local-state.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 type Reply = Awaited<ReturnType<TestStack['call']>>;
@@ -23,7 +23,17 @@ let issuerJwk: JWK;
 const secrets: string[] = [];
 
 before(async () => {
-  s = await startTestStack();
+  // These tests are about authentication: the principals they use own every project (IAM: iam.test.ts).
+  s = await startTestStack({
+    env: {
+      OPENEKM_DEFAULT_OWNERS: JSON.stringify([
+        LOCAL_OWNER,
+        'user:alice@example.com',
+        'user:bob@example.com',
+        'serviceAccount:builder@my-project.iam.gserviceaccount.com',
+      ]),
+    },
+  });
   const loc = `/v1/projects/${s.project}/locations/us-east1`;
   assert.equal((await s.call('POST', `${loc}/keyRings?keyRingId=auth`, {})).status, 200);
   key = `${loc}/keyRings/auth/cryptoKeys/k`;

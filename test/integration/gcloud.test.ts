@@ -36,7 +36,9 @@ let env: NodeJS.ProcessEnv;
 
 before(async () => {
   if (skip) return;
-  s = await startTestStack();
+  s = await startTestStack({
+    env: { OPENEKM_DEFAULT_OWNERS: JSON.stringify(['user:gcloud@example.com']) },
+  });
   work = mkdtempSync(join(tmpdir(), 'openekm-gcloud-'));
   const tokenFile = join(work, 'token');
   writeFileSync(tokenFile, await s.token('user:gcloud@example.com'), { mode: 0o600 });

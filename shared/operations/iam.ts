@@ -1,0 +1,252 @@
+/**
+ * getIamPolicy, setIamPolicy and testIamPermissions on key rings and crypto keys (google.iam.v1). The permission
+ * to call getIamPolicy/setIamPolicy is checked before these run (Gateway.handle); testIamPermissions needs none.
+ * Policies are stored at `{resource}/iamPolicies/current` (shared/access/iam.ts); setIamPolicy is a
+ * read-modify-write guarded by the etag.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  type Authorizer,
+  type Binding,
+  type Condition,
+  EMPTY_POLICY_ETAG,
+  type PolicyDoc,
+  policyPath,
+} from '../access/iam.js';
+import type { Caller } from '../access/identity.js';
+import { isKnownRole, isValidMember, MEMBER_FORMS, ROLES } from '../access/roles.js';
+import { allowOnly, type Json, type JsonObject } from '../api/decode.js';
+import { ApiError } from '../api/errors.js';
+import type { Deps } from '../context.js';
+import { parseCryptoKeyName, parseKeyRingName } from '../resources/names.js';
+
+/** Most members one policy may hold (Google's limit). */
+const MAX_MEMBERS = 1500;
+
+export interface PolicyJson {
+  version: number;
+  bindings?: Binding[];
+  etag: string;
+}
+
+function checkName(name: string): void {
+  if (name.split('/').length === 6) parseKeyRingName(name, 'resource');
+  else parseCryptoKeyName(name, 'resource');
+}
+
+async function mustExist(deps: Deps, name: string): Promise<void> {
+  if (!(await deps.store.get(name))) throw ApiError.notFound(name);
+}
+
+function render(doc: PolicyDoc | undefined, requested: number): PolicyJson {
+  if (!doc) return { version: 1, etag: EMPTY_POLICY_ETAG };
+  if (doc.version === 3 && requested < 3) {
+    throw ApiError.invalidArgument(
+      'This policy has conditional bindings; request it with options.requestedPolicyVersion=3.',
+      'options.requestedPolicyVersion',
+    );
+  }
+  const policy: PolicyJson = { version: doc.version, etag: doc.etag };
+  if (doc.bindings.length > 0) policy.bindings = doc.bindings;
+  return policy;
+}
+
+function requestedVersion(raw: string | null): number {
+  if (raw === null || raw === '' || raw === '0') return 1;
+  if (raw === '1' || raw === '3') return Number(raw);
+  throw ApiError.invalidArgument(
+    `options.requestedPolicyVersion "${raw.slice(0, 20)}" is invalid: use 1 or 3.`,
+    'options.requestedPolicyVersion',
+  );
+}
+
+export async function getIamPolicy(deps: Deps, name: string, rawVersion: string | null): Promise<PolicyJson> {
+  checkName(name);
+  const version = requestedVersion(rawVersion);
+  const [resource, doc] = await Promise.all([
+    deps.store.get(name),
+    deps.store.get<PolicyDoc>(policyPath(name)),
+  ]);
+  if (!resource) throw ApiError.notFound(name);
+  return render(doc, version);
+}
+
+function str(v: Json | undefined, field: string): string {
+  if (typeof v !== 'string') throw ApiError.invalidArgument(`${field} must be a string.`, field);
+  return v;
+}
+
+function parseCondition(raw: Json | undefined, field: string): Condition | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw ApiError.invalidArgument(`${field} must be an object {expression, title, description}.`, field);
+  }
+  allowOnly(raw, ['expression', 'title', 'description', 'location'], field);
+  const expression = str(raw.expression, `${field}.expression`);
+  if (expression.trim() === '') {
+    throw ApiError.invalidArgument(`${field}.expression must not be empty.`, `${field}.expression`);
+  }
+  const c: Condition = { expression };
+  if (raw.title !== undefined) c.title = str(raw.title, `${field}.title`);
+  if (raw.description !== undefined) c.description = str(raw.description, `${field}.description`);
+  return c;
+}
+
+/** Validates a google.iam.v1.Policy from a setIamPolicy request; every problem names its field. */
+export function parsePolicy(raw: Json | undefined): { version: number; bindings: Binding[]; etag?: string } {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw ApiError.invalidArgument(
+      'The request must hold a "policy" object {version, bindings, etag}.',
+      'policy',
+    );
+  }
+  allowOnly(raw, ['version', 'bindings', 'etag', 'auditConfigs'], 'policy');
+  if (raw.auditConfigs !== undefined && !(Array.isArray(raw.auditConfigs) && raw.auditConfigs.length === 0)) {
+    throw ApiError.invalidArgument(
+      'policy.auditConfigs is not supported: OpenEKM writes audit logs for every operation already.',
+      'policy.auditConfigs',
+    );
+  }
+  const v = raw.version ?? 0;
+  if (v !== 0 && v !== 1 && v !== 3) {
+    throw ApiError.invalidArgument(
+      `policy.version ${JSON.stringify(v)} is invalid: use 1 or 3.`,
+      'policy.version',
+    );
+  }
+  const rawBindings = raw.bindings ?? [];
+  if (!Array.isArray(rawBindings)) {
+    throw ApiError.invalidArgument('policy.bindings must be a list of {role, members}.', 'policy.bindings');
+  }
+  const byKey = new Map<string, Binding>();
+  let members = 0;
+  rawBindings.forEach((b, i) => {
+    const field = `policy.bindings[${i}]`;
+    if (!b || typeof b !== 'object' || Array.isArray(b)) {
+      throw ApiError.invalidArgument(`${field} must be an object {role, members, condition}.`, field);
+    }
+    allowOnly(b, ['role', 'members', 'condition'], field);
+    const role = str(b.role, `${field}.role`);
+    if (!isKnownRole(role)) {
+      throw ApiError.invalidArgument(
+        `${field}.role "${role.slice(0, 80)}" is not a role OpenEKM knows; use one of ${Object.keys(ROLES).join(', ')}.`,
+        `${field}.role`,
+      );
+    }
+    if (!Array.isArray(b.members) || b.members.length === 0) {
+      throw ApiError.invalidArgument(
+        `${field}.members must be a non-empty list of members.`,
+        `${field}.members`,
+      );
+    }
+    const list = b.members.map((m, j) => {
+      const mf = `${field}.members[${j}]`;
+      if (typeof m !== 'string' || !isValidMember(m)) {
+        throw ApiError.invalidArgument(
+          `${mf} ${JSON.stringify(m).slice(0, 80)} is not a valid member; use ${MEMBER_FORMS}.`,
+          mf,
+        );
+      }
+      return m;
+    });
+    const condition = parseCondition(b.condition, `${field}.condition`);
+    if (condition && v !== 3) {
+      throw ApiError.invalidArgument(
+        `${field} has a condition, which needs policy.version 3; set "version": 3.`,
+        'policy.version',
+      );
+    }
+    // Bindings with the same role and condition are merged, members deduplicated, as Google IAM does.
+    const key = JSON.stringify([role, condition ?? null]);
+    const existing = byKey.get(key);
+    const merged = new Set([...(existing?.members ?? []), ...list]);
+    members += merged.size - (existing?.members.length ?? 0);
+    const binding: Binding = { role, members: [...merged] };
+    if (condition) binding.condition = condition;
+    byKey.set(key, binding);
+  });
+  if (members > MAX_MEMBERS) {
+    throw ApiError.invalidArgument(
+      `The policy has ${members} members; at most ${MAX_MEMBERS} are allowed. Use group: or domain: members.`,
+      'policy.bindings',
+    );
+  }
+  const out: { version: number; bindings: Binding[]; etag?: string } = {
+    version: v === 3 ? 3 : 1,
+    bindings: [...byKey.values()],
+  };
+  if (raw.etag !== undefined && raw.etag !== '') out.etag = str(raw.etag, 'policy.etag');
+  return out;
+}
+
+export async function setIamPolicy(deps: Deps, name: string, body: JsonObject): Promise<PolicyJson> {
+  checkName(name);
+  allowOnly(body, ['policy', 'updateMask']);
+  if (body.updateMask !== undefined) {
+    const mask = str(body.updateMask, 'updateMask')
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean);
+    const bad = mask.find((f) => !['bindings', 'etag', 'version'].includes(f));
+    if (bad)
+      throw ApiError.invalidArgument(
+        `updateMask field "${bad.slice(0, 40)}" cannot be set; use bindings, etag.`,
+        'updateMask',
+      );
+  }
+  const policy = parsePolicy(body.policy);
+  const path = policyPath(name);
+  const doc: PolicyDoc = {
+    version: policy.version,
+    bindings: policy.bindings,
+    etag: randomBytes(12).toString('base64'),
+    updateTime: deps.now().toISOString(),
+  };
+  try {
+    await deps.store.transaction(async (tx) => {
+      if (!(await tx.get(name))) throw ApiError.notFound(name);
+      const current = await tx.get<PolicyDoc>(path);
+      if (policy.etag !== undefined && policy.etag !== (current?.etag ?? EMPTY_POLICY_ETAG)) {
+        throw ApiError.aborted(
+          'The policy was changed since you read it (its etag no longer matches). Read it again with getIamPolicy, apply your change to that, and set it again.',
+        );
+      }
+      tx.set(path, doc);
+    });
+  } finally {
+    deps.cache.invalidate(path);
+  }
+  return render(doc, 3);
+}
+
+export async function testIamPermissions(
+  deps: Deps,
+  authorizer: Authorizer,
+  caller: Caller,
+  name: string,
+  body: JsonObject,
+): Promise<{ permissions?: string[] }> {
+  checkName(name);
+  allowOnly(body, ['permissions']);
+  const raw = body.permissions ?? [];
+  if (!Array.isArray(raw) || raw.length > 100) {
+    throw ApiError.invalidArgument(
+      'permissions must be a list of at most 100 permission names.',
+      'permissions',
+    );
+  }
+  const asked = raw.map((p, i) => {
+    if (typeof p !== 'string' || !/^[a-z][a-zA-Z0-9]*(\.[a-zA-Z0-9]+){2}$/.test(p)) {
+      throw ApiError.invalidArgument(
+        `permissions[${i}] ${JSON.stringify(p).slice(0, 80)} is not a permission name; use e.g. "cloudkms.cryptoKeys.get" (no wildcards).`,
+        `permissions[${i}]`,
+      );
+    }
+    return p;
+  });
+  const held = await authorizer.held(caller, name, asked);
+  // Only a caller who holds something on the resource learns whether it exists.
+  if (held.size > 0) await mustExist(deps, name);
+  const permissions = asked.filter((p, i) => held.has(p) && asked.indexOf(p) === i);
+  return permissions.length > 0 ? { permissions } : {};
+}
