@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { GatewayIdentityConfig } from './access/outgoing.js';
 import { isValidMember, MEMBER_FORMS } from './access/roles.js';
 import { type EkmEndpoint, parseEndpoints } from './ekm/endpoints.js';
+import { DEFAULT_EKM_QUOTA, type EkmQuotaConfig } from './quota/ekm-quota.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -53,6 +54,10 @@ export interface Config {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** External key managers this deployment may call (docs/configuration.md, "EKM endpoints"). */
   ekmEndpoints: EkmEndpoint[];
+  /** EKM crypto requests per second per project and location (docs/audit-and-metrics.md). */
+  ekmQuota: EkmQuotaConfig;
+  /** Whether Data Access audit entries (reads, encrypt, decrypt) are written; Admin Activity always is. */
+  auditDataAccess: boolean;
   /** OpenEKM's own identity towards EKMs; required when a Google EKM endpoint authenticates with our JWT. */
   gatewayIdentity?: GatewayIdentityConfig;
   /** IAM bootstrap (docs/iam.md): the owners of named projects (OPENEKM_PROJECT_OWNERS). */
@@ -216,6 +221,42 @@ function readText(path: string, name: string): string {
   }
 }
 
+const perSecond = z.number().int().min(1).max(1_000_000);
+const quotaSchema = z
+  .object({
+    default: perSecond.optional(),
+    projects: z.record(z.string().min(1), perSecond).optional(),
+    shards: z.number().int().min(1).max(64).optional(),
+    leaseSize: z.number().int().min(1).max(10_000).optional(),
+  })
+  .strict();
+
+function ekmQuotaFrom(env: Env): EkmQuotaConfig {
+  const raw = env.OPENEKM_EKM_QUOTA;
+  if (raw === undefined || raw.trim() === '') return DEFAULT_EKM_QUOTA;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(
+      'OPENEKM_EKM_QUOTA is not valid JSON: give e.g. {"default": 100, "projects": {"my-project": 500}}.',
+    );
+  }
+  const result = quotaSchema.safeParse(parsed);
+  if (!result.success) {
+    throw new ConfigError(
+      `OPENEKM_EKM_QUOTA is invalid: ${z.prettifyError(result.error)} Give e.g. {"default": 100, "projects": {"my-project": 500}} (requests per second per project and location).`,
+    );
+  }
+  const q = result.data;
+  return {
+    default: q.default ?? DEFAULT_EKM_QUOTA.default,
+    projects: q.projects ?? {},
+    shards: q.shards ?? DEFAULT_EKM_QUOTA.shards,
+    leaseSize: q.leaseSize ?? DEFAULT_EKM_QUOTA.leaseSize,
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const logLevel = (env.OPENEKM_LOG_LEVEL ?? 'info') as Config['logLevel'];
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
@@ -243,6 +284,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxRequestBytes: int(env, 'OPENEKM_MAX_REQUEST_BYTES', 1024 * 1024, 256 * 1024, 32 * 1024 * 1024),
     requestDeadlineMs: int(env, 'OPENEKM_REQUEST_DEADLINE_MS', 30_000, 100, 600_000),
     logLevel,
+    auditDataAccess: bool(env, 'OPENEKM_AUDIT_DATA_ACCESS', true),
+    ekmQuota: ekmQuotaFrom(env),
     ekmEndpoints,
     gatewayIdentity,
     projectOwners: projectOwnersFrom(env),

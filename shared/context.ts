@@ -5,9 +5,11 @@
 import type { Caller } from './access/identity.js';
 import type { GatewayIdentity } from './access/outgoing.js';
 import type { Logger } from './api/log.js';
+import type { AuditRecord } from './audit/audit.js';
 import type { Config } from './config.js';
 import type { RootKeyring } from './crypto/material.js';
 import type { EkmClient } from './ekm/client.js';
+import type { EkmQuota } from './quota/ekm-quota.js';
 import type { AccessReasonName } from './resources/types.js';
 import type { MetadataCache } from './store/cache.js';
 import type { Store } from './store/firestore.js';
@@ -22,6 +24,8 @@ export interface Deps {
   /** Calls to external key managers (EXTERNAL keys). */
   ekm: EkmClient;
   log: Logger;
+  /** The EKM crypto request quota shared by all instances (one unit per encrypt or decrypt with an EKM). */
+  quota: EkmQuota;
   /** OpenEKM's identity towards EKMs, when configured. */
   identity?: GatewayIdentity;
 }
@@ -35,4 +39,6 @@ export interface RequestContext {
   deadline: number;
   /** The Key Access Justification reason the caller states (X-OpenEKM-Access-Reason), or the default. */
   reason: AccessReasonName;
+  /** What operations add to the request's audit entry (the version used, EKM facts, IAM decisions). */
+  audit?: AuditRecord;
 }

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Authorizer, iamConfigOf } from '../access/iam.js';
 import { TokenVerifier } from '../access/identity.js';
 import { GatewayIdentity } from '../access/outgoing.js';
+import { type AuditRecord, auditEntry, auditedMethod } from '../audit/audit.js';
 import { type Config, loadConfig } from '../config.js';
 import type { Deps, RequestContext } from '../context.js';
 import { RootKeyring } from '../crypto/material.js';
@@ -32,6 +33,7 @@ import { getIamPolicy, setIamPolicy, testIamPermissions } from '../operations/ia
 import { createKeyRing, getKeyRing, listKeyRings } from '../operations/keyRings.js';
 import type { ListRequest } from '../operations/list.js';
 import { runScheduledTasks } from '../operations/scheduled.js';
+import { EkmQuota } from '../quota/ekm-quota.js';
 import {
   AccessReason,
   type AccessReasonName,
@@ -41,7 +43,7 @@ import {
 import { MetadataCache } from '../store/cache.js';
 import { FirestoreStore, type Store } from '../store/firestore.js';
 import { enumValue, fieldMask, type JsonObject, parseBody, parseBool } from './decode.js';
-import { ApiError } from './errors.js';
+import { ApiError, type Code, numericCode } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import {
   type FunctionName,
@@ -143,6 +145,7 @@ export class Gateway {
         now: () => now().getTime(),
       }),
       log: options.logger ?? createLogger(config.logLevel),
+      quota: new EkmQuota(store, now, config.ekmQuota),
     };
     if (identity) this.deps.identity = identity;
     this.verifier = options.verifier ?? new TokenVerifier(config.trustedIssuers);
@@ -158,6 +161,10 @@ export class Gateway {
     let operation: OperationId | undefined;
     let status = 200;
     let errorCode: string | undefined;
+    let errorMessage = '';
+    let verb = '';
+    let resourceName = '';
+    const audit: AuditRecord = {};
     let response: ApiResponse;
     try {
       const parsed = parsePath(req.path);
@@ -189,6 +196,8 @@ export class Gateway {
         );
       }
       operation = route.operation;
+      verb = parsed.verb;
+      resourceName = parsed.name;
       this.checkQuery(req.query, route);
       if (req.body && req.body.length > this.deps.config.maxRequestBytes) {
         throw ApiError.invalidArgument(
@@ -202,7 +211,7 @@ export class Gateway {
         : { principal: 'anonymous', issuer: '' };
       principal = caller.principal;
       if (route.permission) await this.authorizer.authorize(caller, route.permission, parsed.name);
-      const ctx: RequestContext = { caller, requestId, signal, deadline, reason };
+      const ctx: RequestContext = { caller, requestId, signal, deadline, reason, audit };
       const body = req.method === 'GET' ? {} : parseBody(req.body);
       const result = await withDeadline(this.run(route, parsed.name, req.query, body, ctx), signal);
       const rendered = wantsIntEnums(req.query) ? intEnums(result) : result;
@@ -215,6 +224,7 @@ export class Gateway {
       const e = ApiError.from(err);
       status = e.httpStatus;
       errorCode = e.code;
+      errorMessage = e.message;
       if (e.code === 'INTERNAL' || e.code === 'DATA_LOSS' || e.code === 'UNKNOWN') {
         this.log.error('request failed', { requestId, cause: describe(e.cause ?? e) });
       }
@@ -238,6 +248,26 @@ export class Gateway {
       userAgent: header(req, 'user-agent'),
       latencyMs: performance.now() - started,
     });
+    const audited = auditedMethod(operation, verb, resourceName);
+    if (audited && (audited.write || this.deps.config.auditDataAccess)) {
+      this.log.entry(
+        auditEntry(
+          {
+            method: audited,
+            resourceName,
+            principal,
+            callerIp: req.remoteAddress,
+            userAgent: header(req, 'user-agent'),
+            requestId,
+            code: errorCode ? numericCode(errorCode as Code) : 0,
+            message: errorMessage,
+            latencyMs: performance.now() - started,
+            record: audit,
+          },
+          this.deps.now(),
+        ),
+      );
+    }
     return response;
   }
 

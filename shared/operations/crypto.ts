@@ -64,6 +64,21 @@ function checkJustification(key: StoredCryptoKey, version: StoredCryptoKeyVersio
   }
 }
 
+/** Reports the version a request uses, and its justification facts, for the request's audit entry. */
+function noteUse(ctx: RequestContext, key: StoredCryptoKey, version: StoredCryptoKeyVersion): void {
+  const audit = ctx.audit;
+  if (!audit) return;
+  audit.version = version.name;
+  audit.protectionLevel = version.protectionLevel;
+  if (version.protectionLevel !== 'SOFTWARE') {
+    audit.justification = {
+      reason: ctx.reason,
+      policyEnforced: key.keyAccessJustificationsPolicy !== undefined,
+      reasonSentToEkm: false,
+    };
+  }
+}
+
 /** What the ciphertext layer needs to protect the data key: nothing for SOFTWARE, the EKM for EXTERNAL. */
 function keyProtection(deps: Deps, ctx: RequestContext, version: StoredCryptoKeyVersion, aad: Buffer) {
   if (version.protectionLevel === 'SOFTWARE') return {};
@@ -137,6 +152,7 @@ export async function encrypt(
     versionName = `${keyName}/cryptoKeyVersions/${key.primaryVersionId}`;
   }
   const version = await readVersion(deps, versionName, { cached: true });
+  noteUse(ctx, key, version);
   if (version.state !== 'ENABLED') throw notEnabled(version);
   checkJustification(key, version, ctx.reason);
 
@@ -216,6 +232,7 @@ export async function decrypt(
   if (!version || ProtectionLevel[version.protectionLevel] !== parsed.protectionLevel) {
     throw decryptionFailed();
   }
+  noteUse(ctx, key, version);
   if (version.state !== 'ENABLED') throw notEnabled(version);
   checkJustification(key, version, ctx.reason);
   const plaintext = await open({

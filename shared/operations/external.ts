@@ -90,6 +90,7 @@ async function fail(
   err: unknown,
 ): Promise<ApiError> {
   const failure = asFailure(err);
+  if (ctx.audit) ctx.audit.ekmErrorDomain = failure.domain;
   logFailure(deps, ctx, version.name, externalKeyUriOf(version), failure);
   if (failure.domain === 'EXTERNAL_PERMISSION_DENIED' && failure.identityRefused) {
     await disableAfterRefusal(deps, version, failure);
@@ -97,7 +98,15 @@ async function fail(
   return ekmError(failure, externalKeyUriOf(version), version.name, version.state);
 }
 
-/** protectKey / unprotectKey for the ciphertext layer: one EKM call each, every time. */
+/** Notes for the audit entry that the request's access reason goes to the EKM. */
+function sendsReason(ctx: RequestContext): void {
+  if (ctx.audit?.justification) ctx.audit.justification.reasonSentToEkm = true;
+}
+
+/**
+ * protectKey / unprotectKey for the ciphertext layer: one EKM call each, every time, after one unit of the
+ * project's EKM quota (RESOURCE_EXHAUSTED before the EKM is called when it is used up).
+ */
 export function ekmKeyProtection(
   deps: Deps,
   ctx: RequestContext,
@@ -109,6 +118,8 @@ export function ekmKeyProtection(
   const opts = { signal: ctx.signal, deadline: ctx.deadline };
   return {
     protectKey: async (sealedDek: Buffer) => {
+      await deps.quota.take(version.name);
+      sendsReason(ctx);
       try {
         return await deps.ekm.wrap(uri, sealedDek, call, opts);
       } catch (err) {
@@ -116,6 +127,8 @@ export function ekmKeyProtection(
       }
     },
     unprotectKey: async (block: Buffer) => {
+      await deps.quota.take(version.name);
+      sendsReason(ctx);
       try {
         return await deps.ekm.unwrap(uri, block, call, opts);
       } catch (err) {
@@ -148,6 +161,7 @@ export async function checkExternalKey(
     );
   } catch (err) {
     const failure = asFailure(err);
+    if (ctx.audit) ctx.audit.ekmErrorDomain = failure.domain;
     logFailure(deps, ctx, versionName, uri, failure);
     throw ekmError(failure, uri, versionName, state);
   }

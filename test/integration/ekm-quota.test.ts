@@ -1,0 +1,122 @@
+/**
+ * The EKM crypto request quota across instances: two gateways sharing one Firestore hammer one project whose quota
+ * is 20 per second, on a clock the test controls. Together they start at most 20 EKM requests per second; the rest
+ * get RESOURCE_EXHAUSTED with RetryInfo before the EKM is called. Another project is unaffected, and SOFTWARE keys
+ * never use the quota.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { type ApiRequest, Gateway } from '../../shared/api/app.js';
+import { createLogger } from '../../shared/api/log.js';
+import { startTestStack, type TestStack } from '../helpers/stack.js';
+
+const LIMIT = 20;
+let s: TestStack;
+let gateways: Gateway[];
+let token: string;
+let clock = 0;
+const ekmCalls = () => s.ekmLogs.filter((l) => /"msg":"request"/.test(l) && /"keyId":"quota-/.test(l)).length;
+
+before(async () => {
+  s = await startTestStack({
+    ekm: true,
+    // Generous attempt timeouts: a retried attempt would count twice at the EKM.
+    ekmEndpoints: (declared) => declared.map((e) => ({ ...e, timeoutMs: 5000 })),
+    env: { OPENEKM_EKM_QUOTA: JSON.stringify({ default: 1000, projects: { hot: LIMIT } }) },
+  });
+  token = await s.token();
+  assert.equal(s.gateway.deps.config.ekmQuota.projects.hot, LIMIT);
+  // Two instances on one clock the test moves: each window below is one second of it.
+  clock = Math.ceil(Date.now() / 1000) * 1000 + 100;
+  const quiet = createLogger('error', () => undefined);
+  gateways = [0, 1].map(
+    () => new Gateway({ config: s.gateway.deps.config, now: () => new Date(clock), logger: quiet }),
+  );
+  for (const project of ['hot', 'cold']) {
+    const ring = `/v1/projects/${project}/locations/us-east1/keyRings/q`;
+    assert.equal(
+      (await s.call('POST', `/v1/projects/${project}/locations/us-east1/keyRings?keyRingId=q`, {})).status,
+      200,
+    );
+    await s.ekm!.ekm.admin.createKey(`quota-${project}`);
+    const key = await s.call('POST', `${ring}/cryptoKeys?cryptoKeyId=ext&skipInitialVersionCreation=true`, {
+      purpose: 'ENCRYPT_DECRYPT',
+      versionTemplate: { protectionLevel: 'EXTERNAL', algorithm: 'EXTERNAL_SYMMETRIC_ENCRYPTION' },
+    });
+    assert.equal(key.status, 200, JSON.stringify(key.json));
+    const v = await s.call('POST', `${ring}/cryptoKeys/ext/cryptoKeyVersions`, {
+      externalProtectionLevelOptions: { externalKeyUri: s.ekm!.keyUri(`quota-${project}`) },
+    });
+    assert.equal(v.status, 200, JSON.stringify(v.json));
+    await s.call('POST', `${ring}/cryptoKeys/ext:updatePrimaryVersion`, { cryptoKeyVersionId: '1' });
+    assert.equal(
+      (await s.call('POST', `${ring}/cryptoKeys?cryptoKeyId=soft`, { purpose: 'ENCRYPT_DECRYPT' })).status,
+      200,
+    );
+  }
+});
+after(async () => {
+  for (const g of gateways ?? []) await g.close();
+  await s.stop();
+});
+
+function encryptRequest(project: string, key: string): ApiRequest {
+  return {
+    method: 'POST',
+    path: `/v1/projects/${project}/locations/us-east1/keyRings/q/cryptoKeys/${key}:encrypt`,
+    query: new URLSearchParams(),
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: Buffer.from(JSON.stringify({ plaintext: Buffer.from('quota').toString('base64') })),
+    remoteAddress: '127.0.0.1',
+  };
+}
+
+/** `n` encrypts on each gateway at once; the status counts. */
+async function burst(project: string, key: string, n: number): Promise<{ ok: number; exhausted: number }> {
+  const results = await Promise.all(
+    gateways.flatMap((g) =>
+      Array.from({ length: n }, () => g.handle('encrypt', encryptRequest(project, key))),
+    ),
+  );
+  let ok = 0;
+  let exhausted = 0;
+  for (const r of results) {
+    if (r.status === 200) ok++;
+    else {
+      assert.equal(r.status, 429, r.body);
+      const error = JSON.parse(r.body).error;
+      assert.equal(error.status, 'RESOURCE_EXHAUSTED');
+      assert.match(error.message, /OPENEKM_EKM_QUOTA/);
+      const retry = error.details.find((d: any) => d['@type'] === 'type.googleapis.com/google.rpc.RetryInfo');
+      assert.match(retry.retryDelay, /^0\.[0-9]{3}s$/, r.body);
+      exhausted++;
+    }
+  }
+  return { ok, exhausted };
+}
+
+test('two instances together start at most the quota per second; the excess is refused before the EKM', async () => {
+  let total = 0;
+  for (let second = 0; second < 2; second++) {
+    const callsBefore = ekmCalls();
+    const hot = await burst('hot', 'ext', 30);
+    const cold = await burst('cold', 'ext', 10);
+    assert.ok(hot.ok <= LIMIT, `second ${second}: ${hot.ok} successes exceed the quota of ${LIMIT}`);
+    // All of the second's tokens are leased out between the two: none is left unused here.
+    assert.equal(hot.ok, LIMIT, `second ${second}: ${JSON.stringify(hot)}`);
+    assert.equal(hot.exhausted, 60 - LIMIT);
+    assert.deepEqual(cold, { ok: 20, exhausted: 0 }, 'another project has its own quota');
+    assert.equal(ekmCalls() - callsBefore, hot.ok + cold.ok, 'refused requests never reached the EKM');
+    total += hot.ok;
+    clock += 1000;
+  }
+  assert.ok(total <= 2 * LIMIT, `${total} successes in two seconds`);
+});
+
+test('SOFTWARE keys never use the EKM quota', async () => {
+  clock += 1000;
+  const used = await burst('hot', 'ext', 15);
+  assert.equal(used.ok, LIMIT);
+  const soft = await burst('hot', 'soft', 25);
+  assert.deepEqual(soft, { ok: 50, exhausted: 0 });
+});
