@@ -14,7 +14,7 @@ let ring: string;
 const REASON = 'X-OpenEKM-Access-Reason';
 
 before(async () => {
-  s = await startTestStack({ ekm: true });
+  s = await startTestStack({ ekm: true, ekmTimeoutMs: 2000 });
   ring = await keyRing(s, 'kaj');
 });
 after(() => s.stop());

@@ -16,7 +16,7 @@ let ring: string;
 const aad = b64('no-cache');
 
 before(async () => {
-  s = await startTestStack({ ekm: true });
+  s = await startTestStack({ ekm: true, ekmTimeoutMs: 2000 });
   ring = await keyRing(s, 'nocache');
 });
 after(() => s.stop());

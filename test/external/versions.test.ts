@@ -19,7 +19,7 @@ let s: TestStack;
 let ring: string;
 
 before(async () => {
-  s = await startTestStack({ ekm: true });
+  s = await startTestStack({ ekm: true, ekmTimeoutMs: 2000 });
   ring = await keyRing(s, 'versions');
 });
 after(() => s.stop());

@@ -44,6 +44,11 @@ export interface StackOptions {
   ekm?: boolean;
   /** With `ekm`: changes the EKM endpoints declared to the gateway (e.g. adds unreachable or untrusted ones). */
   ekmEndpoints?: (declared: Array<Record<string, unknown>>, ekm: LocalEkm) => Array<Record<string, unknown>>;
+  /**
+   * With `ekm`: per-attempt timeout of the declared EKM endpoints (default 150 ms). Tests that count EKM calls
+   * but do not test timeouts raise it so a busy machine cannot turn one call into a retried one.
+   */
+  ekmTimeoutMs?: number;
   /** Options of the gateway's EKM transport, e.g. an injected `lookup` for DNS tests. */
   ekmTransport?: TransportOptions;
 }
@@ -64,9 +69,11 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       })
     : undefined;
   const ekmEnv = { ...local?.env };
-  if (local && options.ekmEndpoints) {
-    const declared = JSON.parse(local.env.OPENEKM_EKM_ENDPOINTS ?? '[]') as Array<Record<string, unknown>>;
-    ekmEnv.OPENEKM_EKM_ENDPOINTS = JSON.stringify(options.ekmEndpoints(declared, local));
+  if (local && (options.ekmEndpoints || options.ekmTimeoutMs)) {
+    let declared = JSON.parse(local.env.OPENEKM_EKM_ENDPOINTS ?? '[]') as Array<Record<string, unknown>>;
+    if (options.ekmTimeoutMs) declared = declared.map((e) => ({ ...e, timeoutMs: options.ekmTimeoutMs }));
+    if (options.ekmEndpoints) declared = options.ekmEndpoints(declared, local);
+    ekmEnv.OPENEKM_EKM_ENDPOINTS = JSON.stringify(declared);
   }
   const env = {
     ...(await localGatewayEnv(firestoreHost, stateDir)),
