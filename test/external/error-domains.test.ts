@@ -91,6 +91,9 @@ before(async () => {
   process.env.TEST_FAKE_XKS_SECRET = 'fakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake';
   s = await startTestStack({
     ekm: true,
+    // Attempts of 500 ms (not 150): on a busy machine a slow but real answer (429, 503, reset) must not turn
+    // into TIMEOUT; hang and 1.5 s latency still exceed it, and a 1-2 s deadline still allows retries.
+    ekmTimeoutMs: 500,
     ekmTransport: { lookup },
     ekmEndpoints: (declared, local) => {
       const https = local.ekm.httpsUrl;
