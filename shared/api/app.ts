@@ -8,6 +8,7 @@ import { Authorizer, iamConfigOf } from '../access/iam.js';
 import { TokenVerifier } from '../access/identity.js';
 import { GatewayIdentity } from '../access/outgoing.js';
 import { type AuditRecord, auditEntry, auditedMethod } from '../audit/audit.js';
+import { ekmMetricEntry } from '../audit/ekm-metrics.js';
 import { type Config, loadConfig } from '../config.js';
 import type { Deps, RequestContext } from '../context.js';
 import { RootKeyring } from '../crypto/material.js';
@@ -131,6 +132,7 @@ export class Gateway {
     const identity = config.gatewayIdentity
       ? new GatewayIdentity(config.gatewayIdentity) // real time: the EKM checks exp/nbf against its clock
       : undefined;
+    const log = options.logger ?? createLogger(config.logLevel);
     this.deps = {
       config,
       store,
@@ -143,8 +145,9 @@ export class Gateway {
       ekm: new EkmClient(config.ekmEndpoints, identity, {
         ...options.ekmTransport,
         now: () => now().getTime(),
+        onAttempt: (attempt) => log.entry(ekmMetricEntry(attempt)),
       }),
-      log: options.logger ?? createLogger(config.logLevel),
+      log,
       quota: new EkmQuota(store, now, config.ekmQuota),
     };
     if (identity) this.deps.identity = identity;

@@ -5,8 +5,9 @@
  * Nothing here caches key material or unwrap results.
  */
 import type { GatewayIdentity } from '../access/outgoing.js';
+import type { EkmAttempt, EkmMethod } from '../audit/ekm-metrics.js';
 import { type EkmEndpoint, type ResolvedKey, resolveKeyUri } from './endpoints.js';
-import { EkmFailure, RETRIABLE } from './errors.js';
+import { type EkmDomain, EkmFailure, RETRIABLE } from './errors.js';
 import { type EkmCallContext, type EkmProtocol, GoogleEkmProtocol, XksProtocol } from './protocols.js';
 import { EkmTransport, type TransportOptions } from './transport.js';
 
@@ -27,7 +28,12 @@ export class EkmClient {
   constructor(
     readonly endpoints: readonly EkmEndpoint[],
     identity: GatewayIdentity | undefined,
-    options: TransportOptions & { random?: () => number; now?: () => number } = {},
+    options: TransportOptions & {
+      random?: () => number;
+      now?: () => number;
+      /** Called once per attempt (metrics). */
+      onAttempt?: (attempt: EkmAttempt) => void;
+    } = {},
   ) {
     this.transport = new EkmTransport(options);
     this.protocols = {
@@ -36,7 +42,10 @@ export class EkmClient {
     };
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
+    this.onAttempt = options.onAttempt;
   }
+
+  private readonly onAttempt: ((attempt: EkmAttempt) => void) | undefined;
 
   private readonly random: () => number;
   private readonly now: () => number;
@@ -48,27 +57,29 @@ export class EkmClient {
 
   wrap(keyUri: string, plaintext: Buffer, ctx: EkmCallContext, opts: EkmCallOptions): Promise<Buffer> {
     const key = this.resolve(keyUri);
-    return this.withRetries(key, opts, (signal) =>
+    return this.withRetries('wrap', key, ctx.requestId, opts, (signal) =>
       this.protocols[key.endpoint.protocol].wrap(key, plaintext, ctx, signal),
     );
   }
 
   unwrap(keyUri: string, blob: Buffer, ctx: EkmCallContext, opts: EkmCallOptions): Promise<Buffer> {
     const key = this.resolve(keyUri);
-    return this.withRetries(key, opts, (signal) =>
+    return this.withRetries('unwrap', key, ctx.requestId, opts, (signal) =>
       this.protocols[key.endpoint.protocol].unwrap(key, blob, ctx, signal),
     );
   }
 
   checkKey(keyUri: string, ctx: EkmCallContext, opts: EkmCallOptions): Promise<void> {
     const key = this.resolve(keyUri);
-    return this.withRetries(key, opts, (signal) =>
+    return this.withRetries('checkKey', key, ctx.requestId, opts, (signal) =>
       this.protocols[key.endpoint.protocol].checkKey(key, ctx, signal),
     );
   }
 
   private async withRetries<T>(
+    method: EkmMethod,
     key: ResolvedKey,
+    requestId: string,
     opts: EkmCallOptions,
     attempt: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
@@ -81,18 +92,42 @@ export class EkmClient {
         room < attemptMs
           ? AbortSignal.any([opts.signal, AbortSignal.timeout(Math.max(1, room))])
           : opts.signal;
+      const started = performance.now();
       try {
-        return await attempt(signal);
+        const result = await attempt(signal);
+        this.report(method, key, requestId, true, undefined, started);
+        return result;
       } catch (err) {
         const failure =
           err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
         const backoff = Math.min(200, 10 * 2 ** n) * (0.5 + this.random());
         const roomAfter = opts.deadline - this.now() - backoff - ANSWER_MARGIN_MS;
         // Retry only when a whole attempt still fits before the deadline.
-        if (!RETRIABLE.has(failure.domain) || opts.signal.aborted || roomAfter < attemptMs) throw failure;
+        const final = !RETRIABLE.has(failure.domain) || opts.signal.aborted || roomAfter < attemptMs;
+        this.report(method, key, requestId, final, failure.domain, started);
+        if (final) throw failure;
         await sleep(backoff, opts.signal);
       }
     }
+  }
+
+  private report(
+    method: EkmMethod,
+    key: ResolvedKey,
+    requestId: string,
+    final: boolean,
+    domain: EkmDomain | undefined,
+    started: number,
+  ): void {
+    if (!this.onAttempt) return;
+    this.onAttempt({
+      method,
+      protocol: key.endpoint.protocol,
+      final,
+      domain,
+      latencyMs: performance.now() - started,
+      requestId,
+    });
   }
 
   close(): Promise<void> {
