@@ -213,7 +213,11 @@ export class Gateway {
         ? await this.verifier.verify(header(req, 'authorization'))
         : { principal: 'anonymous', issuer: '' };
       principal = caller.principal;
-      if (route.permission) await this.authorizer.authorize(caller, route.permission, parsed.name);
+      // The one IAM check (docs/iam.md); synchronous when configuration alone grants the permission.
+      const authorized = route.permission
+        ? this.authorizer.authorize(caller, route.permission, parsed.name)
+        : undefined;
+      if (authorized) await authorized;
       const ctx: RequestContext = { caller, requestId, signal, deadline, reason, audit };
       const body = req.method === 'GET' ? {} : parseBody(req.body);
       const result = await withDeadline(this.run(route, parsed.name, req.query, body, ctx), signal);
