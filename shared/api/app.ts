@@ -169,6 +169,7 @@ export class Gateway {
     let resourceName = '';
     const audit: AuditRecord = {};
     let response: ApiResponse;
+    let release: (() => void) | undefined;
     try {
       const parsed = parsePath(req.path);
       if (!parsed) {
@@ -207,7 +208,8 @@ export class Gateway {
           `The request body is ${req.body.length} bytes; the limit is ${this.deps.config.maxRequestBytes} bytes.`,
         );
       }
-      const { signal, deadline } = this.deadline(req);
+      const { signal, deadline, release: releaseDeadline } = this.deadline(req);
+      release = releaseDeadline;
       const reason = accessReason(header(req, ACCESS_REASON_HEADER));
       const caller = route.authenticated
         ? await this.verifier.verify(header(req, 'authorization'))
@@ -241,6 +243,7 @@ export class Gateway {
         body: JSON.stringify(e.toEnvelope()),
       };
     }
+    release?.();
     response.headers['x-request-id'] = requestId;
     this.log.request({
       function: fn,
@@ -296,14 +299,36 @@ export class Gateway {
     }
   }
 
-  private deadline(req: ApiRequest): { signal: AbortSignal; deadline: number } {
+  /**
+   * The request's signal: aborts when the deadline passes (reason: a TimeoutError, as AbortSignal.timeout) or
+   * when `req.signal` aborts (its reason), whichever comes first — what AbortSignal.any([AbortSignal.timeout(ms),
+   * req.signal]) gives, at a fraction of its cost per request. `release` disarms both when the request ends
+   * rather than leaving a timer armed for the whole deadline.
+   */
+  private deadline(req: ApiRequest): { signal: AbortSignal; deadline: number; release: () => void } {
     let ms = this.deps.config.requestDeadlineMs;
     const t = header(req, 'x-server-timeout');
     if (t && /^[0-9]+(\.[0-9]+)?$/.test(t)) ms = Math.min(ms, Math.max(1, Number(t) * 1000));
-    const timeout = AbortSignal.timeout(ms);
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+      ms,
+    );
+    timer.unref();
+    const cancel = req.signal;
+    let onCancel: (() => void) | undefined;
+    if (cancel?.aborted) controller.abort(cancel.reason);
+    else if (cancel) {
+      onCancel = () => controller.abort(cancel.reason);
+      cancel.addEventListener('abort', onCancel, { once: true });
+    }
     return {
-      signal: req.signal ? AbortSignal.any([timeout, req.signal]) : timeout,
+      signal: controller.signal,
       deadline: this.deps.now().getTime() + ms,
+      release: () => {
+        clearTimeout(timer);
+        if (onCancel) cancel?.removeEventListener('abort', onCancel);
+      },
     };
   }
 
@@ -413,11 +438,18 @@ function describe(err: unknown): string {
   return String(err);
 }
 
-async function withDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) throw ApiError.deadlineExceeded('The request deadline passed before the work started.');
-  let onAbort: (() => void) | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    onAbort = () =>
+/**
+ * The work's outcome, or DEADLINE_EXCEEDED / CANCELLED when `signal` aborts first. One promise and one reaction
+ * instead of async/await around Promise.race: every request runs inside the functions framework's domain,
+ * where each promise also goes through async hooks, so promises are a large share of the per-request cost.
+ */
+function withDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(ApiError.deadlineExceeded('The request deadline passed before the work started.'));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () =>
       reject(
         (signal.reason as { name?: string } | undefined)?.name === 'TimeoutError'
           ? ApiError.deadlineExceeded(
@@ -426,11 +458,15 @@ async function withDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T
           : new ApiError('CANCELLED', 'The client cancelled the request; its outcome is unknown.'),
       );
     signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
   });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    if (onAbort) signal.removeEventListener('abort', onAbort);
-    work.catch(() => undefined);
-  }
 }
