@@ -179,6 +179,11 @@ export function parsePolicy(raw: Json | undefined): { version: number; bindings:
   return out;
 }
 
+/** Etags are bytes in base64: clients may send them back in either alphabet, with or without padding (gcloud). */
+function sameEtag(sent: string, current: string): boolean {
+  return Buffer.from(sent, 'base64').equals(Buffer.from(current, 'base64'));
+}
+
 export async function setIamPolicy(deps: Deps, name: string, body: JsonObject): Promise<PolicyJson> {
   checkName(name);
   allowOnly(body, ['policy', 'updateMask']);
@@ -206,7 +211,7 @@ export async function setIamPolicy(deps: Deps, name: string, body: JsonObject): 
     await deps.store.transaction(async (tx) => {
       if (!(await tx.get(name))) throw ApiError.notFound(name);
       const current = await tx.get<PolicyDoc>(path);
-      if (policy.etag !== undefined && policy.etag !== (current?.etag ?? EMPTY_POLICY_ETAG)) {
+      if (policy.etag !== undefined && !sameEtag(policy.etag, current?.etag ?? EMPTY_POLICY_ETAG)) {
         throw ApiError.aborted(
           'The policy was changed since you read it (its etag no longer matches). Read it again with getIamPolicy, apply your change to that, and set it again.',
         );

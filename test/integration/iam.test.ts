@@ -251,7 +251,9 @@ test('setIamPolicy: read-modify-write with the etag; a stale etag is ABORTED (40
   assertError(stale, 409, 'ABORTED', 'etag', 'getIamPolicy');
   // The policy is unchanged by the refused write.
   assert.deepEqual(ok(await s.call('GET', `${key}:getIamPolicy`)).bindings, a.bindings);
-  ok(await s.call('POST', `${key}:setIamPolicy`, { policy: { etag: a.etag, bindings: [] } }));
+  // The etag is bytes: it may come back in the URL-safe alphabet without padding (as gcloud sends it).
+  const urlSafe = Buffer.from(a.etag, 'base64').toString('base64url');
+  ok(await s.call('POST', `${key}:setIamPolicy`, { policy: { etag: urlSafe, bindings: [] } }));
   // Concurrent writers with the same etag: exactly one wins.
   const cur = ok(await s.call('GET', `${key}:getIamPolicy`));
   const results = await Promise.all(
