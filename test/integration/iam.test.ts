@@ -5,6 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { localGatewayEnv } from '../../scripts/lib/local-state.js';
+import { Gateway } from '../../shared/api/app.js';
+import { createLogger } from '../../shared/api/log.js';
+import { loadConfig } from '../../shared/config.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { assertError, ok, violationField } from './admin-helpers.js';
 
@@ -387,4 +391,74 @@ test('the scheduled tasks need the operator permission', async () => {
   const res = await as(ALICE, 'POST', '/health/tasks:run', {});
   assertError(res, 403, 'PERMISSION_DENIED', 'openekm.tasks.run', 'OPENEKM_OPERATORS');
   ok(await s.call('POST', '/health/tasks:run', {}));
+});
+
+test('project owners come from configuration: OPENEKM_PROJECT_OWNERS owns one project, not another', async () => {
+  const env = {
+    ...(await localGatewayEnv(process.env.FIRESTORE_EMULATOR_HOST!, s.stateDir)),
+    OPENEKM_FIRESTORE_PROJECT: s.project,
+    OPENEKM_DEFAULT_OWNERS: '[]',
+    OPENEKM_PROJECT_OWNERS: JSON.stringify({ [s.project]: ['domain:owners.example.com'] }),
+  };
+  const g = new Gateway({ config: loadConfig(env), logger: createLogger('error', () => undefined) });
+  const call = async (principal: string, method: string, path: string) => {
+    const res = await g.handle('keyAdmin', {
+      method,
+      path,
+      query: new URLSearchParams(),
+      headers: { authorization: `Bearer ${await tokenOf(principal)}` },
+    });
+    return res.status;
+  };
+  try {
+    assert.equal(await call('user:ana@owners.example.com', 'GET', key), 200);
+    assert.equal(await call('user:ana@owners.example.com', 'GET', `${loc}/keyRings`), 200);
+    assert.equal(
+      await call(
+        'user:ana@owners.example.com',
+        'GET',
+        `/v1/projects/other-project/locations/global/keyRings`,
+      ),
+      403,
+    );
+    // Without OPENEKM_DEFAULT_OWNERS the local owner owns nothing on this instance.
+    assert.equal(await call('user:owner@openekm.local', 'GET', key), 403);
+    const tasks = await g.handle('healthCheck', {
+      method: 'POST',
+      path: '/health/tasks:run',
+      query: new URLSearchParams(),
+      headers: { authorization: `Bearer ${await tokenOf('user:ana@owners.example.com')}` },
+    });
+    assert.equal(tasks.status, 403, 'a project owner is not an operator');
+  } finally {
+    await g.close();
+  }
+});
+
+test('bootstrap configuration is validated with clear errors', () => {
+  const base = {
+    OPENEKM_ROOT_KEYS: `r:${Buffer.alloc(32).toString('base64')}`,
+    OPENEKM_TRUSTED_ISSUERS: '[{"issuer":"i","audiences":["a"],"jwks":{"keys":[]}}]',
+  };
+  assert.throws(
+    () => loadConfig({ ...base, OPENEKM_DEFAULT_OWNERS: 'alice' }),
+    /OPENEKM_DEFAULT_OWNERS is not valid JSON/,
+  );
+  assert.throws(
+    () => loadConfig({ ...base, OPENEKM_DEFAULT_OWNERS: '["alice@example.com"]' }),
+    /OPENEKM_DEFAULT_OWNERS is invalid: .*user:\{email\}/,
+  );
+  assert.throws(
+    () => loadConfig({ ...base, OPENEKM_PROJECT_OWNERS: '["user:a@b.com"]' }),
+    /OPENEKM_PROJECT_OWNERS is invalid: give a JSON object/,
+  );
+  assert.throws(
+    () => loadConfig({ ...base, OPENEKM_PROJECT_OWNERS: '{"p": "user:a@b.com"}' }),
+    /OPENEKM_PROJECT_OWNERS\["p"\] is invalid/,
+  );
+  assert.throws(() => loadConfig({ ...base, OPENEKM_OPERATORS: '[1]' }), /OPENEKM_OPERATORS is invalid/);
+  const c = loadConfig({ ...base, OPENEKM_OPERATORS: '["serviceAccount:sched@p.iam.gserviceaccount.com"]' });
+  assert.deepEqual(c.operators, ['serviceAccount:sched@p.iam.gserviceaccount.com']);
+  assert.deepEqual(c.defaultOwners, []);
+  assert.deepEqual(c.projectOwners, {});
 });
