@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Authorizer, iamConfigOf } from '../access/iam.js';
 import { TokenVerifier } from '../access/identity.js';
 import { GatewayIdentity } from '../access/outgoing.js';
-import { type AuditRecord, auditEntry, auditedMethod } from '../audit/audit.js';
+import { type AuditRecord, auditEntry, auditedMethod, recordAuthorization } from '../audit/audit.js';
 import { ekmMetricEntry } from '../audit/ekm-metrics.js';
 import { type Config, loadConfig } from '../config.js';
 import type { Deps, RequestContext } from '../context.js';
@@ -215,11 +215,15 @@ export class Gateway {
         ? await this.verifier.verify(header(req, 'authorization'))
         : { principal: 'anonymous', issuer: '' };
       principal = caller.principal;
-      // The one IAM check (docs/iam.md); synchronous when configuration alone grants the permission.
-      const authorized = route.permission
-        ? this.authorizer.authorize(caller, route.permission, parsed.name)
-        : undefined;
-      if (authorized) await authorized;
+      // The one IAM check (docs/iam.md); synchronous when configuration alone grants the permission. The
+      // decision goes to the audit entry (granted stays false if the check throws).
+      if (route.permission) {
+        const decision = { resource: parsed.name, permission: route.permission, granted: false };
+        recordAuthorization(audit, decision);
+        const authorized = this.authorizer.authorize(caller, route.permission, parsed.name);
+        if (authorized) await authorized;
+        decision.granted = true;
+      }
       const ctx: RequestContext = { caller, requestId, signal, deadline, reason, audit };
       const body = req.method === 'GET' ? {} : parseBody(req.body);
       const result = await withDeadline(this.run(route, parsed.name, req.query, body, ctx), signal);

@@ -462,3 +462,17 @@ test('bootstrap configuration is validated with clear errors', () => {
   assert.deepEqual(c.defaultOwners, []);
   assert.deepEqual(c.projectOwners, {});
 });
+
+test('the audit entry records the IAM decision, granted or not', async () => {
+  const denied403 = await as('user:auditee@example.com', 'GET', key, undefined);
+  assert.equal(denied403.status, 403);
+  ok(await s.call('GET', key, undefined, { headers: { 'x-request-id': 'iam-audit-granted' } }));
+  const entries = s.logs
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.protoPayload?.methodName?.endsWith('GetCryptoKey'));
+  const name = key.slice('/v1/'.length);
+  const decisions = entries.flatMap((e) => e.protoPayload.authorizationInfo ?? []);
+  assert.ok(decisions.some((d: { granted: boolean; resource: string }) => !d.granted && d.resource === name));
+  assert.ok(decisions.some((d: { granted: boolean; resource: string }) => d.granted && d.resource === name));
+  assert.ok(decisions.every((d: { permission: string }) => d.permission === 'cloudkms.cryptoKeys.get'));
+});
