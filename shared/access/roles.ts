@@ -83,10 +83,10 @@ export const MEMBER_FORMS =
  * Whether a binding member names the caller. Callers are `user:<email>` or `serviceAccount:<email>` (verified
  * tokens); `domain:d` matches either whose email ends in "@d"; allUsers and allAuthenticatedUsers match every
  * caller (every IAM-checked method requires a verified token). `group:` members are kept but never match: OpenEKM
- * cannot resolve group membership (docs/iam.md).
+ * cannot resolve group membership (docs/iam.md). Emails compare case-insensitively.
  */
 export function memberMatches(member: string, principal: string): boolean {
-  if (member === principal) return true;
+  if (member.toLowerCase() === principal.toLowerCase()) return true;
   if (member === 'allUsers' || member === 'allAuthenticatedUsers') return true;
   if (member.startsWith('domain:')) {
     const at = principal.lastIndexOf('@');
