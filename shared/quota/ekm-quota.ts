@@ -6,10 +6,10 @@
  * Leased token batches: the budget of one (project, location, second) lives in K shard documents, each holding
  * its share of the limit and how much of it was handed out. An instance that runs out of tokens takes a lease of
  * up to `leaseSize` tokens from one shard in a Firestore transaction and spends them locally; one lease at a time
- * per instance and bucket (concurrent requests wait for the same lease). Tokens are only spent in the second
- * they were leased for. Because every token comes out of a transaction on the shared budget, the instances
+ * per instance and bucket (concurrent requests wait for the same lease; when half a lease is left the next one is
+ * taken in the background). Tokens are only spent in the second they were leased for. Because every token comes out of a transaction on the shared budget, the instances
  * together never start more than `limit` EKM requests in one second of the clock; what a lease costs is the
- * opposite error — at most `leaseSize - 1` tokens per instance per second may go unused. The only overshoot
+ * opposite error — fewer than two leases' worth of tokens per instance per second may go unused. The only overshoot
  * comes from instance clocks that disagree (see docs/audit-and-metrics.md).
  *
  * Per document, writes are bounded by limit / leaseSize / K per second, and each document lives for one second
@@ -85,22 +85,29 @@ export class EkmQuota {
         this.buckets.set(key, b);
         if (this.buckets.size > 10_000) this.prune(second);
       }
+      const limit = this.limitOf(project);
+      const { shards, leaseSize } = this.shape(limit);
       if (b.tokens > 0) {
         b.tokens--;
+        // Running low: take the next lease now, so the request that needs it does not wait for Firestore.
+        if (b.tokens <= leaseSize >> 1 && !b.pending && b.exhausted.size < shards) {
+          this.startLease(b, project, location, limit).catch(() => undefined);
+        }
         return;
       }
-      const limit = this.limitOf(project);
-      if (b.exhausted.size >= this.shape(limit).shards) {
+      if (b.exhausted.size >= shards) {
         throw exhausted(project, location, limit, 1000 - (nowMs % 1000));
       }
-      if (!b.pending) {
-        const bucket = b;
-        bucket.pending = this.lease(bucket, project, location, limit).finally(() => {
-          bucket.pending = undefined;
-        });
-      }
-      await b.pending;
+      await (b.pending ?? this.startLease(b, project, location, limit));
     }
+  }
+
+  private startLease(b: Bucket, project: string, location: string, limit: number): Promise<void> {
+    const pending = this.lease(b, project, location, limit).finally(() => {
+      if (b.pending === pending) b.pending = undefined;
+    });
+    b.pending = pending;
+    return pending;
   }
 
   /** One lease from the first shard (random start) that still has tokens this second. */

@@ -102,9 +102,10 @@ test('two instances together start at most the quota per second; the excess is r
     const hot = await burst('hot', 'ext', 30);
     const cold = await burst('cold', 'ext', 10);
     assert.ok(hot.ok <= LIMIT, `second ${second}: ${hot.ok} successes exceed the quota of ${LIMIT}`);
-    // All of the second's tokens are leased out between the two: none is left unused here.
-    assert.equal(hot.ok, LIMIT, `second ${second}: ${JSON.stringify(hot)}`);
-    assert.equal(hot.exhausted, 60 - LIMIT);
+    // Every token of the second is leased out between the two; at most one lease (of 1 token at this limit) per
+    // instance may be stranded unspent.
+    assert.ok(hot.ok >= LIMIT - 2, `second ${second}: ${JSON.stringify(hot)}`);
+    assert.equal(hot.exhausted, 60 - hot.ok);
     assert.deepEqual(cold, { ok: 20, exhausted: 0 }, 'another project has its own quota');
     assert.equal(ekmCalls() - callsBefore, hot.ok + cold.ok, 'refused requests never reached the EKM');
     total += hot.ok;
@@ -116,7 +117,7 @@ test('two instances together start at most the quota per second; the excess is r
 test('SOFTWARE keys never use the EKM quota', async () => {
   clock += 1000;
   const used = await burst('hot', 'ext', 15);
-  assert.equal(used.ok, LIMIT);
+  assert.ok(used.ok <= LIMIT && used.exhausted > 0, JSON.stringify(used));
   const soft = await burst('hot', 'soft', 25);
   assert.deepEqual(soft, { ok: 50, exhausted: 0 });
 });
