@@ -223,7 +223,7 @@ function percentile(sorted: Float64Array, p: number): number {
 }
 
 async function runOnce(spec: LoadSpec, durationS: number, maxRequests: number, record: boolean) {
-  if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(spec.url))
+  if (!/^https?:\/\/127\.0\.0\.1:\d+$/.test(spec.url))
     throw new Error(`load only goes to 127.0.0.1, not ${spec.url}`);
   const latencies: number[] = [];
   let ok = 0;

@@ -9,8 +9,9 @@
  *
  * Environment knobs: BENCH_DURATION_S (seconds per measurement, default 6), BENCH_WARMUP_S (default 1),
  * BENCH_SKIP_BUILD=1, BENCH_STACK_NODE_ARGS (extra node flags for the stack, e.g. "--cpu-prof --cpu-prof-dir=prof"),
- * BENCH_ONLY=load|cold (skip the other half) and BENCH_PICK=health,encrypt32,… (only these load measurements), for
- * profiling.
+ * BENCH_ONLY=load|cold (skip the other half) and BENCH_PICK=health,encrypt32,ext-google-encrypt1,… (only these load
+ * measurements), for profiling. BENCH_EXTERNAL_DURATION_S (default 5) is the measurement time of each of the 16
+ * EXTERNAL / direct EKM measurements (bench/external.ts).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freePort, type RunningEmulator, startFirestoreEmulator } from '../scripts/lib/firestore-emulator.js';
 import { localGatewayEnv, mintLocalToken } from '../scripts/lib/local-state.js';
+import { benchExternal, externalRatios } from './external.js';
 import {
   api,
   build,
@@ -43,6 +45,7 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 6);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 1);
 const MAX_REQUESTS = 200_000;
 const ONLY = process.env.BENCH_ONLY;
+const EXTERNAL_DURATION_S = Number(process.env.BENCH_EXTERNAL_DURATION_S ?? 5);
 
 process.env.METADATA_SERVER_DETECTION = 'none';
 
@@ -157,11 +160,17 @@ async function main(): Promise<void> {
   stateDir = await mkdtemp(join(tmpdir(), 'openekm-bench-'));
   log('starting the Firestore emulator …');
   emulator = await startFirestoreEmulator();
+  const ekmHttpsPort = await freePort();
   const env = {
     ...(await localGatewayEnv(emulator.host, stateDir)),
     OPENEKM_STATE_DIR: stateDir,
     METADATA_SERVER_DETECTION: 'none',
     OPENEKM_LOG_LEVEL: 'warn',
+    // The stack's reference EKM on free ports (not 8190/8191, which a running `npm start` may hold).
+    OPENEKM_EKM_HTTP_PORT: String(await freePort()),
+    OPENEKM_EKM_HTTPS_PORT: String(ekmHttpsPort),
+    // EKM quota far above what the bench can reach, so it never throttles the EXTERNAL measurements.
+    OPENEKM_EKM_QUOTA: JSON.stringify({ default: 1_000_000 }),
   };
   const token = await mintLocalToken({ dir: stateDir, ttlSeconds: 3 * 3600 });
   const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
@@ -246,6 +255,26 @@ async function main(): Promise<void> {
       const r = await measure({ ...base, ...spec });
       results[id] = r;
       rows.push(loadRow(what, r));
+    }
+    if (!pick || pick.some((id) => id.startsWith('ext-'))) {
+      const external = await benchExternal({
+        stackUrl: stack.url,
+        stackPid: stack.pid,
+        stateDir,
+        ekmHttpsPort,
+        token,
+        ring,
+        plaintext,
+        durationS: EXTERNAL_DURATION_S,
+        warmupS: WARMUP_S,
+        maxRequests: MAX_REQUESTS,
+        pick,
+        log,
+      });
+      for (const m of external) {
+        results[m.id] = m.result;
+        rows.push(loadRow(m.what, m.result));
+      }
     }
   }
   await stack.stop();
@@ -334,6 +363,8 @@ async function main(): Promise<void> {
     'the /health ops/s a machine needs for this encrypt/health ratio to reach 3,000 encrypt ops/s',
   ]);
 
+  const externalRatioRows = externalRatios(results, fmtRatio, fmtMs);
+
   // Output ---------------------------------------------------------------------------------------------------
   const headers = ['measurement', 'conc', 'ops/s', 'p50 ms', 'p99 ms', 'stack CPU µs/req', 'notes'];
   const cells = rows.map((r) => [r.what, r.conc, r.ops, r.p50, r.p99, r.cpu, r.note]);
@@ -351,6 +382,9 @@ async function main(): Promise<void> {
     textTable(headers, cells),
     '',
     textTable(ratioHeaders, ratioRows),
+    '',
+    'EXTERNAL keys: gateway vs the same reference EKM called directly',
+    textTable(ratioHeaders, externalRatioRows),
     ...(failed ? ['', 'WARNING: some requests failed; the figures above are not valid.'] : []),
     '',
     referenceEkm,
@@ -369,6 +403,10 @@ async function main(): Promise<void> {
     mdTable(headers, cells),
     '',
     mdTable(ratioHeaders, ratioRows),
+    '',
+    '## EXTERNAL keys: gateway vs the same reference EKM called directly',
+    '',
+    mdTable(ratioHeaders, externalRatioRows),
     ...(failed ? ['', '**WARNING: some requests failed; the figures above are not valid.**'] : []),
     '',
     '## Reference EKM',
