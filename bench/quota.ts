@@ -22,7 +22,7 @@ const rows: string[][] = [];
 let clock = Math.ceil(Date.now() / 1000) * 1000;
 const now = () => new Date(clock);
 const quota = (c: Partial<EkmQuotaConfig>) =>
-  new EkmQuota(store, now, { default: 100, projects: {}, shards: 4, leaseSize: 0, ...c });
+  new EkmQuota(store, now, { enabled: true, default: 100, projects: {}, shards: 4, leaseSize: 0, ...c });
 
 async function measure(
   name: string,

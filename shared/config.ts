@@ -224,6 +224,7 @@ function readText(path: string, name: string): string {
 const perSecond = z.number().int().min(1).max(1_000_000);
 const quotaSchema = z
   .object({
+    enabled: z.boolean().optional(),
     default: perSecond.optional(),
     projects: z.record(z.string().min(1), perSecond).optional(),
     shards: z.number().int().min(1).max(64).optional(),
@@ -250,6 +251,7 @@ function ekmQuotaFrom(env: Env): EkmQuotaConfig {
   }
   const q = result.data;
   return {
+    enabled: q.enabled ?? true,
     default: q.default ?? DEFAULT_EKM_QUOTA.default,
     projects: q.projects ?? {},
     shards: q.shards ?? DEFAULT_EKM_QUOTA.shards,

@@ -19,6 +19,8 @@ import { ApiError } from '../api/errors.js';
 import type { Store } from '../store/firestore.js';
 
 export interface EkmQuotaConfig {
+  /** false turns the quota off (every EKM request is admitted, no Firestore traffic). */
+  enabled: boolean;
   /** Requests per second per project and location, unless the project has its own figure. */
   default: number;
   /** Per-project limits (all locations of the project). */
@@ -29,7 +31,13 @@ export interface EkmQuotaConfig {
   leaseSize: number;
 }
 
-export const DEFAULT_EKM_QUOTA: EkmQuotaConfig = { default: 100, projects: {}, shards: 4, leaseSize: 0 };
+export const DEFAULT_EKM_QUOTA: EkmQuotaConfig = {
+  enabled: true,
+  default: 100,
+  projects: {},
+  shards: 4,
+  leaseSize: 0,
+};
 
 /** The Firestore collection of the per-second shard documents (a TTL policy on `expireAt` cleans it). */
 export const QUOTA_COLLECTION = 'openekmQuota';
@@ -72,6 +80,7 @@ export class EkmQuota {
    * throws RESOURCE_EXHAUSTED with a RetryInfo pointing at the next second.
    */
   async take(resourceName: string): Promise<void> {
+    if (!this.config.enabled) return;
     const parts = resourceName.split('/');
     const project = parts[1] ?? '';
     const location = parts[3] ?? '';

@@ -14,7 +14,14 @@ const base = {
 };
 
 test('the EKM quota defaults to 100 per second; projects can have their own', () => {
-  assert.deepEqual(loadConfig(base).ekmQuota, { default: 100, projects: {}, shards: 4, leaseSize: 0 });
+  assert.deepEqual(loadConfig(base).ekmQuota, {
+    enabled: true,
+    default: 100,
+    projects: {},
+    shards: 4,
+    leaseSize: 0,
+  });
+  assert.equal(loadConfig({ ...base, OPENEKM_EKM_QUOTA: '{"enabled": false}' }).ekmQuota.enabled, false);
   const q = loadConfig({ ...base, OPENEKM_EKM_QUOTA: '{"default": 50, "projects": {"p1": 500}}' }).ekmQuota;
   assert.equal(q.default, 50);
   const quota = new EkmQuota(undefined as never, () => new Date(), q);
