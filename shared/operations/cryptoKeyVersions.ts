@@ -258,7 +258,10 @@ export async function patchCryptoKeyVersion(
       deps.store.get<StoredCryptoKey & JsonObject>(keyName),
       deps.store.get<StoredCryptoKeyVersion & JsonObject>(name),
     ]);
-    if (key?.versionTemplate.protectionLevel === 'EXTERNAL' && stored) {
+    const current = stored && isDueForDestruction(stored, deps.now()) ? destroyed(stored) : stored;
+    const movable = current && current.state !== 'DESTROYED' && current.state !== 'DESTROY_SCHEDULED';
+    // Versions that cannot move (destroyed or scheduled) are refused in the transaction, without an EKM call.
+    if (key?.versionTemplate.protectionLevel === 'EXTERNAL' && stored && movable) {
       const next = externalOptions(
         deps,
         key,

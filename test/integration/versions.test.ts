@@ -12,11 +12,15 @@ const DAY = 86400_000;
 let s: TestStack;
 let ringName: string;
 before(async () => {
-  s = await startTestStack();
+  s = await startTestStack({ ekm: true });
+  for (const id of ['a', 'b', 'd', 'ka', 'kb', 'x', 'y']) await s.ekm!.ekm.admin.createKey(id);
   ringName = `projects/${s.project}/locations/us-east1/keyRings/v`;
   ok(await s.call('POST', `/v1/projects/${s.project}/locations/us-east1/keyRings?keyRingId=v`, {}));
 });
 after(() => s.stop());
+
+/** The URI of a key at the test's reference EKM (https with its CA, or http on loopback). */
+const uri = (id: string, scheme: 'https' | 'http' = 'https') => s.ekm!.keyUri(id, 'google', scheme);
 
 async function softwareKey(id: string, extra: Record<string, unknown> = {}, query = '') {
   const key = ok(
@@ -111,25 +115,21 @@ test('EXTERNAL versions need an https externalKeyUri (http only for loopback hos
     'INVALID_ARGUMENT',
     'externalProtectionLevelOptions.externalKeyUri',
   );
-  const v1 = ok(
-    await createVersion(key, {
-      externalProtectionLevelOptions: { externalKeyUri: 'https://ekm.example.com/v0/keys/a' },
-    }),
-  );
+  const v1 = ok(await createVersion(key, { externalProtectionLevelOptions: { externalKeyUri: uri('a') } }));
   assert.equal(v1.name, `${key}/cryptoKeyVersions/1`);
   assert.equal(v1.state, 'ENABLED');
   assert.equal(v1.protectionLevel, 'EXTERNAL');
   assert.equal(v1.algorithm, 'EXTERNAL_SYMMETRIC_ENCRYPTION');
-  assert.deepEqual(v1.externalProtectionLevelOptions, {
-    externalKeyUri: 'https://ekm.example.com/v0/keys/a',
-  });
-  for (const uri of [
-    'http://127.0.0.1:9/v0/keys/a',
-    'http://localhost:9/v0/keys/b',
-    'http://[::1]:9/v0/keys/c',
-  ]) {
-    const v = ok(await createVersion(key, { externalProtectionLevelOptions: { externalKeyUri: uri } }));
-    assert.equal(v.externalProtectionLevelOptions.externalKeyUri, uri);
+  assert.deepEqual(v1.externalProtectionLevelOptions, { externalKeyUri: uri('a') });
+  // Plain http passes the URI rules for loopback hosts; the reference EKM's http endpoint is declared.
+  const loopback = ok(
+    await createVersion(key, { externalProtectionLevelOptions: { externalKeyUri: uri('b', 'http') } }),
+  );
+  assert.equal(loopback.externalProtectionLevelOptions.externalKeyUri, uri('b', 'http'));
+  // Other loopback forms pass the https rule too, then meet the declared-endpoint rule.
+  for (const undeclared of ['http://localhost:9/v0/keys/b', 'http://[::1]:9/v0/keys/c']) {
+    const res = await createVersion(key, { externalProtectionLevelOptions: { externalKeyUri: undeclared } });
+    assertError(res, 400, 'FAILED_PRECONDITION', 'EXTERNAL_KEY_HOST_NOT_WHITELISTED');
   }
   const refused: [string, string][] = [
     ['http://example.com/v0/keys/a', 'https'],
@@ -148,20 +148,16 @@ test('EXTERNAL versions need an https externalKeyUri (http only for loopback hos
   }
   const vpcPath = await createVersion(key, {
     externalProtectionLevelOptions: {
-      externalKeyUri: 'https://ekm.example.com/v0/keys/a',
+      externalKeyUri: uri('a'),
       ekmConnectionKeyPath: 'keys/a',
     },
   });
   assertError(vpcPath, 400, 'INVALID_ARGUMENT', 'ekmConnectionKeyPath', 'EXTERNAL_VPC', 'externalKeyUri');
   // Refused creates did not use up ids.
-  const next = ok(
-    await createVersion(key, {
-      externalProtectionLevelOptions: { externalKeyUri: 'https://ekm.example.com/v0/keys/d' },
-    }),
-  );
-  assert.equal(next.name, `${key}/cryptoKeyVersions/5`);
+  const next = ok(await createVersion(key, { externalProtectionLevelOptions: { externalKeyUri: uri('d') } }));
+  assert.equal(next.name, `${key}/cryptoKeyVersions/3`);
   const list = ok(await s.call('GET', `/v1/${key}/cryptoKeyVersions`));
-  assert.equal(list.totalSize, 5);
+  assert.equal(list.totalSize, 3);
 });
 
 test('externalProtectionLevelOptions is refused on SOFTWARE keys', async () => {
@@ -238,11 +234,11 @@ test('patch externalProtectionLevelOptions: field by field, EXTERNAL only', asyn
   const ext = await externalKey('ext-patch');
   const v1 = ok(
     await createVersion(ext, {
-      externalProtectionLevelOptions: { externalKeyUri: 'https://ekm-a.example.com/v0/keys/k' },
+      externalProtectionLevelOptions: { externalKeyUri: uri('ka') },
     }),
   );
   const whole = await patch(v1.name, 'externalProtectionLevelOptions', {
-    externalProtectionLevelOptions: { externalKeyUri: 'https://ekm-b.example.com/v0/keys/k' },
+    externalProtectionLevelOptions: { externalKeyUri: uri('kb') },
   });
   assertError(
     whole,
@@ -253,12 +249,10 @@ test('patch externalProtectionLevelOptions: field by field, EXTERNAL only', asyn
   );
   const moved = ok(
     await patch(v1.name, 'externalProtectionLevelOptions.externalKeyUri', {
-      externalProtectionLevelOptions: { externalKeyUri: 'https://ekm-b.example.com/v0/keys/k' },
+      externalProtectionLevelOptions: { externalKeyUri: uri('kb') },
     }),
   );
-  assert.deepEqual(moved.externalProtectionLevelOptions, {
-    externalKeyUri: 'https://ekm-b.example.com/v0/keys/k',
-  });
+  assert.deepEqual(moved.externalProtectionLevelOptions, { externalKeyUri: uri('kb') });
   assert.equal(moved.state, 'ENABLED');
   assert.deepEqual(
     ok(await get(v1.name)).externalProtectionLevelOptions,
@@ -266,11 +260,11 @@ test('patch externalProtectionLevelOptions: field by field, EXTERNAL only', asyn
   );
   const snake = ok(
     await patch(v1.name, 'external_protection_level_options.external_key_uri,state', {
-      external_protection_level_options: { external_key_uri: 'http://127.0.0.1:9/v0/keys/k' },
+      external_protection_level_options: { external_key_uri: uri('ka', 'http') },
       state: 'DISABLED',
     }),
   );
-  assert.equal(snake.externalProtectionLevelOptions.externalKeyUri, 'http://127.0.0.1:9/v0/keys/k');
+  assert.equal(snake.externalProtectionLevelOptions.externalKeyUri, uri('ka', 'http'));
   assert.equal(snake.state, 'DISABLED');
   const insecure = await patch(v1.name, 'externalProtectionLevelOptions.externalKeyUri', {
     externalProtectionLevelOptions: { externalKeyUri: 'http://example.com/v0/keys/k' },
@@ -282,10 +276,7 @@ test('patch externalProtectionLevelOptions: field by field, EXTERNAL only', asyn
     externalProtectionLevelOptions: { ekmConnectionKeyPath: 'keys/k' },
   });
   assertError(vpc, 400, 'INVALID_ARGUMENT', 'ekmConnectionKeyPath', 'EXTERNAL_VPC');
-  assert.equal(
-    ok(await get(v1.name)).externalProtectionLevelOptions.externalKeyUri,
-    'http://127.0.0.1:9/v0/keys/k',
-  );
+  assert.equal(ok(await get(v1.name)).externalProtectionLevelOptions.externalKeyUri, uri('ka', 'http'));
 
   const sw = await softwareKey('sw-patch');
   const onSoftware = await patch(
@@ -409,15 +400,15 @@ test('DESTROYED is terminal: restore, destroy and state changes are refused', as
   const ext = await externalKey('ext-destroyed');
   const v = ok(
     await createVersion(ext, {
-      externalProtectionLevelOptions: { externalKeyUri: 'https://ekm.example.com/v0/keys/x' },
+      externalProtectionLevelOptions: { externalKeyUri: uri('x') },
     }),
   );
   ok(await s.call('POST', `/v1/${v.name}:destroy`, {}));
   s.advance(31 * DAY);
-  const uri = await patch(v.name, 'externalProtectionLevelOptions.externalKeyUri', {
-    externalProtectionLevelOptions: { externalKeyUri: 'https://ekm.example.com/v0/keys/y' },
+  const moved = await patch(v.name, 'externalProtectionLevelOptions.externalKeyUri', {
+    externalProtectionLevelOptions: { externalKeyUri: uri('y') },
   });
-  assertError(uri, 400, 'FAILED_PRECONDITION', 'DESTROYED');
+  assertError(moved, 400, 'FAILED_PRECONDITION', 'DESTROYED');
 });
 
 test('50 concurrent creates on a key with version 1 give exactly ids 2..51', async () => {
