@@ -178,3 +178,14 @@ export function fieldMask(raw: string | null): string[] {
     .filter(Boolean)
     .map((p) => p.split('.').map(camel).join('.'));
 }
+
+/** An update's field mask, which Cloud KMS requires: refuses an empty one, naming the fields that can change. */
+export function requireMask(mask: string[], updatable: readonly string[]): string[] {
+  if (mask.length === 0) {
+    throw ApiError.invalidArgument(
+      `updateMask is required: name the fields to change, from ${updatable.join(', ')}.`,
+      'updateMask',
+    );
+  }
+  return mask;
+}

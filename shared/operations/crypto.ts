@@ -8,7 +8,7 @@ import { ApiError } from '../api/errors.js';
 import type { Deps, RequestContext } from '../context.js';
 import { decryptionFailed, open, parseCiphertext, seal } from '../crypto/ciphertext.js';
 import { crc32c, crc32cString } from '../crypto/crc32c.js';
-import { parseCryptoKeyName, parseCryptoKeyVersionName } from '../resources/names.js';
+import { cryptoKeyOfVersion, parseCryptoKeyName, parseCryptoKeyVersionName } from '../resources/names.js';
 import { ProtectionLevel, type StoredCryptoKey, type StoredCryptoKeyVersion } from '../resources/types.js';
 import { notEnabled } from '../resources/versions.js';
 import { readKey } from './cryptoKeys.js';
@@ -109,7 +109,7 @@ export async function encrypt(
   body: JsonObject,
 ): Promise<EncryptResponse> {
   const isVersion = name.includes('/cryptoKeyVersions/');
-  const keyName = isVersion ? name.slice(0, name.lastIndexOf('/cryptoKeyVersions/')) : name;
+  const keyName = isVersion ? cryptoKeyOfVersion(name) : name;
   if (isVersion) parseCryptoKeyVersionName(name);
   else parseCryptoKeyName(name);
   allowOnly(body, [

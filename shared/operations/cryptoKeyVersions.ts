@@ -1,9 +1,16 @@
 /** cryptoKeyVersions.create / get / list / patch / destroy / restore, and finishing due destructions. */
-import { allowOnly, enumValue, type JsonObject, optionalObject, optionalString } from '../api/decode.js';
+import {
+  allowOnly,
+  enumValue,
+  type JsonObject,
+  optionalObject,
+  optionalString,
+  requireMask,
+} from '../api/decode.js';
 import { ApiError } from '../api/errors.js';
 import type { Deps, RequestContext } from '../context.js';
 import { RootKeyring } from '../crypto/material.js';
-import { parseCryptoKeyName, parseCryptoKeyVersionName } from '../resources/names.js';
+import { cryptoKeyOfVersion, parseCryptoKeyName, parseCryptoKeyVersionName } from '../resources/names.js';
 import {
   type CryptoKeyVersion,
   CryptoKeyVersionState,
@@ -221,12 +228,7 @@ export async function patchCryptoKeyVersion(
   body: JsonObject,
 ): Promise<CryptoKeyVersion> {
   parseCryptoKeyVersionName(name);
-  if (mask.length === 0) {
-    throw ApiError.invalidArgument(
-      `updateMask is required: name the fields to change, from ${PATCHABLE.join(', ')}.`,
-      'updateMask',
-    );
-  }
+  requireMask(mask, PATCHABLE);
   for (const path of mask) {
     if (path === 'externalProtectionLevelOptions') {
       throw ApiError.invalidArgument(
@@ -251,7 +253,7 @@ export async function patchCryptoKeyVersion(
       'cryptoKeyVersion.name',
     );
   }
-  const keyName = name.slice(0, name.lastIndexOf('/cryptoKeyVersions/'));
+  const keyName = cryptoKeyOfVersion(name);
   if (mask.includes('externalProtectionLevelOptions.externalKeyUri')) {
     // A new URI must point at a usable key before the version moves to it.
     const [key, stored] = await Promise.all([
@@ -331,7 +333,7 @@ export async function destroyCryptoKeyVersion(
 ): Promise<CryptoKeyVersion> {
   parseCryptoKeyVersionName(name);
   allowOnly(body, ['name']);
-  const keyName = name.slice(0, name.lastIndexOf('/cryptoKeyVersions/'));
+  const keyName = cryptoKeyOfVersion(name);
   const v = await deps.store.transaction(async (tx) => {
     const [key, stored] = await Promise.all([
       tx.get<StoredCryptoKey & JsonObject>(keyName),

@@ -8,6 +8,7 @@ import {
   optionalBool,
   optionalObject,
   optionalString,
+  requireMask,
   timestampValue,
 } from '../api/decode.js';
 import { ApiError } from '../api/errors.js';
@@ -313,12 +314,7 @@ export async function patchCryptoKey(
   body: JsonObject,
 ): Promise<CryptoKey> {
   parseCryptoKeyName(name);
-  if (mask.length === 0) {
-    throw ApiError.invalidArgument(
-      `updateMask is required: name the fields to change, from ${PATCHABLE.join(', ')}.`,
-      'updateMask',
-    );
-  }
+  requireMask(mask, PATCHABLE);
   for (const path of mask) {
     if (path === 'versionTemplate' || path.startsWith('primary')) {
       throw ApiError.invalidArgument(

@@ -105,3 +105,8 @@ export const keyRingPath = (n: KeyRingName): string => `${locationPath(n)}/keyRi
 export const cryptoKeyPath = (n: CryptoKeyName): string => `${keyRingPath(n)}/cryptoKeys/${n.cryptoKey}`;
 export const cryptoKeyVersionPath = (n: CryptoKeyVersionName): string =>
   `${cryptoKeyPath(n)}/cryptoKeyVersions/${n.version}`;
+
+/** The crypto key a version belongs to: `…/cryptoKeys/k/cryptoKeyVersions/3` → `…/cryptoKeys/k`. */
+export function cryptoKeyOfVersion(versionName: string): string {
+  return versionName.slice(0, versionName.lastIndexOf('/cryptoKeyVersions/'));
+}
