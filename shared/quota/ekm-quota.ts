@@ -47,6 +47,8 @@ interface Bucket {
   tokens: number;
   /** Shards found exhausted this second. */
   exhausted: Set<number>;
+  /** Requests of this instance waiting for a lease: the next lease asks for this many tokens if more than leaseSize. */
+  waiting: number;
   pending?: Promise<void>;
 }
 
@@ -90,7 +92,7 @@ export class EkmQuota {
       const second = Math.floor(nowMs / 1000);
       let b = this.buckets.get(key);
       if (!b || b.second !== second) {
-        b = { second, tokens: 0, exhausted: new Set() };
+        b = { second, tokens: 0, exhausted: new Set(), waiting: 0 };
         this.buckets.set(key, b);
         if (this.buckets.size > 10_000) this.prune(second);
       }
@@ -107,7 +109,12 @@ export class EkmQuota {
       if (b.exhausted.size >= shards) {
         throw exhausted(project, location, limit, 1000 - (nowMs % 1000));
       }
-      await (b.pending ?? this.startLease(b, project, location, limit));
+      b.waiting++;
+      try {
+        await (b.pending ?? this.startLease(b, project, location, limit));
+      } finally {
+        b.waiting--;
+      }
     }
   }
 
@@ -119,9 +126,15 @@ export class EkmQuota {
     return pending;
   }
 
-  /** One lease from the first shard (random start) that still has tokens this second. */
+  /**
+   * One lease from the first shard (random start) that still has tokens this second: `leaseSize` tokens, or one per
+   * waiting request if more are waiting. With leases of one token (limits under 40) and one lease at a time, an
+   * instance could otherwise admit no more than one request per Firestore transaction, far under its quota, while
+   * the rest queued without ever being refused.
+   */
   private async lease(b: Bucket, project: string, location: string, limit: number): Promise<void> {
     const { shards, leaseSize } = this.shape(limit);
+    const want = Math.max(leaseSize, b.waiting);
     const start = Math.floor(this.random() * shards);
     for (let i = 0; i < shards; i++) {
       const shard = (start + i) % shards;
@@ -131,7 +144,7 @@ export class EkmQuota {
       const granted = await this.store.transaction(async (tx) => {
         const doc = await tx.get<{ used?: number }>(path);
         const used = doc?.used ?? 0;
-        const grant = Math.min(leaseSize, capacity - used);
+        const grant = Math.min(want, capacity - used);
         if (grant > 0) {
           tx.set(path, {
             used: used + grant,
@@ -141,7 +154,7 @@ export class EkmQuota {
         }
         return Math.max(0, grant);
       });
-      if (granted < leaseSize) b.exhausted.add(shard);
+      if (granted < want) b.exhausted.add(shard);
       if (granted > 0) {
         // A lease that arrives after its second is over is dropped: tokens are never spent in another second.
         if (this.buckets.get(`${project}/${location}`) === b) b.tokens += granted;
