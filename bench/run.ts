@@ -11,7 +11,8 @@
  * BENCH_SKIP_BUILD=1, BENCH_STACK_NODE_ARGS (extra node flags for the stack, e.g. "--cpu-prof --cpu-prof-dir=prof"),
  * BENCH_ONLY=load|cold (skip the other half) and BENCH_PICK=health,encrypt32,ext-google-encrypt1,… (only these load
  * measurements), for profiling. BENCH_EXTERNAL_DURATION_S (default 5) is the measurement time of each of the 16
- * EXTERNAL / direct EKM measurements (bench/external.ts).
+ * EXTERNAL / direct EKM measurements (bench/external.ts). BENCH_ACCESS=0 skips the in-process access-cost section
+ * (bench/access-cost.ts: identity, IAM and EKM quota with versus without).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freePort, type RunningEmulator, startFirestoreEmulator } from '../scripts/lib/firestore-emulator.js';
 import { localGatewayEnv, mintLocalToken } from '../scripts/lib/local-state.js';
+import { benchAccessCost, stopAccessCost } from './access-cost.js';
 import { benchExternal, externalRatios } from './external.js';
 import {
   api,
@@ -61,6 +63,7 @@ let interrupted = false;
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     await stack?.stop().catch(() => undefined);
+    await stopAccessCost().catch(() => undefined);
     await stopAll().catch(() => undefined);
     await emulator?.stop().catch(() => undefined);
     if (stateDir) await rm(stateDir, { recursive: true, force: true }).catch(() => undefined);
@@ -372,6 +375,15 @@ async function main(): Promise<void> {
   const referenceEkm = await referenceEkmSection().catch(
     (err: Error) => `Reference EKM: benchReferenceEkm() failed: ${err.message}`,
   );
+  if (process.env.BENCH_ACCESS !== '0') log('access cost (identity, IAM, EKM quota), in process …');
+  const accessCost =
+    process.env.BENCH_ACCESS === '0'
+      ? 'Access cost: skipped (BENCH_ACCESS=0).'
+      : (
+          await benchAccessCost().catch(
+            (err: Error) => `Access cost: benchAccessCost() failed: ${err.message}`,
+          )
+        ).trimEnd();
 
   const failed = Object.values(results).some((r) => r.non2xx + r.errors > 0);
   const text = [
@@ -388,6 +400,8 @@ async function main(): Promise<void> {
     ...(failed ? ['', 'WARNING: some requests failed; the figures above are not valid.'] : []),
     '',
     referenceEkm,
+    '',
+    accessCost,
     '',
   ].join('\n');
   process.stdout.write(text);
@@ -412,6 +426,10 @@ async function main(): Promise<void> {
     '## Reference EKM',
     '',
     referenceEkm,
+    '',
+    '## Access cost: identity, IAM, EKM quota',
+    '',
+    accessCost,
     '',
   ].join('\n');
   const outDir = join(ROOT, 'bench', 'results');
