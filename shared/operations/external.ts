@@ -67,7 +67,7 @@ async function disableAfterRefusal(
   try {
     const disabled = await deps.store.transaction(async (tx) => {
       const v = await tx.get<StoredCryptoKeyVersion & Record<string, unknown>>(version.name);
-      if (!v || v.state !== 'ENABLED') return false;
+      if (v?.state !== 'ENABLED') return false;
       tx.set(version.name, { ...v, state: 'DISABLED' });
       return true;
     });

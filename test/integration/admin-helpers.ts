@@ -28,7 +28,6 @@ export function assertError(
 }
 
 /** Asserts a 200 and returns the JSON body. */
-// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
 export function ok(res: CallResult): any {
   assert.equal(res.status, 200, `expected 200, got ${res.status}: ${JSON.stringify(res.json)}`);
   return res.json;
