@@ -20,7 +20,13 @@ import {
   type StoredCryptoKeyVersion,
 } from '../resources/types.js';
 import { externalKeyUri, parseDurationString } from '../resources/validate.js';
-import { destroyed, isDueForDestruction, requireTransition, toApiVersion } from '../resources/versions.js';
+import {
+  asOf,
+  destroyed,
+  isDueForDestruction,
+  requireTransition,
+  toApiVersion,
+} from '../resources/versions.js';
 import { checkExternalKey } from './external.js';
 import { type ListRequest, type Page, paginate } from './list.js';
 
@@ -260,7 +266,7 @@ export async function patchCryptoKeyVersion(
       deps.store.get<StoredCryptoKey & JsonObject>(keyName),
       deps.store.get<StoredCryptoKeyVersion & JsonObject>(name),
     ]);
-    const current = stored && isDueForDestruction(stored, deps.now()) ? destroyed(stored) : stored;
+    const current = stored && asOf(stored, deps.now());
     const movable = current && current.state !== 'DESTROYED' && current.state !== 'DESTROY_SCHEDULED';
     // Versions that cannot move (destroyed or scheduled) are refused in the transaction, without an EKM call.
     if (key?.versionTemplate.protectionLevel === 'EXTERNAL' && stored && movable) {
@@ -284,7 +290,7 @@ export async function patchCryptoKeyVersion(
       tx.get<StoredCryptoKeyVersion & JsonObject>(name),
     ]);
     if (!key || !stored) throw ApiError.notFound(name);
-    const v = isDueForDestruction(stored, deps.now()) ? destroyed(stored) : { ...stored };
+    const v = { ...asOf(stored, deps.now()) };
     if (mask.includes('state')) {
       const to = enumValue(CryptoKeyVersionState, body.state, 'state') as StateName | undefined;
       if (to !== 'ENABLED' && to !== 'DISABLED') {
@@ -340,7 +346,7 @@ export async function destroyCryptoKeyVersion(
       tx.get<StoredCryptoKeyVersion & JsonObject>(name),
     ]);
     if (!key || !stored) throw ApiError.notFound(name);
-    const current = isDueForDestruction(stored, deps.now()) ? destroyed(stored) : stored;
+    const current = asOf(stored, deps.now());
     requireTransition(current, 'DESTROY_SCHEDULED', 'destroy');
     const destroyTime = new Date(
       deps.now().getTime() + parseDurationString(key.destroyScheduledDuration) * 1000,
@@ -367,7 +373,7 @@ export async function restoreCryptoKeyVersion(
   const v = await deps.store.transaction(async (tx) => {
     const stored = await tx.get<StoredCryptoKeyVersion & JsonObject>(name);
     if (!stored) throw ApiError.notFound(name);
-    const current = isDueForDestruction(stored, deps.now()) ? destroyed(stored) : stored;
+    const current = asOf(stored, deps.now());
     requireTransition(current, 'DISABLED', 'restore');
     const { destroyTime: _t, ...rest } = current;
     const next: StoredCryptoKeyVersion = { ...rest, state: 'DISABLED' };

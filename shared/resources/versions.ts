@@ -30,6 +30,11 @@ export function destroyed(v: StoredCryptoKeyVersion): StoredCryptoKeyVersion {
   return { ...rest, state: 'DESTROYED', destroyEventTime: destroyTime ?? new Date().toISOString() };
 }
 
+/** The version as it stands at `now`: a scheduled destruction that is due has happened. */
+export function asOf(v: StoredCryptoKeyVersion, now: Date): StoredCryptoKeyVersion {
+  return isDueForDestruction(v, now) ? destroyed(v) : v;
+}
+
 export function toApiVersion(v: StoredCryptoKeyVersion): CryptoKeyVersion {
   const { material: _material, ...api } = v;
   return api;
