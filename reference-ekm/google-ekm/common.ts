@@ -7,7 +7,7 @@ import type { KeyService } from '../core/key-service.js';
 import type { RateLimiter } from '../core/rate-limit.js';
 import type { RequestContext as HttpContext } from '../http/types.js';
 import type { Logger } from '../log.js';
-import type { KeyRecord } from '../state/types.js';
+import type { CryptoSpace, KeyRecord } from '../state/types.js';
 import type { Caller, TokenVerifier } from './auth.js';
 import type { RequestContext } from './types.js';
 
@@ -85,4 +85,23 @@ export function checkJustification(key: KeyRecord, context: RequestContext | und
 
 export function keyPathOf(keyId: string): string {
   return `v0/keys/${keyId}`;
+}
+
+/** The crypto space `cryptoSpaceId`, when one of the caller's principals holds a grant on it. */
+export function grantedCryptoSpace(
+  deps: GoogleEkmDeps,
+  principals: string[],
+  cryptoSpaceId: string,
+): CryptoSpace {
+  const space = deps.keys.state.read().cryptoSpaces[cryptoSpaceId];
+  if (!space) {
+    throw new DomainError(
+      'CRYPTO_SPACE_NOT_FOUND',
+      `crypto space ${cryptoSpaceId} does not exist at this EKM`,
+    );
+  }
+  if (!principals.some((p) => space.grants.includes(p))) {
+    throw new DomainError('ACCESS_DENIED', `the caller has no grant on crypto space ${cryptoSpaceId}`);
+  }
+  return space;
 }

@@ -3,7 +3,14 @@ import { AdminError, parseUsage } from '../../admin/admin.js';
 import { DomainError } from '../../core/errors.js';
 import type { Reply, RequestContext } from '../../http/types.js';
 import { KEY_ID_PATTERN } from '../../state/types.js';
-import { authenticate, type GoogleEkmDeps, keyPathOf, parseMessage, recordContext } from '../common.js';
+import {
+  authenticate,
+  type GoogleEkmDeps,
+  grantedCryptoSpace,
+  keyPathOf,
+  parseMessage,
+  recordContext,
+} from '../common.js';
 import { CreateKeyRequest, type CreateKeyResponse } from '../types.js';
 
 /**
@@ -19,15 +26,7 @@ export async function createKey(
   const caller = await authenticate(ctx, deps);
   const request = parseMessage(CreateKeyRequest, ctx);
   recordContext(ctx, request.additionalContext);
-  const space = deps.keys.state.read().cryptoSpaces[cryptoSpaceId];
-  if (!space)
-    throw new DomainError(
-      'CRYPTO_SPACE_NOT_FOUND',
-      `crypto space ${cryptoSpaceId} does not exist at this EKM`,
-    );
-  if (!caller.principals.some((p) => space.grants.includes(p))) {
-    throw new DomainError('ACCESS_DENIED', `the caller has no grant on crypto space ${cryptoSpaceId}`);
-  }
+  grantedCryptoSpace(deps, caller.principals, cryptoSpaceId);
   const resource = request.additionalContext?.relativeResourceName ?? '';
   if (resource) {
     const existing = Object.values(deps.keys.state.read().keys).find(
