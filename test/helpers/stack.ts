@@ -113,20 +113,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       let payload: string | undefined = opts.raw;
       if (payload === undefined && body !== undefined) payload = JSON.stringify(body);
       if (payload !== undefined) headers['content-type'] ??= 'application/json';
-      const res = await fetch(server.url + path, {
-        method,
-        headers,
-        body: payload,
-        signal: AbortSignal.timeout(30_000),
-      });
-      const text = await res.text();
-      let json: unknown;
-      try {
-        json = text ? JSON.parse(text) : undefined;
-      } catch {
-        json = { notJson: text };
-      }
-      return { status: res.status, json, headers: res.headers };
+      return requestJson(server.url + path, method, headers, payload);
     },
     ekm: local,
     ekmLogs,
@@ -138,4 +125,41 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     },
   };
   return stack;
+}
+
+/** One HTTP request to a gateway; the body is parsed as JSON (or kept as `{notJson}` when it is not). */
+export async function requestJson(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  payload?: string,
+): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(30_000) });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = { notJson: text };
+  }
+  return { status: res.status, json, headers: res.headers };
+}
+
+/** The environment that points gcloud at a local gateway without touching the user's own configuration. */
+export function gcloudEnv(
+  baseUrl: string,
+  project: string,
+  configDir: string,
+  tokenFile: string,
+): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    CLOUDSDK_CONFIG: configDir,
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS: `${baseUrl}/`,
+    CLOUDSDK_AUTH_ACCESS_TOKEN_FILE: tokenFile,
+    CLOUDSDK_CORE_PROJECT: project,
+    CLOUDSDK_CORE_DISABLE_PROMPTS: '1',
+    CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
+    CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
+  };
 }

@@ -17,6 +17,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type LocalEkm, startLocalEkm } from '../../scripts/lib/local-ekm.js';
 import { localGatewayEnv, mintLocalToken } from '../../scripts/lib/local-state.js';
+import { requestJson } from '../helpers/stack.js';
 
 const LIMIT = 20;
 /** The quota's project: the one named in the resource paths (the Firestore project is a fresh demo-… id). */
@@ -98,20 +99,10 @@ async function call(
   path: string,
   body?: unknown,
 ): Promise<{ status: number; json: any }> {
-  const res = await fetch(url + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = { notJson: text };
-  }
-  return { status: res.status, json };
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  const { status, json } = await requestJson(url + path, method, headers, payload);
+  return { status, json };
 }
 
 before(async () => {

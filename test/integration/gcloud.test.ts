@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { gcloudEnv, startTestStack, type TestStack } from '../helpers/stack.js';
 
 const skip = process.env.OPENEKM_SKIP_GCLOUD === '1';
 
@@ -42,16 +42,7 @@ before(async () => {
   work = mkdtempSync(join(tmpdir(), 'openekm-gcloud-'));
   const tokenFile = join(work, 'token');
   writeFileSync(tokenFile, await s.token('user:gcloud@example.com'), { mode: 0o600 });
-  env = {
-    ...process.env,
-    CLOUDSDK_CONFIG: join(work, 'config'),
-    CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS: `${s.url}/`,
-    CLOUDSDK_AUTH_ACCESS_TOKEN_FILE: tokenFile,
-    CLOUDSDK_CORE_PROJECT: s.project,
-    CLOUDSDK_CORE_DISABLE_PROMPTS: '1',
-    CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
-    CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
-  };
+  env = gcloudEnv(s.url, s.project, join(work, 'config'), tokenFile);
 });
 after(async () => {
   if (work) rmSync(work, { recursive: true, force: true });

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { gcloudEnv, startTestStack, type TestStack } from '../helpers/stack.js';
 
 const skip = process.env.OPENEKM_SKIP_GCLOUD === '1';
 const ALICE = 'user:alice@example.com';
@@ -37,16 +37,7 @@ function gcloud(
   tokenFile: string,
   ...args: string[]
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = {
-    ...process.env,
-    CLOUDSDK_CONFIG: join(work, 'config'),
-    CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS: `${s.url}/`,
-    CLOUDSDK_AUTH_ACCESS_TOKEN_FILE: tokenFile,
-    CLOUDSDK_CORE_PROJECT: s.project,
-    CLOUDSDK_CORE_DISABLE_PROMPTS: '1',
-    CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
-    CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
-  };
+  const env = gcloudEnv(s.url, s.project, join(work, 'config'), tokenFile);
   return new Promise((resolve) => {
     execFile('gcloud', args, { env, cwd: work, timeout: 60_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
