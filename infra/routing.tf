@@ -1,0 +1,145 @@
+# One HTTPS front that routes by path, as the local stack does (docs/architecture.md, "Why four functions"):
+#
+#   /v1/**:encrypt                → encrypt
+#   /v1/**:decrypt                → decrypt
+#   /health, /health/…            → healthCheck   (liveness, readiness, tasks:run, probe, EKM status)
+#   /.well-known/…                → healthCheck   (the gateway JWKS)
+#   everything else (/v1/…)       → keyAdmin      (which answers 404 for paths that are not part of the API)
+#
+# Why route_rules with path templates: a path_rule can only match a whole path or a prefix ending in "/*", so it
+# cannot see the ":encrypt" at the end of a key's path; regex_match is not available to global external
+# Application Load Balancers. Path templates are: "**" matches any number of path segments, and the literal
+# ":encrypt" after it must end the path (the query string is not part of the match). The rules are evaluated by
+# priority, lowest first.
+
+resource "google_compute_region_network_endpoint_group" "fn" {
+  for_each              = local.http_functions
+  project               = var.project_id
+  region                = var.region
+  name                  = "${var.name_prefix}-${lower(each.key)}-neg"
+  network_endpoint_type = "SERVERLESS"
+
+  cloud_function {
+    function = google_cloudfunctions2_function.fn[each.key].name
+  }
+}
+
+resource "google_compute_backend_service" "fn" {
+  for_each              = local.http_functions
+  project               = var.project_id
+  name                  = "${var.name_prefix}-${lower(each.key)}"
+  load_balancing_scheme = "EXTERNAL_MANAGED"
+  protocol              = "HTTPS"
+  security_policy       = var.security_policy
+
+  backend {
+    group = google_compute_region_network_endpoint_group.fn[each.key].id
+  }
+
+  log_config {
+    enable      = true
+    sample_rate = 1.0
+  }
+}
+
+resource "google_compute_url_map" "front" {
+  project         = var.project_id
+  name            = "${var.name_prefix}-front"
+  default_service = google_compute_backend_service.fn["keyAdmin"].id
+
+  host_rule {
+    hosts        = ["*"]
+    path_matcher = "openekm"
+  }
+
+  path_matcher {
+    name            = "openekm"
+    default_service = google_compute_backend_service.fn["keyAdmin"].id
+
+    route_rules {
+      priority = 10
+      service  = google_compute_backend_service.fn["encrypt"].id
+      match_rules {
+        path_template_match = "/v1/**:encrypt"
+      }
+    }
+
+    route_rules {
+      priority = 20
+      service  = google_compute_backend_service.fn["decrypt"].id
+      match_rules {
+        path_template_match = "/v1/**:decrypt"
+      }
+    }
+
+    route_rules {
+      priority = 30
+      service  = google_compute_backend_service.fn["healthCheck"].id
+      match_rules {
+        full_path_match = "/health"
+      }
+      match_rules {
+        prefix_match = "/health/"
+      }
+      match_rules {
+        prefix_match = "/.well-known/"
+      }
+    }
+  }
+}
+
+resource "google_compute_managed_ssl_certificate" "front" {
+  project = var.project_id
+  name    = "${var.name_prefix}-cert"
+
+  managed {
+    domains = [var.domain]
+  }
+}
+
+resource "google_compute_target_https_proxy" "front" {
+  project          = var.project_id
+  name             = "${var.name_prefix}-https"
+  url_map          = google_compute_url_map.front.id
+  ssl_certificates = [google_compute_managed_ssl_certificate.front.id]
+}
+
+resource "google_compute_global_address" "front" {
+  project = var.project_id
+  name    = "${var.name_prefix}-ip"
+}
+
+resource "google_compute_global_forwarding_rule" "https" {
+  project               = var.project_id
+  name                  = "${var.name_prefix}-https"
+  load_balancing_scheme = "EXTERNAL_MANAGED"
+  target                = google_compute_target_https_proxy.front.id
+  ip_address            = google_compute_global_address.front.id
+  port_range            = "443"
+}
+
+# Plain HTTP only redirects to HTTPS.
+resource "google_compute_url_map" "redirect" {
+  project = var.project_id
+  name    = "${var.name_prefix}-redirect"
+
+  default_url_redirect {
+    https_redirect = true
+    strip_query    = false
+  }
+}
+
+resource "google_compute_target_http_proxy" "redirect" {
+  project = var.project_id
+  name    = "${var.name_prefix}-http"
+  url_map = google_compute_url_map.redirect.id
+}
+
+resource "google_compute_global_forwarding_rule" "http" {
+  project               = var.project_id
+  name                  = "${var.name_prefix}-http"
+  load_balancing_scheme = "EXTERNAL_MANAGED"
+  target                = google_compute_target_http_proxy.redirect.id
+  ip_address            = google_compute_global_address.front.id
+  port_range            = "80"
+}
