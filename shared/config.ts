@@ -66,6 +66,16 @@ export interface Config {
   defaultOwners: string[];
   /** Principals allowed to run the scheduled tasks (OPENEKM_OPERATORS), besides the default owners. */
   operators: string[];
+  /** Per-attempt timeout of calls through EKM connections (EXTERNAL_VPC), in ms. */
+  ekmConnectionTimeoutMs: number;
+  /** The dedicated key the probe wraps with on every Google EKM connection replica (never a customer key). */
+  ekmProbeKeyPath?: string;
+  /** How often the scheduler runs the probe; a target whose last probe is older than 3 intervals is UNKNOWN. */
+  probeIntervalSeconds: number;
+  /** How many probe results each target keeps (the history behind /health/ekm). */
+  probeHistory: number;
+  /** Whether /health/ekm and /health/status answer without authentication. */
+  statusPublic: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -299,5 +309,21 @@ export function loadConfig(env: Env = process.env): Config {
       jsonEnv(env, 'OPENEKM_OPERATORS', '["serviceAccount:…"]') ?? [],
       'OPENEKM_OPERATORS',
     ),
+    ekmConnectionTimeoutMs: int(env, 'OPENEKM_EKM_CONNECTION_TIMEOUT_MS', 150, 10, 10_000),
+    ...probeKeyPathFrom(env),
+    probeIntervalSeconds: int(env, 'OPENEKM_PROBE_INTERVAL_SECONDS', 60, 1, 3600),
+    probeHistory: int(env, 'OPENEKM_PROBE_HISTORY', 1440, 10, 5000),
+    statusPublic: bool(env, 'OPENEKM_STATUS_PUBLIC', false),
   };
+}
+
+function probeKeyPathFrom(env: Env): { ekmProbeKeyPath?: string } {
+  const raw = env.OPENEKM_EKM_PROBE_KEY_PATH;
+  if (raw === undefined || raw === '') return {};
+  if (!/^[A-Za-z0-9._~\-/]{1,512}$/.test(raw) || raw.includes('..') || raw.startsWith('/')) {
+    throw new ConfigError(
+      `OPENEKM_EKM_PROBE_KEY_PATH="${raw}" is invalid: give a key path on the EKM, e.g. "v0/keys/openekm-probe".`,
+    );
+  }
+  return { ekmProbeKeyPath: raw };
 }

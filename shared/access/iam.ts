@@ -16,7 +16,7 @@ import type { Config } from '../config.js';
 import { isValidId } from '../resources/names.js';
 import type { MetadataCache } from '../store/cache.js';
 import type { Caller } from './identity.js';
-import { memberMatches, ROLES, RUN_TASKS } from './roles.js';
+import { DEPLOYMENT_PERMISSIONS, memberMatches, ROLES } from './roles.js';
 
 export interface Condition {
   expression: string;
@@ -58,6 +58,7 @@ export function policyResources(name: string): string[] {
     out.push(s.slice(0, 6).join('/'));
     if (s.length >= 8 && s[6] === 'cryptoKeys' && isValidId(s[7]!)) out.push(s.slice(0, 8).join('/'));
   }
+  if (s.length === 6 && s[4] === 'ekmConnections' && isValidId(s[5]!)) out.push(name);
   return out;
 }
 
@@ -115,7 +116,7 @@ export class Authorizer {
    * hot path costs neither a read nor a promise.
    */
   authorize(caller: Caller, permission: string, name: string): Promise<void> | undefined {
-    if (permission !== RUN_TASKS) {
+    if (!DEPLOYMENT_PERMISSIONS.has(permission)) {
       const want = new Set([permission]);
       if (collect(this.configured(name), caller.principal, want, new Set())) return undefined;
     }
@@ -125,9 +126,9 @@ export class Authorizer {
   private async authorizeFromPolicies(caller: Caller, permission: string, name: string): Promise<void> {
     const held = await this.held(caller, name, [permission]);
     if (held.has(permission)) return;
-    if (permission === RUN_TASKS) {
+    if (DEPLOYMENT_PERMISSIONS.has(permission)) {
       throw ApiError.permissionDenied(
-        `Permission '${RUN_TASKS}' denied: running the scheduled tasks is for the deployment's operators; add ${caller.principal} to OPENEKM_OPERATORS.`,
+        `Permission '${permission}' denied: the scheduled tasks, the EKM probe and the EKM status are for the deployment's operators; add ${caller.principal} to OPENEKM_OPERATORS.`,
       );
     }
     throw ApiError.permissionDenied(
@@ -139,9 +140,8 @@ export class Authorizer {
   async held(caller: Caller, name: string, permissions: readonly string[]): Promise<Set<string>> {
     const held = new Set<string>();
     const want = new Set(permissions);
-    if (want.delete(RUN_TASKS) && this.operators.some((m) => memberMatches(m, caller.principal))) {
-      held.add(RUN_TASKS);
-    }
+    const operator = this.operators.some((m) => memberMatches(m, caller.principal));
+    for (const p of DEPLOYMENT_PERMISSIONS) if (want.delete(p) && operator) held.add(p);
     if (want.size === 0) return held;
     if (collect(this.configured(name), caller.principal, want, held)) return held;
     const docs = await Promise.all(

@@ -24,6 +24,10 @@ const EKM_CONFIGS = ['cloudkms.ekmConfigs.get', 'cloudkms.ekmConfigs.update'];
  * No role grants it: it belongs to the deployment's operators (OPENEKM_OPERATORS) and default owners.
  */
 export const RUN_TASKS = 'openekm.tasks.run';
+/** Reads the EKM health report and status page (`/health/ekm`, `/health/status`); held like RUN_TASKS. */
+export const VIEW_STATUS = 'openekm.status.get';
+/** Permissions of the deployment itself rather than of a project's resources. */
+export const DEPLOYMENT_PERMISSIONS: ReadonlySet<string> = new Set([RUN_TASKS, VIEW_STATUS]);
 
 const get = (ps: string[]) => ps.filter((p) => /\.(get|list)$/.test(p));
 

@@ -14,6 +14,8 @@ import type { Deps, RequestContext } from '../context.js';
 import { RootKeyring } from '../crypto/material.js';
 import { EkmClient } from '../ekm/client.js';
 import type { TransportOptions } from '../ekm/transport.js';
+import { buildReport, probeStateLoader, runProbe } from '../health/probe.js';
+import { renderStatusPage } from '../health/status-page.js';
 import { decrypt, encrypt } from '../operations/crypto.js';
 import {
   createCryptoKey,
@@ -30,6 +32,15 @@ import {
   patchCryptoKeyVersion,
   restoreCryptoKeyVersion,
 } from '../operations/cryptoKeyVersions.js';
+import {
+  createEkmConnection,
+  getEkmConfig,
+  getEkmConnection,
+  listEkmConnections,
+  patchEkmConnection,
+  updateEkmConfig,
+  verifyConnectivity,
+} from '../operations/ekmConnections.js';
 import { getIamPolicy, setIamPolicy, testIamPermissions } from '../operations/iam.js';
 import { createKeyRing, getKeyRing, listKeyRings } from '../operations/keyRings.js';
 import type { ListRequest } from '../operations/list.js';
@@ -146,6 +157,7 @@ export class Gateway {
         ...options.ekmTransport,
         now: () => now().getTime(),
         onAttempt: (attempt) => log.entry(ekmMetricEntry(attempt)),
+        probeStates: probeStateLoader({ store }),
       }),
       log,
       quota: new EkmQuota(store, now, config.ekmQuota),
@@ -211,13 +223,17 @@ export class Gateway {
       const { signal, deadline, release: releaseDeadline } = this.deadline(req);
       release = releaseDeadline;
       const reason = accessReason(header(req, ACCESS_REASON_HEADER));
-      const caller = route.authenticated
-        ? await this.verifier.verify(header(req, 'authorization'))
-        : { principal: 'anonymous', issuer: '' };
+      const open =
+        this.deps.config.statusPublic &&
+        (route.operation === 'ekmHealth' || route.operation === 'statusPage');
+      const caller =
+        route.authenticated && !open
+          ? await this.verifier.verify(header(req, 'authorization'))
+          : { principal: 'anonymous', issuer: '' };
       principal = caller.principal;
       // The one IAM check (docs/iam.md); synchronous when configuration alone grants the permission. The
       // decision goes to the audit entry (granted stays false if the check throws).
-      if (route.permission) {
+      if (route.permission && !open) {
         const decision = { resource: parsed.name, permission: route.permission, granted: false };
         recordAuthorization(audit, decision);
         const authorized = this.authorizer.authorize(caller, route.permission, parsed.name);
@@ -227,12 +243,16 @@ export class Gateway {
       const ctx: RequestContext = { caller, requestId, signal, deadline, reason, audit };
       const body = req.method === 'GET' ? {} : parseBody(req.body);
       const result = await withDeadline(this.run(route, parsed.name, req.query, body, ctx), signal);
-      const rendered = wantsIntEnums(req.query) ? intEnums(result) : result;
-      response = {
-        status,
-        headers: { 'content-type': 'application/json; charset=utf-8' },
-        body: JSON.stringify(rendered),
-      };
+      if (result instanceof Rendered) {
+        response = { status, headers: { 'content-type': result.contentType }, body: result.body };
+      } else {
+        const rendered = wantsIntEnums(req.query) ? intEnums(result) : result;
+        response = {
+          status,
+          headers: { 'content-type': 'application/json; charset=utf-8' },
+          body: JSON.stringify(rendered),
+        };
+      }
     } catch (err) {
       const e = ApiError.from(err);
       status = e.httpStatus;
@@ -356,6 +376,28 @@ export class Gateway {
         return { status: 'SERVING', firestore: 'reachable' };
       case 'runScheduledTasks':
         return runScheduledTasks(d);
+      case 'runProbe':
+        return runProbe(d, ctx.signal);
+      case 'ekmHealth':
+        return buildReport(d);
+      case 'statusPage':
+        return new Rendered('text/html; charset=utf-8', renderStatusPage(await buildReport(d)));
+      case 'createEkmConnection':
+        return createEkmConnection(d, name, q.get('ekmConnectionId'), body);
+      case 'getEkmConnection':
+        return getEkmConnection(d, name);
+      case 'listEkmConnections': {
+        const page = await listEkmConnections(d, name, listRequest(q));
+        return { ekmConnections: page.items, nextPageToken: page.nextPageToken, totalSize: page.totalSize };
+      }
+      case 'patchEkmConnection':
+        return patchEkmConnection(d, name, fieldMask(q.get('updateMask')), body);
+      case 'verifyConnectivity':
+        return verifyConnectivity(d, ctx, name);
+      case 'getEkmConfig':
+        return getEkmConfig(d, name);
+      case 'updateEkmConfig':
+        return updateEkmConfig(d, name, fieldMask(q.get('updateMask')), body);
       case 'createKeyRing':
         return createKeyRing(d, name, q.get('keyRingId'), body);
       case 'getKeyRing':
@@ -367,6 +409,7 @@ export class Gateway {
       case 'createCryptoKey':
         return createCryptoKey(
           d,
+          ctx,
           name,
           q.get('cryptoKeyId'),
           parseBool(q.get('skipInitialVersionCreation') ?? 'false', 'skipInitialVersionCreation'),
@@ -415,10 +458,39 @@ export class Gateway {
     }
   }
 
+  /**
+   * The EKM probe outside an HTTP request (the CloudEvent and scheduled-Lambda triggers), bounded by the
+   * request deadline. Logged like a request; throws when the run itself failed (not when an EKM is down).
+   */
+  async probe(): Promise<Awaited<ReturnType<typeof runProbe>>> {
+    const started = performance.now();
+    const signal = AbortSignal.timeout(this.deps.config.requestDeadlineMs);
+    try {
+      const result = await runProbe(this.deps, signal);
+      this.log.info('EKM probe run', {
+        targets: result.probed.length,
+        down: result.probed.filter((p) => !p.ok).length,
+        latencyMs: Math.round(performance.now() - started),
+      });
+      return result;
+    } catch (err) {
+      this.log.error('EKM probe run failed', { cause: describe(err) });
+      throw err;
+    }
+  }
+
   async close(): Promise<void> {
     await this.deps.ekm.close();
     await this.deps.store.close();
   }
+}
+
+/** A non-JSON answer (the status page). */
+class Rendered {
+  constructor(
+    readonly contentType: string,
+    readonly body: string,
+  ) {}
 }
 
 /** The header in which a caller states why it uses a key (Key Access Justifications), by name or number. */

@@ -2,7 +2,7 @@
  * The routing table of the Cloud KMS REST v1 surface we serve, and which of the four functions owns each route.
  * A route names its operation, its allowed query parameters and whether it needs a caller identity.
  */
-import { RUN_TASKS, USE_TO_DECRYPT, USE_TO_ENCRYPT } from '../access/roles.js';
+import { RUN_TASKS, USE_TO_DECRYPT, USE_TO_ENCRYPT, VIEW_STATUS } from '../access/roles.js';
 import type { JsonObject } from './decode.js';
 
 export type FunctionName = 'keyAdmin' | 'encrypt' | 'decrypt' | 'healthCheck';
@@ -13,7 +13,13 @@ export type Target =
   | 'health'
   | 'health.ready'
   | 'health.tasks'
+  | 'health.probe'
+  | 'health.ekm'
+  | 'health.status'
   | 'jwks'
+  | 'ekmConnections'
+  | 'ekmConnection'
+  | 'ekmConfig'
   | 'keyRings'
   | 'keyRing'
   | 'cryptoKeys'
@@ -47,7 +53,17 @@ export type OperationId =
   | 'health'
   | 'ready'
   | 'runScheduledTasks'
+  | 'runProbe'
+  | 'ekmHealth'
+  | 'statusPage'
   | 'jwks'
+  | 'createEkmConnection'
+  | 'getEkmConnection'
+  | 'listEkmConnections'
+  | 'patchEkmConnection'
+  | 'verifyConnectivity'
+  | 'getEkmConfig'
+  | 'updateEkmConfig'
   | 'createKeyRing'
   | 'getKeyRing'
   | 'listKeyRings'
@@ -86,12 +102,24 @@ function r(
 const KR = 'cloudkms.keyRings.';
 const CK = 'cloudkms.cryptoKeys.';
 const CKV = 'cloudkms.cryptoKeyVersions.';
+const EC = 'cloudkms.ekmConnections.';
 
 export const ROUTES: readonly Route[] = [
   r('healthCheck', 'GET', 'health', '', 'health', undefined, [], false),
   r('healthCheck', 'GET', 'health.ready', '', 'ready', undefined, [], false),
   r('healthCheck', 'POST', 'health.tasks', 'run', 'runScheduledTasks', RUN_TASKS),
+  r('healthCheck', 'POST', 'health.probe', '', 'runProbe', RUN_TASKS),
+  // Authenticated unless OPENEKM_STATUS_PUBLIC=true (checked in the pipeline).
+  r('healthCheck', 'GET', 'health.ekm', '', 'ekmHealth', VIEW_STATUS),
+  r('healthCheck', 'GET', 'health.status', '', 'statusPage', VIEW_STATUS),
   r('healthCheck', 'GET', 'jwks', '', 'jwks', undefined, [], false),
+  r('keyAdmin', 'POST', 'ekmConnections', '', 'createEkmConnection', `${EC}create`, ['ekmConnectionId']),
+  r('keyAdmin', 'GET', 'ekmConnections', '', 'listEkmConnections', `${EC}list`, LIST),
+  r('keyAdmin', 'GET', 'ekmConnection', '', 'getEkmConnection', `${EC}get`),
+  r('keyAdmin', 'PATCH', 'ekmConnection', '', 'patchEkmConnection', `${EC}update`, ['updateMask']),
+  r('keyAdmin', 'GET', 'ekmConnection', 'verifyConnectivity', 'verifyConnectivity', `${EC}get`),
+  r('keyAdmin', 'GET', 'ekmConfig', '', 'getEkmConfig', 'cloudkms.ekmConfigs.get'),
+  r('keyAdmin', 'PATCH', 'ekmConfig', '', 'updateEkmConfig', 'cloudkms.ekmConfigs.update', ['updateMask']),
   r('keyAdmin', 'POST', 'keyRings', '', 'createKeyRing', `${KR}create`, ['keyRingId']),
   r('keyAdmin', 'GET', 'keyRings', '', 'listKeyRings', `${KR}list`, LIST),
   r('keyAdmin', 'GET', 'keyRing', '', 'getKeyRing', `${KR}get`),
@@ -118,6 +146,7 @@ export const ROUTES: readonly Route[] = [
     [
       ['keyRing', KR],
       ['cryptoKey', CK],
+      ['ekmConnection', EC],
     ] as const
   ).flatMap(([t, prefix]) => [
     r('keyAdmin', 'GET', t, 'getIamPolicy', 'iam', `${prefix}getIamPolicy`, [
@@ -143,6 +172,7 @@ const COLLECTIONS: Record<string, Target> = {
   keyRings: 'keyRings',
   cryptoKeys: 'cryptoKeys',
   cryptoKeyVersions: 'cryptoKeyVersions',
+  ekmConnections: 'ekmConnections',
 };
 const RESOURCE_BY_DEPTH: Record<number, Target> = { 6: 'keyRing', 8: 'cryptoKey', 10: 'cryptoKeyVersion' };
 
@@ -158,6 +188,9 @@ export function parsePath(path: string): ParsedPath | undefined {
   if (p === '/health/ready') return { target: 'health.ready', name: '', verb: '' };
   if (p === JWKS_PATH) return { target: 'jwks', name: '', verb: '' };
   if (p === '/health/tasks:run') return { target: 'health.tasks', name: '', verb: 'run' };
+  if (p === '/health/probe') return { target: 'health.probe', name: '', verb: '' };
+  if (p === '/health/ekm') return { target: 'health.ekm', name: '', verb: '' };
+  if (p === '/health/status') return { target: 'health.status', name: '', verb: '' };
   if (!p.startsWith('/v1/projects/')) return undefined;
   let rest = p.slice('/v1/'.length).replace(/\/$/, '');
   let verb = '';
@@ -171,6 +204,12 @@ export function parsePath(path: string): ParsedPath | undefined {
   const last = segments[segments.length - 1]!;
   if (segments.length % 2 === 1 && COLLECTIONS[last] && !verb) {
     return { target: COLLECTIONS[last]!, name: segments.slice(0, -1).join('/'), verb };
+  }
+  if (segments[2] === 'locations' && segments[4] === 'ekmConnections' && segments.length === 6) {
+    return { target: 'ekmConnection', name: rest, verb };
+  }
+  if (segments[2] === 'locations' && segments[4] === 'ekmConfig' && segments.length === 5) {
+    return { target: 'ekmConfig', name: rest, verb };
   }
   const target = RESOURCE_BY_DEPTH[segments.length];
   if (!target) return undefined;

@@ -60,6 +60,29 @@ interface MethodInfo {
 const METHODS: Partial<Record<OperationId, MethodInfo>> = {
   createKeyRing: { method: 'CreateKeyRing', permission: 'cloudkms.keyRings.create', write: true },
   getKeyRing: { method: 'GetKeyRing', permission: 'cloudkms.keyRings.get', write: false },
+  createEkmConnection: {
+    method: 'CreateEkmConnection',
+    permission: 'cloudkms.ekmConnections.create',
+    write: true,
+  },
+  getEkmConnection: { method: 'GetEkmConnection', permission: 'cloudkms.ekmConnections.get', write: false },
+  listEkmConnections: {
+    method: 'ListEkmConnections',
+    permission: 'cloudkms.ekmConnections.list',
+    write: false,
+  },
+  patchEkmConnection: {
+    method: 'UpdateEkmConnection',
+    permission: 'cloudkms.ekmConnections.update',
+    write: true,
+  },
+  verifyConnectivity: {
+    method: 'VerifyConnectivity',
+    permission: 'cloudkms.ekmConnections.get',
+    write: false,
+  },
+  getEkmConfig: { method: 'GetEkmConfig', permission: 'cloudkms.ekmConfigs.get', write: false },
+  updateEkmConfig: { method: 'UpdateEkmConfig', permission: 'cloudkms.ekmConfigs.update', write: true },
   listKeyRings: { method: 'ListKeyRings', permission: 'cloudkms.keyRings.list', write: false },
   createCryptoKey: { method: 'CreateCryptoKey', permission: 'cloudkms.cryptoKeys.create', write: true },
   getCryptoKey: { method: 'GetCryptoKey', permission: 'cloudkms.cryptoKeys.get', write: false },
@@ -120,7 +143,11 @@ export function auditedMethod(
   if (operation === 'iam') {
     const m = IAM_METHODS[verb];
     if (!m) return undefined;
-    const kind = resourceName.includes('/cryptoKeys/') ? 'cryptoKeys' : 'keyRings';
+    const kind = resourceName.includes('/cryptoKeys/')
+      ? 'cryptoKeys'
+      : resourceName.includes('/ekmConnections/')
+        ? 'ekmConnections'
+        : 'keyRings';
     return {
       method: `${IAM}.${m.method}`,
       permission: m.action ? `cloudkms.${kind}.${m.action}` : '',

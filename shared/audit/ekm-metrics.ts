@@ -10,7 +10,7 @@ import type { EkmDomain } from '../ekm/errors.js';
 /** The name log-based metric filters select on: `jsonPayload.metric="openekm.ekm.request"`. */
 export const EKM_METRIC = 'openekm.ekm.request';
 
-export type EkmMethod = 'wrap' | 'unwrap' | 'checkKey';
+export type EkmMethod = 'wrap' | 'unwrap' | 'checkKey' | 'createKey' | 'destroyKey';
 
 /** One attempt of an EKM call, as the EKM client reports it. */
 export interface EkmAttempt {
@@ -22,6 +22,8 @@ export interface EkmAttempt {
   domain: EkmDomain | undefined;
   latencyMs: number;
   requestId: string;
+  /** The EKM host (host[:port]) the attempt went to: with connection replicas, which replica. */
+  replica?: string;
 }
 
 /** The canonical code of an attempt's outcome, as Cloud EKM's `response_code` label. */
@@ -57,6 +59,7 @@ export function ekmMetricEntry(a: EkmAttempt): Record<string, unknown> {
       response_code: a.domain ? CODE_OF_DOMAIN[a.domain] : 'OK',
       status,
       protocol: a.protocol,
+      ...(a.replica ? { replica: a.replica } : {}),
       latencyMs: Math.round(a.latencyMs * 1000) / 1000,
     },
     'logging.googleapis.com/labels': { requestId: a.requestId, kind: 'metric' },

@@ -6,9 +6,11 @@
  */
 import type { GatewayIdentity } from '../access/outgoing.js';
 import type { EkmAttempt, EkmMethod } from '../audit/ekm-metrics.js';
+import type { ProbeTarget } from './connections.js';
 import { type EkmEndpoint, type ResolvedKey, resolveKeyUri } from './endpoints.js';
-import { type EkmDomain, EkmFailure, RETRIABLE } from './errors.js';
-import { type EkmCallContext, type EkmProtocol, GoogleEkmProtocol, XksProtocol } from './protocols.js';
+import { type EkmDomain, EkmFailure, FAILOVER, RETRIABLE } from './errors.js';
+import { type EkmCallContext, GoogleEkmProtocol, XksProtocol } from './protocols.js';
+import { healthKey, type ProbeState, ReplicaHealth, type ReplicaHealthOptions } from './replicas.js';
 import { EkmTransport, type TransportOptions } from './transport.js';
 
 /** Time kept before the request's deadline to turn the last attempt's failure into the caller's answer. */
@@ -21,9 +23,15 @@ export interface EkmCallOptions {
   deadline: number;
 }
 
+/** An external key URI (EXTERNAL), or the same key on each replica of a connection (EXTERNAL_VPC). */
+export type KeyTarget = string | readonly ResolvedKey[];
+
 export class EkmClient {
   private readonly transport: EkmTransport;
-  private readonly protocols: Record<EkmEndpoint['protocol'], EkmProtocol>;
+  private readonly google: GoogleEkmProtocol;
+  private readonly xks: XksProtocol;
+  /** Replica choice for EKM connections: probe results plus this instance's own failures. */
+  readonly replicas: ReplicaHealth;
 
   constructor(
     readonly endpoints: readonly EkmEndpoint[],
@@ -33,16 +41,18 @@ export class EkmClient {
       now?: () => number;
       /** Called once per attempt (metrics). */
       onAttempt?: (attempt: EkmAttempt) => void;
+      /** Reads the latest probe results (Firestore), for replica choice. */
+      probeStates?: () => Promise<Map<string, ProbeState>>;
+      replicaHealth?: ReplicaHealthOptions;
     } = {},
   ) {
     this.transport = new EkmTransport(options);
-    this.protocols = {
-      'google-ekm-v0': new GoogleEkmProtocol(this.transport, identity),
-      'aws-xks-v1': new XksProtocol(this.transport),
-    };
+    this.google = new GoogleEkmProtocol(this.transport, identity);
+    this.xks = new XksProtocol(this.transport);
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
     this.onAttempt = options.onAttempt;
+    this.replicas = new ReplicaHealth(options.probeStates ?? (async () => new Map()), options.replicaHealth);
   }
 
   private readonly onAttempt: ((attempt: EkmAttempt) => void) | undefined;
@@ -55,36 +65,100 @@ export class EkmClient {
     return resolveKeyUri(this.endpoints, keyUri);
   }
 
-  wrap(keyUri: string, plaintext: Buffer, ctx: EkmCallContext, opts: EkmCallOptions): Promise<Buffer> {
-    const key = this.resolve(keyUri);
-    return this.withRetries('wrap', key, ctx.requestId, opts, (signal) =>
-      this.protocols[key.endpoint.protocol].wrap(key, plaintext, ctx, signal),
+  private candidates(target: KeyTarget): ResolvedKey[] {
+    if (typeof target === 'string') return [this.resolve(target)];
+    if (target.length === 0) throw new EkmFailure('UNEXPECTED_ERROR', 'the EKM connection has no replica');
+    return this.replicas.order(target);
+  }
+
+  private protocol(key: ResolvedKey) {
+    return key.endpoint.protocol === 'aws-xks-v1' ? this.xks : this.google;
+  }
+
+  wrap(target: KeyTarget, plaintext: Buffer, ctx: EkmCallContext, opts: EkmCallOptions): Promise<Buffer> {
+    return this.withRetries('wrap', this.candidates(target), ctx.requestId, opts, (key, signal) =>
+      this.protocol(key).wrap(key, plaintext, ctx, signal),
     );
   }
 
-  unwrap(keyUri: string, blob: Buffer, ctx: EkmCallContext, opts: EkmCallOptions): Promise<Buffer> {
-    const key = this.resolve(keyUri);
-    return this.withRetries('unwrap', key, ctx.requestId, opts, (signal) =>
-      this.protocols[key.endpoint.protocol].unwrap(key, blob, ctx, signal),
+  unwrap(target: KeyTarget, blob: Buffer, ctx: EkmCallContext, opts: EkmCallOptions): Promise<Buffer> {
+    return this.withRetries('unwrap', this.candidates(target), ctx.requestId, opts, (key, signal) =>
+      this.protocol(key).unwrap(key, blob, ctx, signal),
     );
   }
 
-  checkKey(keyUri: string, ctx: EkmCallContext, opts: EkmCallOptions): Promise<void> {
-    const key = this.resolve(keyUri);
-    return this.withRetries('checkKey', key, ctx.requestId, opts, (signal) =>
-      this.protocols[key.endpoint.protocol].checkKey(key, ctx, signal),
+  checkKey(target: KeyTarget, ctx: EkmCallContext, opts: EkmCallOptions): Promise<void> {
+    return this.withRetries('checkKey', this.candidates(target), ctx.requestId, opts, (key, signal) =>
+      this.protocol(key).checkKey(key, ctx, signal),
     );
   }
 
+  /** Coordinated keys: creates a key in the crypto space through one of the replicas; answers its key path. */
+  createKey(
+    replicas: readonly ResolvedKey[],
+    cryptoSpacePath: string,
+    ctx: EkmCallContext,
+    opts: EkmCallOptions,
+  ): Promise<string> {
+    return this.withRetries('createKey', this.candidates(replicas), ctx.requestId, opts, (key, signal) =>
+      this.google.createKey(key.endpoint, cryptoSpacePath, ctx, signal),
+    );
+  }
+
+  /** Coordinated keys: destroys the key at the EKM (a key it no longer has counts as destroyed). */
+  destroyKey(replicas: readonly ResolvedKey[], ctx: EkmCallContext, opts: EkmCallOptions): Promise<void> {
+    return this.withRetries('destroyKey', this.candidates(replicas), ctx.requestId, opts, (key, signal) =>
+      this.google.destroyKey(key, ctx, signal),
+    );
+  }
+
+  /**
+   * One health check of one target, no retries: XKS's health call; for Google EKM a wrap marked
+   * isKeyHealthCheck on the dedicated probe key when one is configured, else GetInfo (and, for coordinated
+   * connections, checkCryptoSpacePermissions). Throws EkmFailure.
+   */
+  async probe(
+    target: ProbeTarget,
+    how: { probeKeyPath?: string; cryptoSpacePath?: string; ctx: EkmCallContext },
+    signal: AbortSignal,
+  ): Promise<void> {
+    const e = target.endpoint;
+    const attempt = AbortSignal.any([signal, AbortSignal.timeout(e.timeoutMs)]);
+    try {
+      if (e.protocol === 'aws-xks-v1') return await this.xks.health(e, how.ctx.requestId, attempt);
+      if (how.probeKeyPath) {
+        const key: ResolvedKey = {
+          endpoint: e,
+          keyUri: `${e.prefix}${how.probeKeyPath}`,
+          keyPath: how.probeKeyPath,
+        };
+        await this.google.wrap(key, Buffer.alloc(32), { ...how.ctx, healthCheck: true }, attempt);
+        return;
+      }
+      await this.google.info(e, attempt);
+      if (how.cryptoSpacePath) await this.google.checkCryptoSpace(e, how.cryptoSpacePath, how.ctx, attempt);
+    } catch (err) {
+      if (err instanceof EkmFailure) throw err;
+      throw new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
+    }
+  }
+
+  /**
+   * Runs attempts until one succeeds, the failure is final, or no whole attempt fits before the deadline. With
+   * several replicas, a failure that belongs to the replica (FAILOVER) sends the next attempt to the next one
+   * at once; coming back round to a replica already tried waits a jittered exponential backoff first.
+   */
   private async withRetries<T>(
     method: EkmMethod,
-    key: ResolvedKey,
+    keys: readonly ResolvedKey[],
     requestId: string,
     opts: EkmCallOptions,
-    attempt: (signal: AbortSignal) => Promise<T>,
+    attempt: (key: ResolvedKey, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
-    const attemptMs = key.endpoint.timeoutMs;
+    let round = 0;
     for (let n = 0; ; n++) {
+      const key = keys[n % keys.length]!;
+      const attemptMs = key.endpoint.timeoutMs;
       // An attempt that could outlast the request would leave the caller a bare DEADLINE_EXCEEDED: cut it
       // short so the EKM's domain (TIMEOUT) is still answered before the deadline.
       const room = opts.deadline - this.now() - ANSWER_MARGIN_MS;
@@ -94,19 +168,30 @@ export class EkmClient {
           : opts.signal;
       const started = performance.now();
       try {
-        const result = await attempt(signal);
+        const result = await attempt(key, signal);
+        if (keys.length > 1) this.replicas.succeeded(healthKey(key));
         this.report(method, key, requestId, true, undefined, started);
         return result;
       } catch (err) {
         const failure =
           err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
-        const backoff = Math.min(200, 10 * 2 ** n) * (0.5 + this.random());
+        const failover = keys.length > 1 && FAILOVER.has(failure.domain);
+        if (failover) this.replicas.failed(healthKey(key));
+        const nextKey = keys[(n + 1) % keys.length]!;
+        const wraps = (n + 1) % keys.length === 0;
+        const backoff = failover && !wraps ? 0 : Math.min(200, 10 * 2 ** round) * (0.5 + this.random());
         const roomAfter = opts.deadline - this.now() - backoff - ANSWER_MARGIN_MS;
         // Retry only when a whole attempt still fits before the deadline.
-        const final = !RETRIABLE.has(failure.domain) || opts.signal.aborted || roomAfter < attemptMs;
+        const final =
+          !(RETRIABLE.has(failure.domain) || failover) ||
+          opts.signal.aborted ||
+          roomAfter < nextKey.endpoint.timeoutMs;
         this.report(method, key, requestId, final, failure.domain, started);
         if (final) throw failure;
-        await sleep(backoff, opts.signal);
+        if (backoff > 0) {
+          round++;
+          await sleep(backoff, opts.signal);
+        }
       }
     }
   }
@@ -123,6 +208,7 @@ export class EkmClient {
     this.onAttempt({
       method,
       protocol: key.endpoint.protocol,
+      replica: key.endpoint.origin.slice(key.endpoint.origin.indexOf('//') + 2),
       final,
       domain,
       latencyMs: performance.now() - started,

@@ -29,6 +29,11 @@ const endpointSchema = z.object({
     .optional(),
   timeoutMs: z.number().int().min(10).max(10_000).optional(),
   region: z.string().min(1).max(64).optional(),
+  /** Google EKM: the dedicated key (path after the prefix) the probe wraps with; otherwise it calls GetInfo. */
+  probeKeyPath: z
+    .string()
+    .regex(/^[A-Za-z0-9._~\-/]{1,512}$/)
+    .optional(),
 });
 type EndpointJson = z.infer<typeof endpointSchema>;
 
@@ -47,6 +52,7 @@ export interface EkmEndpoint {
   pinnedCertSha256?: string[];
   timeoutMs: number;
   region: string;
+  probeKeyPath?: string;
 }
 
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 150;
@@ -115,6 +121,7 @@ function toEndpoint(e: EndpointJson, i: number): EkmEndpoint {
     region: e.region ?? 'us-east-1',
   };
   if (ca) endpoint.ca = ca;
+  if (e.probeKeyPath) endpoint.probeKeyPath = e.probeKeyPath;
   if (e.tls?.pinnedCertSha256) endpoint.pinnedCertSha256 = e.tls.pinnedCertSha256.map(normaliseFingerprint);
   return endpoint;
 }
@@ -154,6 +161,8 @@ export interface ResolvedKey {
   keyUri: string;
   /** Google EKM: the path after the prefix; XKS: the external key id. */
   keyPath: string;
+  /** The probe target this key is reached through (a connection's replica), for replica health. */
+  targetId?: string;
 }
 
 /**

@@ -34,6 +34,17 @@ export const RETRIABLE: ReadonlySet<EkmDomain> = new Set([
   'TIMEOUT',
 ]);
 
+/**
+ * Failures that belong to one replica rather than to the key or the request: with several replicas, the next
+ * attempt goes to another one. (DNS and TLS are not retried on the same replica: they would fail again.)
+ */
+export const FAILOVER: ReadonlySet<EkmDomain> = new Set([
+  ...RETRIABLE,
+  'DNS',
+  'TLS_CERT',
+  'EXTERNAL_SERVER_ERROR',
+]);
+
 const HINTS: Record<EkmDomain, string> = {
   EXTERNAL_PERMISSION_DENIED:
     'The external key manager refused OpenEKM. Grant the OpenEKM gateway identity access to this key (and the access reason) at the EKM.',
@@ -96,4 +107,9 @@ export function ekmError(failure: EkmFailure, keyUri: string, versionName: strin
     ],
     { cause: failure },
   );
+}
+
+/** What an operator should do about a domain (the hint in the caller's error). */
+export function ekmHint(domain: EkmDomain): string {
+  return HINTS[domain];
 }

@@ -173,6 +173,77 @@ export class GoogleEkmProtocol implements EkmProtocol {
     const probe = Buffer.alloc(32);
     await this.wrap(key, probe, { ...ctx, healthCheck: true }, signal);
   }
+
+  /** GetInfo (`GET {origin}/v0/info`, authenticated): the EKM is reachable, trusts us, and answers. */
+  async info(endpoint: EkmEndpoint, signal: AbortSignal): Promise<void> {
+    const token = await this.token(endpoint, signal);
+    const res = await this.transport.send(
+      endpoint,
+      `${endpoint.origin}/v0/info`,
+      { method: 'GET', headers: { authorization: `Bearer ${token}` } },
+      signal,
+    );
+    if (res.status !== 200) throw failureOf(res, 'check');
+  }
+
+  /** Coordinated keys: asks the EKM to create a key in the crypto space; answers the new key's path. */
+  async createKey(
+    endpoint: EkmEndpoint,
+    cryptoSpacePath: string,
+    ctx: EkmCallContext,
+    signal: AbortSignal,
+  ): Promise<string> {
+    const res = await this.post(
+      endpoint,
+      `${endpoint.origin}/${cryptoSpacePath}:createKey`,
+      { keyUsage: ['ENCRYPT', 'DECRYPT'], additionalContext: this.context(ctx) },
+      signal,
+    );
+    if (res.status !== 200 && res.status !== 201) throw failureOf(res, 'check');
+    const keyPath = (res.body as { keyPath?: unknown } | undefined)?.keyPath;
+    if (
+      typeof keyPath !== 'string' ||
+      !/^[A-Za-z0-9._~\-/]{1,512}$/.test(keyPath) ||
+      keyPath.includes('..')
+    ) {
+      throw new EkmFailure('UNEXPECTED_RESPONSE', 'the createKey answer has no valid keyPath');
+    }
+    return keyPath;
+  }
+
+  /** Coordinated keys: asks the EKM to destroy the key. A key the EKM no longer has counts as destroyed. */
+  async destroyKey(key: ResolvedKey, ctx: EkmCallContext, signal: AbortSignal): Promise<void> {
+    const res = await this.post(
+      key.endpoint,
+      `${key.keyUri}:destroyKey`,
+      { additionalContext: this.context(ctx) },
+      signal,
+    );
+    if (res.status !== 200 && res.status !== 404) throw failureOf(res, 'check');
+  }
+
+  /** Coordinated keys: whether we may create and destroy keys in the crypto space. */
+  async checkCryptoSpace(
+    endpoint: EkmEndpoint,
+    cryptoSpacePath: string,
+    ctx: EkmCallContext,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const res = await this.post(
+      endpoint,
+      `${endpoint.origin}/${cryptoSpacePath}:checkCryptoSpacePermissions`,
+      { additionalContext: this.context(ctx) },
+      signal,
+    );
+    if (res.status !== 200) throw failureOf(res, 'check');
+    const perms = (res.body as { permissions?: unknown } | undefined)?.permissions;
+    if (Array.isArray(perms) && !(perms.includes('createKey') && perms.includes('destroyKey'))) {
+      throw new EkmFailure(
+        'EXTERNAL_PERMISSION_DENIED',
+        'the crypto space does not let OpenEKM create and destroy keys',
+      );
+    }
+  }
 }
 
 /** XKS error names → domains (https://github.com/aws/aws-kms-xksproxy-api-spec, "Error codes"). */
@@ -270,7 +341,7 @@ export class XksProtocol implements EkmProtocol {
 
   private async post(
     key: ResolvedKey,
-    op: 'encrypt' | 'decrypt' | 'metadata',
+    op: 'encrypt' | 'decrypt' | 'metadata' | 'health',
     body: unknown,
     signal: AbortSignal,
   ) {
@@ -368,6 +439,18 @@ export class XksProtocol implements EkmProtocol {
     const res = await this.post(key, 'decrypt', body, signal);
     if (res.status !== 200) throw this.fail(res, 'unwrap');
     return b64((res.body as { plaintext?: unknown } | undefined)?.plaintext, 'plaintext');
+  }
+
+  /** The XKS health call (`POST {uriPrefix}/kms/xks/v1/health`). */
+  async health(endpoint: EkmEndpoint, requestId: string, signal: AbortSignal): Promise<void> {
+    const key: ResolvedKey = { endpoint, keyUri: endpoint.prefix.replace(/\/keys\/$/, ''), keyPath: '' };
+    const res = await this.post(
+      key,
+      'health',
+      { requestMetadata: { kmsOperation: 'KmsHealthCheck', kmsRequestId: requestId } },
+      signal,
+    );
+    if (res.status !== 200) throw this.fail(res, 'check');
   }
 
   /** XKS metadata: the key must be an ENABLED AES_256 key usable for ENCRYPT and DECRYPT. */

@@ -87,8 +87,15 @@ export class EkmTransport {
 
   constructor(private readonly options: TransportOptions = {}) {}
 
+  /** One pool per endpoint and trust: a connection whose pinned certificates change gets a new pool. */
+  private poolKey(endpoint: EkmEndpoint): string {
+    return endpoint.pinnedCertSha256
+      ? `${endpoint.prefix}#${endpoint.pinnedCertSha256.join(',')}`
+      : endpoint.prefix;
+  }
+
   private agentFor(endpoint: EkmEndpoint): Agent {
-    let agent = this.agents.get(endpoint.prefix);
+    let agent = this.agents.get(this.poolKey(endpoint));
     if (agent) return agent;
     const pins = endpoint.pinnedCertSha256;
     const base = buildConnector({
@@ -112,7 +119,7 @@ export class EkmTransport {
           })
       : base;
     agent = new Agent({ connect: connector, keepAliveTimeout: 30_000, connections: 64, pipelining: 1 });
-    this.agents.set(endpoint.prefix, agent);
+    this.agents.set(this.poolKey(endpoint), agent);
     return agent;
   }
 
@@ -161,31 +168,35 @@ export class EkmTransport {
    * cannot lead outside the declared EKM prefixes.
    */
   private fetchFor(endpoint: EkmEndpoint): typeof fetch {
-    let f = this.fetches.get(endpoint.prefix);
+    let f = this.fetches.get(this.poolKey(endpoint));
     if (f) return f;
     const dispatcher = this.agentFor(endpoint);
     f = async (input: Parameters<typeof fetch>[0], init?: RequestInit): Promise<Response> => {
       const req = input instanceof Request ? input : new Request(input, init);
+      const headers: Record<string, string> = {};
+      req.headers.forEach((value, name) => {
+        headers[name] = value;
+      });
       const res = await request(req.url, {
         method: req.method as 'POST' | 'GET',
-        headers: Object.fromEntries(req.headers),
+        headers,
         body: req.body ? await req.text() : undefined,
         signal: req.signal,
         dispatcher,
       });
       const text = await res.body.text();
       const nullBody = res.statusCode === 204 || res.statusCode === 205 || res.statusCode === 304;
-      const headers = new Headers();
+      const answered = new Headers();
       for (const [k, v] of Object.entries(res.headers)) {
-        if (typeof v === 'string') headers.set(k, v);
-        else if (Array.isArray(v)) for (const item of v) headers.append(k, item);
+        if (typeof v === 'string') answered.set(k, v);
+        else if (Array.isArray(v)) for (const item of v) answered.append(k, item);
       }
       return new Response(nullBody ? null : text, {
         status: Math.min(Math.max(res.statusCode, 200), 599),
-        headers,
+        headers: answered,
       });
     };
-    this.fetches.set(endpoint.prefix, f);
+    this.fetches.set(this.poolKey(endpoint), f);
     return f;
   }
 

@@ -82,7 +82,9 @@ function noteUse(ctx: RequestContext, key: StoredCryptoKey, version: StoredCrypt
 /** What the ciphertext layer needs to protect the data key: nothing for SOFTWARE, the EKM for EXTERNAL. */
 function keyProtection(deps: Deps, ctx: RequestContext, version: StoredCryptoKeyVersion, aad: Buffer) {
   if (version.protectionLevel === 'SOFTWARE') return {};
-  if (version.protectionLevel === 'EXTERNAL') return ekmKeyProtection(deps, ctx, version, aad);
+  if (version.protectionLevel === 'EXTERNAL' || version.protectionLevel === 'EXTERNAL_VPC') {
+    return ekmKeyProtection(deps, ctx, version, aad);
+  }
   throw ApiError.failedPrecondition(
     `Crypto operations on ${version.protectionLevel} keys are not available in OpenEKM.`,
   );

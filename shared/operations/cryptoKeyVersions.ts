@@ -10,6 +10,7 @@ import {
 import { ApiError } from '../api/errors.js';
 import type { Deps, RequestContext } from '../context.js';
 import { RootKeyring } from '../crypto/material.js';
+import { replicaKeys } from '../ekm/connections.js';
 import { cryptoKeyOfVersion, parseCryptoKeyName, parseCryptoKeyVersionName } from '../resources/names.js';
 import {
   type CryptoKeyVersion,
@@ -27,7 +28,9 @@ import {
   requireTransition,
   toApiVersion,
 } from '../resources/versions.js';
-import { checkExternalKey } from './external.js';
+import { generateCoordinated } from './coordinated.js';
+import { readConnection } from './ekmConnections.js';
+import { checkExternalKey, connectionReplicas } from './external.js';
 import { type ListRequest, type Page, paginate } from './list.js';
 
 const VERSION_FIELDS = [
@@ -87,6 +90,29 @@ function externalOptions(
   path: string,
 ): ExternalProtectionLevelOptions | undefined {
   const level = key.versionTemplate.protectionLevel;
+  if (level === 'EXTERNAL_VPC') {
+    const opts = raw ?? {};
+    allowOnly(opts, ['externalKeyUri', 'ekmConnectionKeyPath'], path);
+    if (optionalString(opts, 'externalKeyUri', `${path}.externalKeyUri`)) {
+      throw ApiError.invalidArgument(
+        `${path}.externalKeyUri is for EXTERNAL keys; EXTERNAL_VPC keys take ${path}.ekmConnectionKeyPath.`,
+        `${path}.externalKeyUri`,
+      );
+    }
+    const keyPath = optionalString(opts, 'ekmConnectionKeyPath', `${path}.ekmConnectionKeyPath`);
+    if (
+      !keyPath ||
+      !/^[A-Za-z0-9._~\-/]{1,512}$/.test(keyPath) ||
+      keyPath.includes('..') ||
+      keyPath.startsWith('/')
+    ) {
+      throw ApiError.invalidArgument(
+        `${path}.ekmConnectionKeyPath is required for EXTERNAL_VPC keys: the key's path on the EKM, e.g. "v0/keys/my-key".`,
+        `${path}.ekmConnectionKeyPath`,
+      );
+    }
+    return { ekmConnectionKeyPath: keyPath };
+  }
   if (level !== 'EXTERNAL') {
     if (raw && Object.keys(raw).length > 0) {
       throw ApiError.invalidArgument(
@@ -132,9 +158,37 @@ export async function createCryptoKeyVersion(
   // An external key is checked at its EKM before anything is written: on failure no version exists.
   const current = await deps.store.get<StoredCryptoKey & JsonObject>(parent);
   if (!current) throw ApiError.notFound(parent);
+  if (current.versionTemplate.protectionLevel === 'EXTERNAL_VPC' && current.cryptoKeyBackend) {
+    const conn = await readConnection(deps, current.cryptoKeyBackend);
+    if (conn.keyManagementMode === 'CLOUD_KMS') {
+      if (rawExternal && Object.keys(rawExternal).length > 0) {
+        throw ApiError.invalidArgument(
+          `${parent} uses the coordinated EKM connection ${conn.name}: the EKM creates each version's key, so give no externalProtectionLevelOptions.`,
+          'externalProtectionLevelOptions',
+        );
+      }
+      if (state !== 'ENABLED') {
+        throw ApiError.invalidArgument(
+          'A coordinated version starts PENDING_GENERATION, then ENABLED.',
+          'state',
+        );
+      }
+      return toApiVersion(await generateCoordinated(deps, ctx, parent));
+    }
+  }
   const checked = externalOptions(deps, current, rawExternal, 'externalProtectionLevelOptions');
   if (checked?.externalKeyUri) {
     await checkExternalKey(deps, ctx, checked.externalKeyUri, parent, 'not created');
+  }
+  if (checked?.ekmConnectionKeyPath) {
+    const replicas = await connectionReplicas(deps, parent);
+    await checkExternalKey(
+      deps,
+      ctx,
+      replicaKeys(replicas, checked.ekmConnectionKeyPath),
+      parent,
+      'not created',
+    );
   }
   const version = await deps.store.transaction(
     async (tx) => {
@@ -303,6 +357,14 @@ export async function patchCryptoKeyVersion(
       v.state = to;
     }
     if (mask.some((p) => p.startsWith('externalProtectionLevelOptions.'))) {
+      if (
+        mask.includes('externalProtectionLevelOptions.ekmConnectionKeyPath') &&
+        key.versionTemplate.protectionLevel === 'EXTERNAL_VPC'
+      ) {
+        throw ApiError.unimplemented(
+          'OpenEKM cannot move an EXTERNAL_VPC version to another ekmConnectionKeyPath; create a new version with the new path instead.',
+        );
+      }
       if (mask.includes('externalProtectionLevelOptions.ekmConnectionKeyPath')) {
         throw ApiError.invalidArgument(
           `externalProtectionLevelOptions.ekmConnectionKeyPath cannot be set on a ${key.versionTemplate.protectionLevel} key; it is for EXTERNAL_VPC keys.`,
@@ -399,7 +461,7 @@ export async function finishDueDestructions(deps: Deps, batch = 200): Promise<{ 
   const done: string[] = [];
   for (const v of due) {
     const after = await readVersion(deps, v.name, { allowMissing: true });
-    if (after?.state === 'DESTROYED') done.push(v.name);
+    if (after && after.state !== 'DESTROY_SCHEDULED') done.push(v.name);
   }
   return { destroyed: done };
 }

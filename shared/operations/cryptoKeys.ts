@@ -12,7 +12,7 @@ import {
   timestampValue,
 } from '../api/decode.js';
 import { ApiError } from '../api/errors.js';
-import type { Deps } from '../context.js';
+import type { Deps, RequestContext } from '../context.js';
 import { checkId, cryptoKeyPath, parseCryptoKeyName, parseKeyRingName } from '../resources/names.js';
 import {
   AccessReason,
@@ -37,6 +37,7 @@ import {
 } from '../resources/validate.js';
 import { toApiKey } from '../resources/versions.js';
 import type { Tx } from '../store/firestore.js';
+import { connectionBackend, generateCoordinated } from './coordinated.js';
 import { newVersion, readVersion } from './cryptoKeyVersions.js';
 import { type ListRequest, type Page, paginate } from './list.js';
 
@@ -57,7 +58,6 @@ const KEY_FIELDS = [
 
 const UNSUPPORTED_LEVELS: Partial<Record<ProtectionLevelName, string>> = {
   HSM: 'HSM protection is not available in OpenEKM; use SOFTWARE, or EXTERNAL with your own HSM behind an EKM.',
-  EXTERNAL_VPC: 'EXTERNAL_VPC (EKM connections) is not available yet; use EXTERNAL with an externalKeyUri.',
 };
 
 function algorithmFor(level: ProtectionLevelName): AlgorithmName {
@@ -121,13 +121,17 @@ interface Rotation {
   nextRotationTime?: string;
 }
 
-function rotation(body: JsonObject, level: ProtectionLevelName, now: Date): Rotation {
+/**
+ * rotationPeriod / nextRotationTime. SOFTWARE keys and coordinated EXTERNAL_VPC keys (whose EKM creates each
+ * new key) rotate automatically; other external keys are rotated at the EKM and added here as new versions.
+ */
+function rotation(body: JsonObject, level: ProtectionLevelName, now: Date, coordinated = false): Rotation {
   const period = wholeSeconds(body.rotationPeriod, 'rotationPeriod', ROTATION_RULE);
   const next = timestampValue(body.nextRotationTime, 'nextRotationTime');
   if (period === undefined && next === undefined) return {};
-  if (level !== 'SOFTWARE') {
+  if (level !== 'SOFTWARE' && !coordinated) {
     throw ApiError.invalidArgument(
-      `Automatic rotation is not supported for ${level} keys: an external key is rotated at the EKM, then added here as a new version.`,
+      `Automatic rotation is not supported for ${level} keys unless they use an EKM connection in CLOUD_KMS (coordinated) mode: an external key is rotated at the EKM, then added here as a new version.`,
       period !== undefined ? 'rotationPeriod' : 'nextRotationTime',
     );
   }
@@ -154,6 +158,7 @@ function rotation(body: JsonObject, level: ProtectionLevelName, now: Date): Rota
 
 export async function createCryptoKey(
   deps: Deps,
+  ctx: RequestContext,
   parent: string,
   cryptoKeyId: string | null,
   skipInitialVersionCreation: boolean,
@@ -189,12 +194,7 @@ export async function createCryptoKey(
       'Key import is not available in OpenEKM; create the key without importOnly.',
     );
   }
-  if (optionalString(body, 'cryptoKeyBackend')) {
-    throw ApiError.invalidArgument(
-      'cryptoKeyBackend applies only to EXTERNAL_VPC keys, which are not available yet.',
-      'cryptoKeyBackend',
-    );
-  }
+  const backend = await connectionBackend(deps, ring, level, optionalString(body, 'cryptoKeyBackend'));
   const destroySeconds =
     wholeSeconds(body.destroyScheduledDuration, 'destroyScheduledDuration', DESTROY_RULE) ??
     DEFAULT_DESTROY_SCHEDULED_SECONDS;
@@ -204,16 +204,18 @@ export async function createCryptoKey(
       'destroyScheduledDuration',
     );
   }
-  if (level === 'EXTERNAL') {
+  if (level === 'EXTERNAL' || level === 'EXTERNAL_VPC') {
     if (ring.location === 'global') {
       throw ApiError.invalidArgument(
-        'EXTERNAL keys cannot be created in location "global": create the key ring in a regional location.',
+        `${level} keys cannot be created in location "global": create the key ring in a regional location.`,
         'parent',
       );
     }
-    if (!skipInitialVersionCreation) {
+    if (!skipInitialVersionCreation && !backend?.coordinated) {
       throw ApiError.invalidArgument(
-        'EXTERNAL keys must be created with skipInitialVersionCreation=true; then create versions with externalProtectionLevelOptions.externalKeyUri.',
+        level === 'EXTERNAL'
+          ? 'EXTERNAL keys must be created with skipInitialVersionCreation=true; then create versions with externalProtectionLevelOptions.externalKeyUri.'
+          : 'EXTERNAL_VPC keys on a MANUAL EKM connection must be created with skipInitialVersionCreation=true; then create versions with externalProtectionLevelOptions.ekmConnectionKeyPath.',
         'skipInitialVersionCreation',
       );
     }
@@ -224,12 +226,13 @@ export async function createCryptoKey(
     name,
     purpose,
     createTime: now.toISOString(),
-    ...rotation(body, level, now),
+    ...rotation(body, level, now, backend?.coordinated),
     versionTemplate: { protectionLevel: level, algorithm },
     importOnly: false,
     destroyScheduledDuration: durationString(destroySeconds),
     versionCounter: 0,
   };
+  if (backend) key.cryptoKeyBackend = backend.name;
   const l = parseLabels(body.labels);
   if (l && Object.keys(l).length > 0) key.labels = l;
   const policy = justificationsPolicy(body.keyAccessJustificationsPolicy);
@@ -241,7 +244,7 @@ export async function createCryptoKey(
     if (existing) throw ApiError.alreadyExists(name);
     let initial: StoredCryptoKeyVersion | undefined;
     const stored = { ...key };
-    if (!skipInitialVersionCreation) {
+    if (!skipInitialVersionCreation && !backend?.coordinated) {
       initial = newVersion(deps, stored, 'ENABLED', undefined);
       stored.primaryVersionId = '1';
       tx.create(initial.name, { ...initial });
@@ -251,6 +254,11 @@ export async function createCryptoKey(
     return initial;
   });
   deps.cache.invalidate(name);
+  if (backend?.coordinated && !skipInitialVersionCreation) {
+    // The EKM creates the first version's key; the key exists (and is answered) whatever the EKM says.
+    const first = await generateCoordinated(deps, ctx, name, { makePrimary: true });
+    return toApiKey({ ...key, primaryVersionId: '1', versionCounter: 1 }, first);
+  }
   return toApiKey(key, primary);
 }
 

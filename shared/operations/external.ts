@@ -5,11 +5,16 @@
  * or grant, the version is disabled, as Cloud EKM does.
  */
 import { createHash } from 'node:crypto';
-import type { ApiError } from '../api/errors.js';
+import type { JsonObject } from '../api/decode.js';
+import { ApiError } from '../api/errors.js';
 import type { Deps, RequestContext } from '../context.js';
+import type { KeyTarget } from '../ekm/client.js';
+import { replicaKeys } from '../ekm/connections.js';
 import { EkmFailure, ekmError } from '../ekm/errors.js';
 import type { EkmCallContext } from '../ekm/protocols.js';
-import type { StoredCryptoKeyVersion } from '../resources/types.js';
+import { cryptoKeyOfVersion } from '../resources/names.js';
+import type { StoredCryptoKey, StoredCryptoKeyVersion } from '../resources/types.js';
+import { readConnection, replicasOf } from './ekmConnections.js';
 
 /**
  * The AAD the EKM binds into its layer: SHA-256 of the version's resource name and the caller's AAD (length-
@@ -54,8 +59,32 @@ function logFailure(
   });
 }
 
+/** How errors and logs name the version's external key: its URI, or its key path on its EKM connection. */
 export function externalKeyUriOf(version: StoredCryptoKeyVersion): string {
-  return version.externalProtectionLevelOptions?.externalKeyUri ?? '';
+  const o = version.externalProtectionLevelOptions;
+  return (
+    o?.externalKeyUri ?? (o?.ekmConnectionKeyPath ? `ekmConnectionKeyPath ${o.ekmConnectionKeyPath}` : '')
+  );
+}
+
+/**
+ * Where the version's external key is: its URI (EXTERNAL), or its key path on every replica of the key's EKM
+ * connection (EXTERNAL_VPC; key and connection read through the metadata cache).
+ */
+export async function ekmTargetOf(deps: Deps, version: StoredCryptoKeyVersion): Promise<KeyTarget> {
+  if (version.protectionLevel !== 'EXTERNAL_VPC') return externalKeyUriOf(version);
+  const path = version.externalProtectionLevelOptions?.ekmConnectionKeyPath;
+  if (!path) throw ApiError.failedPrecondition(`${version.name} has no ekmConnectionKeyPath yet.`);
+  return replicaKeys(await connectionReplicas(deps, cryptoKeyOfVersion(version.name)), path);
+}
+
+/** The replicas of the EKM connection behind an EXTERNAL_VPC key. */
+export async function connectionReplicas(deps: Deps, keyName: string) {
+  const key = await deps.cache.get<StoredCryptoKey & JsonObject>(keyName);
+  if (!key?.cryptoKeyBackend) {
+    throw ApiError.failedPrecondition(`${keyName} has no EKM connection (cryptoKeyBackend).`);
+  }
+  return replicasOf(deps, await readConnection(deps, key.cryptoKeyBackend, true));
 }
 
 /** Disables the version after the EKM refused our identity; logged, never fatal to the request's answer. */
@@ -113,24 +142,25 @@ export function ekmKeyProtection(
   version: StoredCryptoKeyVersion,
   aad: Buffer,
 ) {
-  const uri = externalKeyUriOf(version);
   const call = callContext(ctx, version.name, aad);
   const opts = { signal: ctx.signal, deadline: ctx.deadline };
   return {
     protectKey: async (sealedDek: Buffer) => {
+      const target = await ekmTargetOf(deps, version);
       await deps.quota.take(version.name);
       sendsReason(ctx);
       try {
-        return await deps.ekm.wrap(uri, sealedDek, call, opts);
+        return await deps.ekm.wrap(target, sealedDek, call, opts);
       } catch (err) {
         throw await fail(deps, ctx, version, err);
       }
     },
     unprotectKey: async (block: Buffer) => {
+      const target = await ekmTargetOf(deps, version);
       await deps.quota.take(version.name);
       sendsReason(ctx);
       try {
-        return await deps.ekm.unwrap(uri, block, call, opts);
+        return await deps.ekm.unwrap(target, block, call, opts);
       } catch (err) {
         throw await fail(deps, ctx, version, err);
       }
@@ -145,13 +175,14 @@ export function ekmKeyProtection(
 export async function checkExternalKey(
   deps: Deps,
   ctx: RequestContext,
-  uri: string,
+  target: KeyTarget,
   versionName: string,
   state: string,
 ): Promise<void> {
+  const uri = typeof target === 'string' ? target : `ekmConnectionKeyPath ${target[0]?.keyPath ?? ''}`;
   try {
     await deps.ekm.checkKey(
-      uri,
+      target,
       {
         ...callContext(ctx, versionName, Buffer.alloc(0)),
         reason: 'GOOGLE_INITIATED_SYSTEM_OPERATION',

@@ -18,7 +18,7 @@ import { isKnownRole, isValidMember, MEMBER_FORMS, ROLES } from '../access/roles
 import { allowOnly, type Json, type JsonObject } from '../api/decode.js';
 import { ApiError } from '../api/errors.js';
 import type { Deps } from '../context.js';
-import { parseCryptoKeyName, parseKeyRingName } from '../resources/names.js';
+import { parseCryptoKeyName, parseEkmConnectionName, parseKeyRingName } from '../resources/names.js';
 
 /** Most members one policy may hold (Google's limit). */
 const MAX_MEMBERS = 1500;
@@ -30,7 +30,9 @@ export interface PolicyJson {
 }
 
 function checkName(name: string): void {
-  if (name.split('/').length === 6) parseKeyRingName(name, 'resource');
+  const s = name.split('/');
+  if (s.length === 6 && s[4] === 'ekmConnections') parseEkmConnectionName(name, 'resource');
+  else if (s.length === 6) parseKeyRingName(name, 'resource');
   else parseCryptoKeyName(name, 'resource');
 }
 

@@ -1,11 +1,14 @@
 /**
- * The scheduled job behind `POST /health/tasks:run` (Cloud Scheduler in the cloud): finishes scheduled
- * destructions that are due and rotates SOFTWARE keys whose nextRotationTime has come.
+ * The scheduled job behind `POST /health/tasks:run` and the EKM probe (Cloud Scheduler in the cloud): finishes
+ * scheduled destructions that are due (asking the EKM to destroy coordinated keys), settles coordinated
+ * versions stuck waiting for their EKM, and rotates keys whose nextRotationTime has come (SOFTWARE keys, and
+ * EXTERNAL_VPC keys on a coordinated connection, whose EKM creates the new key).
  */
 import type { JsonObject } from '../api/decode.js';
 import type { Deps } from '../context.js';
 import type { StoredCryptoKey } from '../resources/types.js';
 import { parseDurationString } from '../resources/validate.js';
+import { finishPendingVersions, generateCoordinated, systemContext } from './coordinated.js';
 import { finishDueDestructions, newVersion } from './cryptoKeyVersions.js';
 
 /**
@@ -24,6 +27,11 @@ export async function rotateDueKeys(deps: Deps, batch = 200): Promise<{ rotated:
   );
   const rotated: string[] = [];
   for (const candidate of due) {
+    if (candidate.versionTemplate.protectionLevel === 'EXTERNAL_VPC') {
+      const v = await rotateCoordinated(deps, candidate.name);
+      if (v) rotated.push(v);
+      continue;
+    }
     const version = await deps.store.transaction(async (tx) => {
       const key = await tx.get<StoredCryptoKey & JsonObject>(candidate.name);
       if (!key?.nextRotationTime || Date.parse(key.nextRotationTime) > now.getTime()) return undefined;
@@ -31,14 +39,7 @@ export async function rotateDueKeys(deps: Deps, batch = 200): Promise<{ rotated:
       const next: StoredCryptoKey = { ...key };
       const v = newVersion(deps, next, 'ENABLED', undefined);
       next.primaryVersionId = v.name.slice(v.name.lastIndexOf('/') + 1);
-      if (next.rotationPeriod) {
-        const periodMs = parseDurationString(next.rotationPeriod) * 1000;
-        let t = Date.parse(key.nextRotationTime);
-        while (t <= now.getTime()) t += periodMs;
-        next.nextRotationTime = new Date(t).toISOString();
-      } else {
-        delete next.nextRotationTime;
-      }
+      advanceRotation(next, now);
       tx.set(next.name, { ...next });
       tx.create(v.name, { ...v });
       return v;
@@ -49,8 +50,53 @@ export async function rotateDueKeys(deps: Deps, batch = 200): Promise<{ rotated:
   return { rotated };
 }
 
-export async function runScheduledTasks(deps: Deps): Promise<{ destroyed: string[]; rotated: string[] }> {
+/** nextRotationTime moves on by rotationPeriod, past any missed periods; a one-time rotation clears it. */
+function advanceRotation(key: StoredCryptoKey, now: Date): void {
+  if (key.rotationPeriod && key.nextRotationTime) {
+    const periodMs = parseDurationString(key.rotationPeriod) * 1000;
+    let t = Date.parse(key.nextRotationTime);
+    while (t <= now.getTime()) t += periodMs;
+    key.nextRotationTime = new Date(t).toISOString();
+  } else {
+    delete key.nextRotationTime;
+  }
+}
+
+/**
+ * A coordinated key's rotation: the EKM creates the new version's key, which becomes primary. The new version
+ * and the advanced nextRotationTime are written in one transaction (before the EKM call), so a second job
+ * running at once sees the rotation done; a version whose generation fails stays GENERATION_FAILED and primary
+ * is then whatever generateCoordinated left (see docs/ekm-connections.md).
+ */
+async function rotateCoordinated(deps: Deps, keyName: string): Promise<string | undefined> {
+  const now = deps.now();
+  let due = true;
+  const v = await generateCoordinated(deps, systemContext(deps), keyName, {
+    makePrimary: true,
+    onKey: (key) => {
+      if (!key.nextRotationTime || Date.parse(key.nextRotationTime) > now.getTime()) {
+        due = false;
+        throw new NotDue();
+      }
+      advanceRotation(key, now);
+    },
+  }).catch((err: unknown) => {
+    if (err instanceof NotDue) return undefined;
+    throw err;
+  });
+  return due && v ? v.name : undefined;
+}
+
+class NotDue extends Error {}
+
+export async function runScheduledTasks(deps: Deps): Promise<{
+  destroyed: string[];
+  rotated: string[];
+  externallyDestroyed: string[];
+  failed: string[];
+}> {
   const { destroyed } = await finishDueDestructions(deps);
+  const { externallyDestroyed, failed } = await finishPendingVersions(deps);
   const { rotated } = await rotateDueKeys(deps);
-  return { destroyed, rotated };
+  return { destroyed, rotated, externallyDestroyed, failed };
 }

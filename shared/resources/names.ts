@@ -100,9 +100,37 @@ export function parseCryptoKeyVersionName(name: string, field = 'name'): CryptoK
   return { ...parseCryptoKeyName(p.slice(0, 8).join('/'), field), version: p[9]! };
 }
 
+export interface EkmConnectionName extends LocationName {
+  ekmConnection: string;
+}
+
+export function parseEkmConnectionName(name: string, field = 'name'): EkmConnectionName {
+  const p = name.split('/');
+  if (p.length !== 6 || p[4] !== 'ekmConnections' || !ID.test(p[5]!)) {
+    fail(
+      'EKM connection',
+      name,
+      'projects/{project}/locations/{location}/ekmConnections/{ekmConnection}',
+      field,
+    );
+  }
+  return { ...parseLocationName(p.slice(0, 4).join('/'), field), ekmConnection: p[5]! };
+}
+
+/** `projects/{project}/locations/{location}/ekmConfig` → its location. */
+export function parseEkmConfigName(name: string, field = 'name'): LocationName {
+  const p = name.split('/');
+  if (p.length !== 5 || p[4] !== 'ekmConfig') {
+    fail('EKM config', name, 'projects/{project}/locations/{location}/ekmConfig', field);
+  }
+  return parseLocationName(p.slice(0, 4).join('/'), field);
+}
+
 export const locationPath = (n: LocationName): string => `projects/${n.project}/locations/${n.location}`;
 export const keyRingPath = (n: KeyRingName): string => `${locationPath(n)}/keyRings/${n.keyRing}`;
 export const cryptoKeyPath = (n: CryptoKeyName): string => `${keyRingPath(n)}/cryptoKeys/${n.cryptoKey}`;
+export const ekmConnectionPath = (n: EkmConnectionName): string =>
+  `${locationPath(n)}/ekmConnections/${n.ekmConnection}`;
 export const cryptoKeyVersionPath = (n: CryptoKeyVersionName): string =>
   `${cryptoKeyPath(n)}/cryptoKeyVersions/${n.version}`;
 

@@ -95,6 +95,13 @@ export const AccessReason = {
 } as const;
 export type AccessReasonName = keyof typeof AccessReason;
 
+export const KeyManagementMode = {
+  KEY_MANAGEMENT_MODE_UNSPECIFIED: 0,
+  MANUAL: 1,
+  CLOUD_KMS: 2,
+} as const;
+export type KeyManagementModeName = keyof typeof KeyManagementMode;
+
 /** Every enum of the API by the JSON field names it appears under; used to render integers on request. */
 export const enumsByField: Record<string, Record<string, number>> = {
   protectionLevel: ProtectionLevel,
@@ -102,6 +109,7 @@ export const enumsByField: Record<string, Record<string, number>> = {
   algorithm: CryptoKeyVersionAlgorithm,
   state: CryptoKeyVersionState,
   allowedAccessReasons: AccessReason,
+  keyManagementMode: KeyManagementMode,
 };
 
 export interface KeyRing {
@@ -125,6 +133,8 @@ export interface CryptoKeyVersion {
   destroyEventTime?: string;
   externalProtectionLevelOptions?: ExternalProtectionLevelOptions;
   reimportEligible?: boolean;
+  generationFailureReason?: string;
+  externalDestructionFailureReason?: string;
 }
 
 export interface CryptoKey {
@@ -157,4 +167,45 @@ export interface StoredCryptoKey extends Omit<CryptoKey, 'primary'> {
 
 export interface StoredCryptoKeyVersion extends CryptoKeyVersion {
   material?: SealedMaterial;
+  /** The EKM creates and destroys this version's external key (an EKM connection in CLOUD_KMS mode). */
+  coordinated?: boolean;
+  /** Since when the version waits for its EKM (PENDING_GENERATION, PENDING_EXTERNAL_DESTRUCTION). */
+  pendingSince?: string;
+}
+
+/** A pinned leaf certificate of an EKM replica: rawDer is the input, the rest is parsed output. */
+export interface Certificate {
+  rawDer: string;
+  parsed?: boolean;
+  issuer?: string;
+  subject?: string;
+  subjectAlternativeDnsNames?: string[];
+  notBeforeTime?: string;
+  notAfterTime?: string;
+  serialNumber?: string;
+  sha256Fingerprint?: string;
+}
+
+/** One replica of an EKM connection. */
+export interface ServiceResolver {
+  /** Recorded as given; OpenEKM reaches the replica by `hostname` (docs/ekm-connections.md). */
+  serviceDirectoryService?: string;
+  endpointFilter?: string;
+  /** host or host:port, used for the TCP connection, TLS (SNI) and the HTTP Host header. */
+  hostname: string;
+  serverCertificates: Certificate[];
+}
+
+export interface EkmConnection {
+  name: string;
+  createTime: string;
+  serviceResolvers: ServiceResolver[];
+  etag: string;
+  keyManagementMode: KeyManagementModeName;
+  cryptoSpacePath?: string;
+}
+
+export interface EkmConfig {
+  name: string;
+  defaultEkmConnection?: string;
 }

@@ -5,6 +5,9 @@
  *   ENABLED | DISABLED → DESTROY_SCHEDULED (destroy; destroyTime = now + destroyScheduledDuration)
  *   DESTROY_SCHEDULED → DISABLED           (restore; destroyTime cleared)
  *   DESTROY_SCHEDULED → DESTROYED          (destroyTime passed; material deleted; terminal)
+ * Coordinated versions (an EKM connection in CLOUD_KMS mode) also pass through the EKM:
+ *   (create) → PENDING_GENERATION → ENABLED | GENERATION_FAILED      (the EKM's createKey)
+ *   DESTROY_SCHEDULED → PENDING_EXTERNAL_DESTRUCTION → DESTROYED | EXTERNAL_DESTRUCTION_FAILED   (destroyKey)
  */
 import { ApiError } from '../api/errors.js';
 import type {
@@ -27,7 +30,10 @@ export function isDueForDestruction(v: StoredCryptoKeyVersion, now: Date): boole
 /** The stored form of a version once its due destruction has happened: material gone, state DESTROYED. */
 export function destroyed(v: StoredCryptoKeyVersion): StoredCryptoKeyVersion {
   const { material: _material, destroyTime, ...rest } = v;
-  return { ...rest, state: 'DESTROYED', destroyEventTime: destroyTime ?? new Date().toISOString() };
+  const at = destroyTime ?? new Date().toISOString();
+  // The internal material goes at once (crypto-shredding); a coordinated key still waits for the EKM.
+  if (v.coordinated) return { ...rest, state: 'PENDING_EXTERNAL_DESTRUCTION', pendingSince: at };
+  return { ...rest, state: 'DESTROYED', destroyEventTime: at };
 }
 
 /** The version as it stands at `now`: a scheduled destruction that is due has happened. */
@@ -36,7 +42,7 @@ export function asOf(v: StoredCryptoKeyVersion, now: Date): StoredCryptoKeyVersi
 }
 
 export function toApiVersion(v: StoredCryptoKeyVersion): CryptoKeyVersion {
-  const { material: _material, ...api } = v;
+  const { material: _material, coordinated: _c, pendingSince: _p, ...api } = v;
   return api;
 }
 

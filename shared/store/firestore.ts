@@ -34,6 +34,8 @@ export interface Store {
   transaction<R>(fn: (tx: Tx) => Promise<R>, options?: TxOptions): Promise<R>;
   /** Documents of every collection named `collectionId` (a collection-group query) with `field <= value`. */
   findAtMost<T extends Doc>(collectionId: string, field: string, value: string, limit: number): Promise<T[]>;
+  /** Up to `limit` documents of every collection named `collectionId` (a collection-group query). */
+  listGroup<T extends Doc>(collectionId: string, limit: number): Promise<T[]>;
   close(): Promise<void>;
 }
 
@@ -125,6 +127,15 @@ export class FirestoreStore implements Store {
   ): Promise<T[]> {
     try {
       const snap = await this.db.collectionGroup(collectionId).where(field, '<=', value).limit(limit).get();
+      return snap.docs.map((d) => d.data() as T);
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  async listGroup<T extends Doc>(collectionId: string, limit: number): Promise<T[]> {
+    try {
+      const snap = await this.db.collectionGroup(collectionId).limit(limit).get();
       return snap.docs.map((d) => d.data() as T);
     } catch (err) {
       throw storeError(err);

@@ -1,0 +1,274 @@
+/**
+ * EXTERNAL_VPC keys and their EKM connection (cryptoKeyBackend), and coordinated keys: on a connection in
+ * CLOUD_KMS mode the EKM creates each version's key (PENDING_GENERATION → ENABLED | GENERATION_FAILED) and
+ * destroys it when the version's destruction is due (PENDING_EXTERNAL_DESTRUCTION → DESTROYED |
+ * EXTERNAL_DESTRUCTION_FAILED). Versions stuck waiting (an instance stopped mid-way) are settled by the
+ * scheduled tasks.
+ */
+import { randomUUID } from 'node:crypto';
+import type { JsonObject } from '../api/decode.js';
+import { ApiError } from '../api/errors.js';
+import type { Deps, RequestContext } from '../context.js';
+import { replicaKeys } from '../ekm/connections.js';
+import { EkmFailure, ekmHint } from '../ekm/errors.js';
+import { type KeyRingName, locationPath, parseEkmConnectionName } from '../resources/names.js';
+import type {
+  EkmConfig,
+  EkmConnection,
+  ProtectionLevelName,
+  StoredCryptoKey,
+  StoredCryptoKeyVersion,
+} from '../resources/types.js';
+import { newVersion } from './cryptoKeyVersions.js';
+import { readConnection, replicasOf } from './ekmConnections.js';
+
+/** A version waiting this long for an EKM step that no instance is finishing is settled as failed. */
+const STUCK_AFTER_MS = 5 * 60_000;
+
+export interface Backend {
+  name: string;
+  coordinated: boolean;
+}
+
+/**
+ * The EKM connection a new key uses: cryptoKeyBackend, or the location's default (ekmConfig). Only EXTERNAL_VPC
+ * keys have one; it must exist in the key's project and location.
+ */
+export async function connectionBackend(
+  deps: Deps,
+  ring: KeyRingName,
+  level: ProtectionLevelName,
+  raw: string | undefined,
+): Promise<Backend | undefined> {
+  if (level !== 'EXTERNAL_VPC') {
+    if (raw) {
+      throw ApiError.invalidArgument(
+        'cryptoKeyBackend applies only to EXTERNAL_VPC keys: it names their EKM connection.',
+        'cryptoKeyBackend',
+      );
+    }
+    return undefined;
+  }
+  const loc = locationPath(ring);
+  let name = raw;
+  if (!name) {
+    name = (await deps.store.get<EkmConfig & JsonObject>(`${loc}/ekmConfig`))?.defaultEkmConnection;
+    if (!name) {
+      throw ApiError.invalidArgument(
+        `EXTERNAL_VPC keys need cryptoKeyBackend: the name of an EKM connection in ${loc}, or set a defaultEkmConnection in ${loc}/ekmConfig.`,
+        'cryptoKeyBackend',
+      );
+    }
+  }
+  const c = parseEkmConnectionName(name, 'cryptoKeyBackend');
+  if (c.project !== ring.project || c.location !== ring.location) {
+    throw ApiError.invalidArgument(
+      `cryptoKeyBackend must be an EKM connection in ${loc}, the key's own project and location.`,
+      'cryptoKeyBackend',
+    );
+  }
+  const conn = await deps.store.get<EkmConnection & JsonObject>(name);
+  if (!conn) {
+    throw ApiError.invalidArgument(
+      `cryptoKeyBackend ${name} does not exist; create the EKM connection first.`,
+      'cryptoKeyBackend',
+    );
+  }
+  return { name, coordinated: conn.keyManagementMode === 'CLOUD_KMS' };
+}
+
+/** A context for work no caller is waiting on (scheduled tasks), bounded by the request deadline. */
+export function systemContext(deps: Deps): RequestContext {
+  return {
+    caller: { principal: 'openekm-scheduler', issuer: '' },
+    requestId: randomUUID(),
+    signal: AbortSignal.timeout(deps.config.requestDeadlineMs),
+    deadline: deps.now().getTime() + deps.config.requestDeadlineMs,
+    reason: 'GOOGLE_INITIATED_SYSTEM_OPERATION',
+  };
+}
+
+function callContext(ctx: RequestContext, versionName: string) {
+  return {
+    versionName,
+    reason: 'GOOGLE_INITIATED_SYSTEM_OPERATION',
+    principal: ctx.caller.principal,
+    requestId: ctx.requestId,
+    aad: Buffer.alloc(0),
+  };
+}
+
+function asFailure(err: unknown): EkmFailure {
+  return err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
+}
+
+/**
+ * Creates a coordinated version: written PENDING_GENERATION first (so it is never lost), then the EKM's
+ * createKey, then ENABLED with the key path the EKM answered — or GENERATION_FAILED with the reason.
+ * `makePrimary` (a new key's first version, or a rotation) also makes it the key's primary and runs `onKey`
+ * on the key inside the same transaction.
+ */
+export async function generateCoordinated(
+  deps: Deps,
+  ctx: RequestContext,
+  keyName: string,
+  opts: { makePrimary: boolean; onKey?: (key: StoredCryptoKey) => void } = { makePrimary: false },
+): Promise<StoredCryptoKeyVersion> {
+  const key = await deps.store.get<StoredCryptoKey & JsonObject>(keyName);
+  if (!key?.cryptoKeyBackend) throw ApiError.notFound(keyName);
+  const conn = await readConnection(deps, key.cryptoKeyBackend);
+  if (conn.keyManagementMode !== 'CLOUD_KMS' || !conn.cryptoSpacePath) {
+    throw ApiError.failedPrecondition(
+      `${conn.name} is not in CLOUD_KMS mode: create versions with externalProtectionLevelOptions.ekmConnectionKeyPath.`,
+    );
+  }
+  const pending = await deps.store.transaction(
+    async (tx) => {
+      const k = await tx.get<StoredCryptoKey & JsonObject>(keyName);
+      if (!k) throw ApiError.notFound(keyName);
+      const next: StoredCryptoKey = { ...k };
+      const v = newVersion(deps, next, 'ENABLED', undefined);
+      v.state = 'PENDING_GENERATION';
+      v.coordinated = true;
+      v.pendingSince = deps.now().toISOString();
+      delete v.generateTime;
+      if (opts.makePrimary) next.primaryVersionId = v.name.slice(v.name.lastIndexOf('/') + 1);
+      opts.onKey?.(next);
+      tx.set(keyName, { ...next });
+      tx.create(v.name, { ...v });
+      return v;
+    },
+    { queueOn: keyName },
+  );
+  deps.cache.invalidate(keyName);
+  let outcome: { keyPath: string } | { failure: EkmFailure };
+  try {
+    const keyPath = await deps.ekm.createKey(
+      replicaKeys(replicasOf(deps, conn), ''),
+      conn.cryptoSpacePath,
+      callContext(ctx, pending.name),
+      { signal: ctx.signal, deadline: ctx.deadline },
+    );
+    outcome = { keyPath };
+  } catch (err) {
+    outcome = { failure: asFailure(err) };
+    if (ctx.audit) ctx.audit.ekmErrorDomain = outcome.failure.domain;
+    deps.log.warn(`EKM createKey failed: ${outcome.failure.domain}`, {
+      requestId: ctx.requestId,
+      version: pending.name,
+      ekmConnection: conn.name,
+      errorDomain: outcome.failure.domain,
+      detail: outcome.failure.detail.slice(0, 300),
+    });
+  }
+  const settled = await deps.store.transaction(async (tx) => {
+    const v = await tx.get<StoredCryptoKeyVersion & JsonObject>(pending.name);
+    if (!v) throw ApiError.notFound(pending.name);
+    if (v.state !== 'PENDING_GENERATION') return v;
+    const { pendingSince: _p, ...rest } = v;
+    const next: StoredCryptoKeyVersion =
+      'keyPath' in outcome
+        ? {
+            ...rest,
+            state: 'ENABLED',
+            generateTime: deps.now().toISOString(),
+            externalProtectionLevelOptions: { ekmConnectionKeyPath: outcome.keyPath },
+          }
+        : {
+            ...rest,
+            state: 'GENERATION_FAILED',
+            generationFailureReason: failureReason(outcome.failure, 'create the key'),
+          };
+    if (!('keyPath' in outcome)) delete next.material;
+    tx.set(pending.name, { ...next });
+    return next;
+  });
+  deps.cache.invalidate(pending.name);
+  return settled;
+}
+
+function failureReason(f: EkmFailure, what: string): string {
+  return `The EKM did not ${what}: ${f.domain}. ${ekmHint(f.domain)}`;
+}
+
+/**
+ * Scheduled: asks the EKM to destroy the keys of versions in PENDING_EXTERNAL_DESTRUCTION, and settles
+ * PENDING_GENERATION versions that no instance finished (GENERATION_FAILED).
+ */
+export async function finishPendingVersions(
+  deps: Deps,
+  batch = 200,
+): Promise<{ externallyDestroyed: string[]; failed: string[] }> {
+  const now = deps.now();
+  const due = await deps.store.findAtMost<StoredCryptoKeyVersion & JsonObject>(
+    'cryptoKeyVersions',
+    'pendingSince',
+    now.toISOString(),
+    batch,
+  );
+  const externallyDestroyed: string[] = [];
+  const failed: string[] = [];
+  for (const v of due) {
+    if (v.state === 'PENDING_GENERATION') {
+      if (Date.parse(v.pendingSince ?? '') > now.getTime() - STUCK_AFTER_MS) continue;
+      const done = await settle(deps, v.name, 'PENDING_GENERATION', (cur) => ({
+        ...cur,
+        state: 'GENERATION_FAILED',
+        generationFailureReason:
+          'Key generation was interrupted before the EKM answered. The EKM may hold an unused key for this version; create a new version.',
+      }));
+      if (done) failed.push(v.name);
+      continue;
+    }
+    if (v.state !== 'PENDING_EXTERNAL_DESTRUCTION') continue;
+    const ctx = systemContext(deps);
+    let failure: EkmFailure | undefined;
+    try {
+      const keyName = v.name.slice(0, v.name.lastIndexOf('/cryptoKeyVersions/'));
+      const key = await deps.store.get<StoredCryptoKey & JsonObject>(keyName);
+      const conn = await readConnection(deps, key?.cryptoKeyBackend ?? '');
+      const path = v.externalProtectionLevelOptions?.ekmConnectionKeyPath;
+      if (path) {
+        await deps.ekm.destroyKey(replicaKeys(replicasOf(deps, conn), path), callContext(ctx, v.name), {
+          signal: ctx.signal,
+          deadline: ctx.deadline,
+        });
+      }
+    } catch (err) {
+      failure = asFailure(err);
+      deps.log.warn(`EKM destroyKey failed: ${failure.domain}`, {
+        version: v.name,
+        errorDomain: failure.domain,
+        detail: failure.detail.slice(0, 300),
+      });
+    }
+    const done = await settle(deps, v.name, 'PENDING_EXTERNAL_DESTRUCTION', (cur) =>
+      failure
+        ? {
+            ...cur,
+            state: 'EXTERNAL_DESTRUCTION_FAILED',
+            externalDestructionFailureReason: failureReason(failure, 'destroy the key'),
+          }
+        : { ...cur, state: 'DESTROYED', destroyEventTime: deps.now().toISOString() },
+    );
+    if (done) (failure ? failed : externallyDestroyed).push(v.name);
+  }
+  return { externallyDestroyed, failed };
+}
+
+async function settle(
+  deps: Deps,
+  name: string,
+  from: 'PENDING_GENERATION' | 'PENDING_EXTERNAL_DESTRUCTION',
+  to: (v: StoredCryptoKeyVersion) => StoredCryptoKeyVersion,
+): Promise<boolean> {
+  const done = await deps.store.transaction(async (tx) => {
+    const v = await tx.get<StoredCryptoKeyVersion & JsonObject>(name);
+    if (v?.state !== from) return false;
+    const { pendingSince: _p, ...rest } = v;
+    tx.set(name, { ...to(rest) });
+    return true;
+  });
+  deps.cache.invalidate(name);
+  return done;
+}
