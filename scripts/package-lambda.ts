@@ -24,7 +24,9 @@ const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..');
 /** The Lambda handler module at the zip's root: fetches secrets into files, then loads the functions. */
 const LAMBDA_MJS = `// The AWS Lambda entry module, written by scripts/package-lambda.ts (docs/lambda.md).
 // Handlers: lambda.keyAdminLambda, lambda.encryptLambda, lambda.decryptLambda, lambda.healthCheckLambda
-// (API Gateway HTTP API v2 / REST v1 / ALB events) and lambda.healthProbeLambda (a scheduled event).
+// (API Gateway HTTP API v2 / REST v1 / ALB events; each serves its own function's routes), lambda.routerLambda
+// (all four in one Lambda: picks the function from the path, as the load balancer does on Google Cloud) and
+// lambda.healthProbeLambda (a scheduled event: the EKM probe and the scheduled tasks).
 //
 // OPENEKM_AWS_SECRET_FILES = {"/tmp/openekm/<file>": "<Secrets Manager secret ARN or name>", ...}: each secret is
 // fetched at cold start, before the functions load, and written to its path (mode 0600), so that
@@ -57,9 +59,25 @@ if (spec) {
   );
 }
 
-export const { keyAdminLambda, encryptLambda, decryptLambda, healthCheckLambda, healthProbeLambda } = await import(
-  './dist/functions/index.js'
-);
+const functions = await import('./dist/functions/index.js');
+const { ROUTES, parsePath } = await import('./dist/shared/api/routes.js');
+
+export const { keyAdminLambda, encryptLambda, decryptLambda, healthCheckLambda, healthProbeLambda } = functions;
+
+const byFunction = {
+  keyAdmin: keyAdminLambda,
+  encrypt: encryptLambda,
+  decrypt: decryptLambda,
+  healthCheck: healthCheckLambda,
+};
+
+/** One Lambda for the whole API: the function that owns the path (any method), keyAdmin for unknown paths. */
+export function routerLambda(event, context) {
+  const path = event.rawPath ?? event.path ?? '/';
+  const parsed = parsePath(path);
+  const route = parsed && ROUTES.find((r) => r.target === parsed.target && r.verb === parsed.verb);
+  return (byFunction[route?.fn] ?? keyAdminLambda)(event, context);
+}
 `;
 
 interface Entry {
@@ -234,5 +252,5 @@ process.stdout.write(
   `${relative(process.cwd(), out) || out}: ${entries.length} files, ${mib(bytes.length)} (${mib(unpacked)} unpacked)\n` +
     (gcf
       ? 'Cloud Functions source: set var.source_zip to this file (infra/README.md).\n'
-      : `Lambda: runtime nodejs20.x, architecture ${process.arch === 'arm64' ? 'arm64' : 'x86_64'}, handlers lambda.keyAdminLambda, lambda.encryptLambda, lambda.decryptLambda, lambda.healthCheckLambda, lambda.healthProbeLambda (docs/lambda.md).\n`),
+      : `Lambda: runtime nodejs20.x, architecture ${process.arch === 'arm64' ? 'arm64' : 'x86_64'}, handlers lambda.routerLambda (or lambda.keyAdminLambda, lambda.encryptLambda, lambda.decryptLambda, lambda.healthCheckLambda) and lambda.healthProbeLambda (docs/lambda.md).\n`),
 );
