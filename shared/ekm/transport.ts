@@ -103,6 +103,8 @@ export class EkmTransport {
       lookup: this.options.lookup,
       // Pinned endpoints trust exactly their listed leaf certificates instead of a CA chain.
       rejectUnauthorized: !pins,
+      // A resumed TLS session carries no peer certificate to compare with the pins: always do a full handshake.
+      ...(pins ? { maxCachedSessions: 0 } : {}),
       timeout: Math.max(endpoint.timeoutMs, 100),
     } as buildConnector.BuildOptions);
     const connector: buildConnector.connector = pins

@@ -20,7 +20,7 @@ import type {
   StoredCryptoKeyVersion,
 } from '../resources/types.js';
 import { newVersion } from './cryptoKeyVersions.js';
-import { readConnection, replicasOf } from './ekmConnections.js';
+import { ekmConfigDoc, readConnection, replicasOf } from './ekmConnections.js';
 
 /** A version waiting this long for an EKM step that no instance is finishing is settled as failed. */
 const STUCK_AFTER_MS = 5 * 60_000;
@@ -52,7 +52,7 @@ export async function connectionBackend(
   const loc = locationPath(ring);
   let name = raw;
   if (!name) {
-    name = (await deps.store.get<EkmConfig & JsonObject>(`${loc}/ekmConfig`))?.defaultEkmConnection;
+    name = (await deps.store.get<EkmConfig & JsonObject>(ekmConfigDoc(loc)))?.defaultEkmConnection;
     if (!name) {
       throw ApiError.invalidArgument(
         `EXTERNAL_VPC keys need cryptoKeyBackend: the name of an EKM connection in ${loc}, or set a defaultEkmConnection in ${loc}/ekmConfig.`,

@@ -338,9 +338,16 @@ function configPath(name: string): string {
   return `${locationPath(parseEkmConfigName(name))}/ekmConfig`;
 }
 
+/** Where a location's EkmConfig is stored (a Firestore document path needs an even number of segments). */
+export function ekmConfigDoc(location: string): string {
+  return `${location}/ekmConfig/current`;
+}
+
 export async function getEkmConfig(deps: Deps, name: string): Promise<EkmConfig> {
   const path = configPath(name);
-  const doc = await deps.store.get<EkmConfig & JsonObject>(path);
+  const doc = await deps.store.get<EkmConfig & JsonObject>(
+    ekmConfigDoc(locationPath(parseEkmConfigName(name))),
+  );
   return doc?.defaultEkmConnection
     ? { name: path, defaultEkmConnection: doc.defaultEkmConnection }
     : { name: path };
@@ -371,8 +378,8 @@ export async function updateEkmConfig(
     if (target && !(await tx.get(target))) {
       throw ApiError.failedPrecondition(`defaultEkmConnection ${target} does not exist; create it first.`);
     }
-    tx.set(path, { ...config });
+    tx.set(ekmConfigDoc(locationPath(loc)), { ...config });
   });
-  deps.cache.invalidate(path);
+  deps.cache.invalidate(ekmConfigDoc(locationPath(loc)));
   return config;
 }
