@@ -3,20 +3,32 @@
  * project and location per second, across every instance sharing one Firestore database. Cloud EKM's figure is
  * 100 per second.
  *
- * Leased token batches: the budget of one (project, location, second) lives in K shard documents, each holding
- * its share of the limit and how much of it was handed out. An instance that runs out of tokens takes a lease of
- * up to `leaseSize` tokens from one shard in a Firestore transaction and spends them locally; one lease at a time
- * per instance and bucket (concurrent requests wait for the same lease; when half a lease is left the next one is
- * taken in the background). Tokens are only spent in the second they were leased for. Because every token comes out of a transaction on the shared budget, the instances
- * together never start more than `limit` EKM requests in one second of the clock; what a lease costs is the
- * opposite error — fewer than two leases' worth of tokens per instance per second may go unused. The only overshoot
- * comes from instance clocks that disagree (see docs/audit-and-metrics.md).
+ * Leased token batches, without transactions. The budget of one (project, location, second) lives in K shard
+ * documents, each holding its share of the limit (`capacity`) and how many tokens were asked of it (`used`). An
+ * instance takes a lease in one Firestore commit that adds n_i to `used` of one or more shards
+ * (`FieldValue.increment`, which never conflicts, so there is no ABORTED and no client retry backoff — the lease
+ * transactions this replaces stalled 2–4 s under contention), then reads every shard of the second *as of that
+ * commit's write time* (a read-only read at `readTime` = the commit's `writeTime`). Commits to one document have
+ * distinct, increasing write times, so that read shows exactly the increments committed up to and including ours:
+ * our grant on a shard is min(n_i, capacity − (used_after − n_i)), clamped at 0. Increments past the capacity are
+ * harmless (nobody is granted them), so every granted token comes out of the shared budget and the instances
+ * together never start more than `limit` EKM requests in one second of the clock.
  *
- * Per document, writes are bounded by limit / leaseSize / K per second, and each document lives for one second
- * (`expireAt` lets a Firestore TTL policy delete them).
+ * Per instance and bucket one lease is in flight at a time; concurrent requests wait for it (they never start
+ * their own). Leases are sized from the instance's observed demand (a quarter of a second of it, at most one
+ * shard's capacity, at least `leaseSize`; or one token per waiting request), the next lease is taken in the
+ * background when half of one is left, and in the last half of a second the first lease of the next second is
+ * taken ahead, so requests rarely wait for Firestore at all. A request waits at most `maxWaitMs` (default
+ * QUOTA_MAX_WAIT_MS = 100 ms) for a lease; after that it is refused with RESOURCE_EXHAUSTED and a short
+ * RetryInfo. When the shards read show the second's budget spent, requests are refused at once, without
+ * Firestore, until the second is over.
+ *
+ * Writes per shard document: at most ceil(capacity / leaseSize) granting commits plus one commit per instance
+ * that finds it spent; each document lives for one second (`expireAt` lets a Firestore TTL policy delete them).
  */
+import { FieldValue, Firestore, type Timestamp } from '@google-cloud/firestore';
 import { ApiError } from '../api/errors.js';
-import type { Store } from '../store/firestore.js';
+import { FirestoreStore, type Store } from '../store/firestore.js';
 
 export interface EkmQuotaConfig {
   /** false turns the quota off (every EKM request is admitted, no Firestore traffic). */
@@ -27,7 +39,7 @@ export interface EkmQuotaConfig {
   projects: Record<string, number>;
   /** Shard documents per (project, location, second). */
   shards: number;
-  /** Tokens per lease; 0 chooses max(1, floor(limit / 20)). */
+  /** The smallest lease, in tokens; 0 chooses max(1, floor(limit / 20)). */
   leaseSize: number;
 }
 
@@ -42,34 +54,79 @@ export const DEFAULT_EKM_QUOTA: EkmQuotaConfig = {
 /** The Firestore collection of the per-second shard documents (a TTL policy on `expireAt` cleans it). */
 export const QUOTA_COLLECTION = 'openekmQuota';
 
+/** The longest a request waits for a lease (ms) before it is refused; see docs/audit-and-metrics.md. */
+export const QUOTA_MAX_WAIT_MS = 100;
+
+/** In the last this-many ms of a second, the first lease of the next second is taken ahead. */
+const LEASE_AHEAD_MS = 500;
+
+/** What one instance's quota did since it was made (for benches and tests; never used for decisions). */
+export interface EkmQuotaStats {
+  /** take() calls that got a unit. */
+  admitted: number;
+  /** Refused because the second's budget was found spent. */
+  refusedSpent: number;
+  /** Refused because no lease arrived within maxWaitMs. */
+  refusedWait: number;
+  /** take() calls that had to wait for a lease (found no token held). */
+  waited: number;
+  /** The longest time one take() call waited, ms (real time). */
+  maxWaitMs: number;
+  /** Lease commits, and shard-document writes in them. */
+  leases: number;
+  writes: number;
+  /** Lease commits or reads that failed. */
+  failures: number;
+  /** Writes per shard document (path → count), for documents of the last few seconds. */
+  writesPerDoc: Map<string, number>;
+}
+
 interface Bucket {
+  /** project/location */
+  key: string;
   second: number;
   tokens: number;
-  /** Shards found exhausted this second. */
-  exhausted: Set<number>;
-  /** Requests of this instance waiting for a lease: the next lease asks for this many tokens if more than leaseSize. */
+  /** `used` of each shard as last read (exact at that read's time, a lower bound now). */
+  used: number[];
+  /** Requests of this instance waiting for a lease. */
   waiting: number;
+  /** take() calls of this instance for this bucket: the demand the next second's leases are sized from. */
+  demand: number;
   pending?: Promise<void>;
 }
 
 export class EkmQuota {
   private readonly buckets = new Map<string, Bucket>();
   private readonly random: () => number;
+  private readonly maxWaitMs: number;
+  private firestore?: Firestore;
+  readonly stats: EkmQuotaStats = {
+    admitted: 0,
+    refusedSpent: 0,
+    refusedWait: 0,
+    waited: 0,
+    maxWaitMs: 0,
+    leases: 0,
+    writes: 0,
+    failures: 0,
+    writesPerDoc: new Map(),
+  };
 
   constructor(
     private readonly store: Store,
     private readonly now: () => Date,
     readonly config: EkmQuotaConfig = DEFAULT_EKM_QUOTA,
-    options: { random?: () => number } = {},
+    options: { random?: () => number; maxWaitMs?: number } = {},
   ) {
     this.random = options.random ?? Math.random;
+    this.maxWaitMs = options.maxWaitMs ?? QUOTA_MAX_WAIT_MS;
   }
 
   limitOf(project: string): number {
     return this.config.projects[project] ?? this.config.default;
   }
 
-  /** The number of shards and the lease size in effect for a limit. */
+  /** The number of shards and the smallest lease in effect for a limit. */
   shape(limit: number): { shards: number; leaseSize: number } {
     return {
       shards: Math.max(1, Math.min(this.config.shards, limit)),
@@ -79,43 +136,103 @@ export class EkmQuota {
 
   /**
    * Takes one unit of the quota of the project and location of `resourceName` (projects/p/locations/l/…), or
-   * throws RESOURCE_EXHAUSTED with a RetryInfo pointing at the next second.
+   * throws RESOURCE_EXHAUSTED with a RetryInfo: pointing at the next second when this second's budget is spent,
+   * or short when no lease arrived within maxWaitMs.
    */
   async take(resourceName: string): Promise<void> {
     if (!this.config.enabled) return;
     const parts = resourceName.split('/');
     const project = parts[1] ?? '';
     const location = parts[3] ?? '';
-    const key = `${project}/${location}`;
-    for (;;) {
-      const nowMs = this.now().getTime();
-      const second = Math.floor(nowMs / 1000);
-      let b = this.buckets.get(key);
-      if (!b || b.second !== second) {
-        b = { second, tokens: 0, exhausted: new Set(), waiting: 0 };
-        this.buckets.set(key, b);
-        if (this.buckets.size > 10_000) this.prune(second);
-      }
-      const limit = this.limitOf(project);
-      const { shards, leaseSize } = this.shape(limit);
-      if (b.tokens > 0) {
-        b.tokens--;
-        // Running low: take the next lease now, so the request that needs it does not wait for Firestore.
-        if (b.tokens <= leaseSize >> 1 && !b.pending && b.exhausted.size < shards) {
-          this.startLease(b, project, location, limit).catch(() => undefined);
+    const limit = this.limitOf(project);
+    const { shards } = this.shape(limit);
+    const started = performance.now();
+    let counted = false;
+    let waited = false;
+    try {
+      for (;;) {
+        const nowMs = this.now().getTime();
+        const second = Math.floor(nowMs / 1000);
+        const b = this.bucket(project, location, second, shards);
+        if (!counted) {
+          b.demand++;
+          counted = true;
         }
-        return;
+        if (b.tokens > 0) {
+          b.tokens--;
+          this.stats.admitted++;
+          this.ahead(b, project, location, limit, nowMs);
+          return;
+        }
+        if (this.spent(b, limit)) {
+          this.stats.refusedSpent++;
+          throw exhausted(project, location, limit, 1000 - (nowMs % 1000));
+        }
+        const left = this.maxWaitMs - (performance.now() - started);
+        if (left <= 0) {
+          this.stats.refusedWait++;
+          throw notInTime(project, location, limit, this.maxWaitMs);
+        }
+        if (!waited) {
+          waited = true;
+          this.stats.waited++;
+        }
+        b.waiting++;
+        try {
+          await within(b.pending ?? this.startLease(b, project, location, limit), left);
+        } finally {
+          b.waiting--;
+        }
       }
-      if (b.exhausted.size >= shards) {
-        throw exhausted(project, location, limit, 1000 - (nowMs % 1000));
-      }
-      b.waiting++;
-      try {
-        await (b.pending ?? this.startLease(b, project, location, limit));
-      } finally {
-        b.waiting--;
+    } finally {
+      const ms = performance.now() - started;
+      if (ms > this.stats.maxWaitMs) this.stats.maxWaitMs = ms;
+    }
+  }
+
+  private bucket(project: string, location: string, second: number, shards: number): Bucket {
+    const key = `${project}/${location}`;
+    let b = this.buckets.get(`${key}/${second}`);
+    if (!b) {
+      b = { key, second, tokens: 0, used: new Array<number>(shards).fill(0), waiting: 0, demand: 0 };
+      this.buckets.set(`${key}/${second}`, b);
+      if (this.buckets.size > 10_000) this.prune(second);
+    }
+    return b;
+  }
+
+  /** Whether the shards as last read hold no token for this second. */
+  private spent(b: Bucket, limit: number): boolean {
+    return b.used.every((used, shard) => used >= capacityOf(limit, b.used.length, shard));
+  }
+
+  /**
+   * Background leases after a request took a token: the next lease of this second when half a lease is left, and
+   * in the last LEASE_AHEAD_MS of the second the first lease of the next one.
+   */
+  private ahead(b: Bucket, project: string, location: string, limit: number, nowMs: number): void {
+    if (!b.pending && b.tokens <= this.leaseWant(b, limit, 0) >> 1 && !this.spent(b, limit)) {
+      this.startLease(b, project, location, limit).catch(() => undefined);
+    }
+    if (nowMs % 1000 >= 1000 - LEASE_AHEAD_MS) {
+      const next = this.bucket(project, location, b.second + 1, b.used.length);
+      if (!next.pending && next.tokens === 0 && !this.spent(next, limit)) {
+        this.startLease(next, project, location, limit).catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * Tokens to ask for: one per waiting request if more are waiting, else a quarter of a second of the instance's
+   * demand (this second's so far or the previous second's, whichever is more), at most one shard's capacity and
+   * at least the configured smallest lease; never more than the limit.
+   */
+  private leaseWant(b: Bucket, limit: number, waiting: number): number {
+    const { shards, leaseSize } = this.shape(limit);
+    const before = this.buckets.get(`${b.key}/${b.second - 1}`);
+    const rate = Math.max(b.demand, before?.demand ?? 0);
+    const fromRate = Math.min(Math.ceil(limit / shards), Math.ceil(rate / 4));
+    return Math.min(limit, Math.max(leaseSize, fromRate, waiting));
   }
 
   private startLease(b: Bucket, project: string, location: string, limit: number): Promise<void> {
@@ -127,44 +244,103 @@ export class EkmQuota {
   }
 
   /**
-   * One lease from the first shard (random start) that still has tokens this second: `leaseSize` tokens, or one per
-   * waiting request if more are waiting. With leases of one token (limits under 40) and one lease at a time, an
-   * instance could otherwise admit no more than one request per Firestore transaction, far under its quota, while
-   * the rest queued without ever being refused.
+   * One lease: the wanted tokens spread over the shards not known to be spent (random start), one commit of
+   * increments, one read of every shard at that commit's write time.
    */
   private async lease(b: Bucket, project: string, location: string, limit: number): Promise<void> {
-    const { shards, leaseSize } = this.shape(limit);
-    const want = Math.max(leaseSize, b.waiting);
+    const db = this.db();
+    const shards = b.used.length;
+    let want = this.leaseWant(b, limit, b.waiting);
+    const asks: Array<{ shard: number; n: number }> = [];
     const start = Math.floor(this.random() * shards);
-    for (let i = 0; i < shards; i++) {
+    for (let i = 0; i < shards && want > 0; i++) {
       const shard = (start + i) % shards;
-      if (b.exhausted.has(shard)) continue;
-      const capacity = Math.floor(limit / shards) + (shard < limit % shards ? 1 : 0);
-      const path = `${QUOTA_COLLECTION}/ekm:${project}:${location}:${b.second}:${shard}`;
-      const granted = await this.store.transaction(async (tx) => {
-        const doc = await tx.get<{ used?: number }>(path);
-        const used = doc?.used ?? 0;
-        const grant = Math.min(want, capacity - used);
-        if (grant > 0) {
-          tx.set(path, {
-            used: used + grant,
-            capacity,
-            expireAt: new Date((b.second + 3600) * 1000),
-          });
-        }
-        return Math.max(0, grant);
-      });
-      if (granted < want) b.exhausted.add(shard);
-      if (granted > 0) {
-        // A lease that arrives after its second is over is dropped: tokens are never spent in another second.
-        if (this.buckets.get(`${project}/${location}`) === b) b.tokens += granted;
-        return;
+      const room = capacityOf(limit, shards, shard) - (b.used[shard] ?? 0);
+      if (room <= 0) continue;
+      const n = Math.min(want, room);
+      asks.push({ shard, n });
+      want -= n;
+    }
+    if (asks.length === 0) return;
+    const paths = Array.from({ length: shards }, (_, shard) => shardPath(project, location, b.second, shard));
+    const expireAt = new Date((b.second + 3600) * 1000);
+    let writeTime: Timestamp;
+    let after: number[];
+    try {
+      const batch = db.batch();
+      for (const { shard, n } of asks) {
+        batch.set(
+          db.doc(paths[shard]!),
+          { used: FieldValue.increment(n), capacity: capacityOf(limit, shards, shard), expireAt },
+          { merge: true },
+        );
       }
+      this.stats.leases++;
+      this.stats.writes += asks.length;
+      for (const { shard } of asks) this.countWrite(paths[shard]!, b.second);
+      const results = await batch.commit();
+      writeTime = results[0]!.writeTime;
+      const snaps = await db.runTransaction((t) => t.getAll(...paths.map((p) => db.doc(p))), {
+        readOnly: true,
+        readTime: writeTime,
+      });
+      after = snaps.map((s) => (s.exists ? Number(s.get('used') ?? 0) : 0));
+    } catch (err) {
+      this.stats.failures++;
+      throw ApiError.unavailable('The EKM quota could not be read from Firestore; retry the request.', err);
+    }
+    let granted = 0;
+    for (const { shard, n } of asks) {
+      granted += Math.max(0, Math.min(n, capacityOf(limit, shards, shard) - ((after[shard] ?? 0) - n)));
+    }
+    for (let shard = 0; shard < shards; shard++) {
+      b.used[shard] = Math.max(b.used[shard] ?? 0, after[shard] ?? 0);
+    }
+    // Tokens are only spent in their own second: a bucket whose second is over is never taken from again.
+    b.tokens += granted;
+  }
+
+  private db(): Firestore {
+    if (!this.firestore) {
+      const db = this.store instanceof FirestoreStore ? this.store.db : undefined;
+      if (!(db instanceof Firestore))
+        throw ApiError.internal(new Error('the EKM quota needs a FirestoreStore'));
+      this.firestore = db;
+    }
+    return this.firestore;
+  }
+
+  private countWrite(path: string, second: number): void {
+    const w = this.stats.writesPerDoc;
+    w.set(path, (w.get(path) ?? 0) + 1);
+    if (w.size > 4096) {
+      for (const k of w.keys()) if (Number(k.split(':')[3]) < second - 2) w.delete(k);
     }
   }
 
   private prune(second: number): void {
-    for (const [k, v] of this.buckets) if (v.second < second && !v.pending) this.buckets.delete(k);
+    for (const [k, v] of this.buckets) if (v.second < second - 1 && !v.pending) this.buckets.delete(k);
+  }
+}
+
+function shardPath(project: string, location: string, second: number, shard: number): string {
+  return `${QUOTA_COLLECTION}/ekm:${project}:${location}:${second}:${shard}`;
+}
+
+function capacityOf(limit: number, shards: number, shard: number): number {
+  return Math.floor(limit / shards) + (shard < limit % shards ? 1 : 0);
+}
+
+/** Resolves when `work` settles or after `ms`, whichever is first; rethrows work's error. */
+async function within(work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(() => setImmediate(resolve), ms);
+  });
+  try {
+    await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -173,5 +349,13 @@ function exhausted(project: string, location: string, limit: number, delayMs: nu
     'RESOURCE_EXHAUSTED',
     `Quota exceeded: project ${project} may make ${limit} external key manager requests per second in ${location}, and this second's are used. Retry after the delay in RetryInfo, spread the load, or ask the operator to raise the quota (OPENEKM_EKM_QUOTA).`,
     [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${(delayMs / 1000).toFixed(3)}s` }],
+  );
+}
+
+function notInTime(project: string, location: string, limit: number, waitMs: number): ApiError {
+  return new ApiError(
+    'RESOURCE_EXHAUSTED',
+    `Quota not granted in time: a unit of project ${project}'s ${limit} external key manager requests per second in ${location} could not be leased within ${waitMs} ms. Retry after the delay in RetryInfo; if this persists, ask the operator to check Firestore or the quota (OPENEKM_EKM_QUOTA).`,
+    [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${(waitMs / 1000).toFixed(3)}s` }],
   );
 }

@@ -25,9 +25,9 @@ const PROJECT = 'quota-procs';
 const KEY_ID = `qp-${randomBytes(4).toString('hex')}`;
 const HAMMER_MS = 3000;
 /**
- * The hammer goes on past HAMMER_MS, up to this, until a request has been refused: on the emulator, with both
- * processes leasing from the same shard documents, requests were seen waiting 2–4 s for a lease, during which none
- * is admitted or refused.
+ * The hammer goes on past HAMMER_MS, up to this, until a request has been refused (a safety net: with lease
+ * transactions, since replaced, requests were seen waiting 2–4 s for a lease, during which none was admitted or
+ * refused; the quota now holds a request at most QUOTA_MAX_WAIT_MS).
  */
 const HAMMER_MAX_MS = 12_000;
 /** Concurrent encrypts per gateway process, and a bound on the requests of the whole hammer. */
@@ -175,11 +175,24 @@ interface Outcome {
 
 const second = (ms: number) => Math.floor(ms / 1000);
 
+/** Answers per second of the clock in which they arrived (seconds modulo 100, for the failure message). */
+function perSecond(outcomes: Outcome[]): Record<number, number> {
+  const counts: Record<number, number> = {};
+  for (const o of outcomes) counts[second(o.answered) % 100] = (counts[second(o.answered) % 100] ?? 0) + 1;
+  return counts;
+}
+
 test('two gateway processes together admit at most the quota per second; the excess gets 429 with RetryInfo before the EKM', async () => {
   const plaintext = Buffer.from('quota across processes').toString('base64');
-  // Both processes can encrypt (and the key works) before the hammer starts.
+  // Both processes can encrypt (and the key works) before the hammer starts. A process's first lease may take
+  // longer than the quota's wait bound on a busy machine (channel set-up): that answer is a 429 with a short
+  // RetryInfo, and a client retries it, as here.
   for (const url of urls) {
-    const r = await call(url, 'POST', `${ring}/cryptoKeys/ext:encrypt`, { plaintext });
+    let r = await call(url, 'POST', `${ring}/cryptoKeys/ext:encrypt`, { plaintext });
+    for (let retry = 0; retry < 5 && r.status === 429; retry++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      r = await call(url, 'POST', `${ring}/cryptoKeys/ext:encrypt`, { plaintext });
+    }
     assert.equal(r.status, 200, JSON.stringify(r.json));
   }
   await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000)));
@@ -218,6 +231,10 @@ test('two gateway processes together admit at most the quota per second; the exc
     refused: refused.length,
     okPerGateway: [0, 1].map((g) => ok.filter((o) => o.gateway === g).length),
     wraps,
+    okPerSecond: perSecond(ok),
+    refusedPerSecond: perSecond(refused),
+    notInTime: refused.filter((o) => /not granted in time/.test(o.body)).length,
+    ms: Math.max(...outcomes.map((o) => o.answered)) - begin,
   });
   for (const o of outcomes) assert.ok(o.status === 200 || o.status === 429, `${o.status}: ${o.body}`);
 
@@ -257,6 +274,13 @@ test('two gateway processes together admit at most the quota per second; the exc
   }
   for (const [s, n] of within)
     assert.ok(n <= LIMIT, `second ${s}: ${n} admitted, quota ${LIMIT}: ${summary}`);
+  // The budget is used, not stranded: both processes together admitted at least half the quota over the hammer.
+  // Lease transactions that stalled for seconds under this contention (or gave up on the first conflict, ~9/s of
+  // 20/s) admitted less; the design admits the full quota in every second but the partial first and last.
+  assert.ok(
+    ok.length >= (LIMIT * HAMMER_MS) / 1000 / 2,
+    `${ok.length} admitted in ${HAMMER_MS} ms, quota ${LIMIT}/s: ${summary}`,
+  );
   // Refused requests never reached the EKM; each admitted one made exactly one wrap.
   assert.equal(wraps, ok.length, `EKM wraps vs admitted: ${summary}`);
 });
