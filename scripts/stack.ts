@@ -38,6 +38,8 @@ try {
   stops.push(() => local.ekm.stop());
   Object.assign(process.env, await localGatewayEnv(firestoreHost), local.env, {
     OPENEKM_LOG_LEVEL: process.env.OPENEKM_LOG_LEVEL ?? 'info',
+    // The local stack listens on loopback: its status page opens in a browser without a token.
+    OPENEKM_STATUS_PUBLIC: process.env.OPENEKM_STATUS_PUBLIC ?? 'true',
   });
   const gateway = new Gateway();
   stops.push(() => gateway.close());
@@ -48,11 +50,19 @@ try {
     maxRequestBytes: gateway.deps.config.maxRequestBytes,
   });
   stops.push(server.stop);
+  // What Cloud Scheduler does in the cloud: the EKM probe (and the scheduled tasks) every probe interval.
+  const probe = () => {
+    gateway.probe().catch(() => undefined);
+  };
+  const probeTimer = setInterval(probe, gateway.deps.config.probeIntervalSeconds * 1000);
+  stops.push(() => clearInterval(probeTimer));
+  probe();
   process.stdout.write(
     [
       `OpenEKM ready at ${server.url}`,
       `  API:       ${server.url}/v1/projects/{project}/locations/{location}/keyRings`,
       `  health:    ${server.url}/health`,
+      `  EKM status: ${server.url}/health/status (probed every ${gateway.deps.config.probeIntervalSeconds} s; JSON at /health/ekm)`,
       `  Firestore: ${firestoreHost}`,
       `  EKM:       ${local.ekm.httpsUrl} (HTTPS, CA ${local.ekm.caCertPath}) and ${local.ekm.httpUrl}`,
       `             Google EKM key URIs: ${local.keyUri('KEY_ID')}`,
