@@ -55,7 +55,7 @@ try {
     gateway.probe().catch(() => undefined);
   };
   const probeTimer = setInterval(probe, gateway.deps.config.probeIntervalSeconds * 1000);
-  stops.push(() => clearInterval(probeTimer));
+  stops.push(async () => clearInterval(probeTimer));
   probe();
   process.stdout.write(
     [
