@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ReferenceEkm } from '../../reference-ekm/index.js';
+import { blockNonLoopback, launchChromium, pngSize } from '../helpers/browser.js';
 import { hostOf, serverCertDer, startReplica } from '../helpers/ekm-replicas.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { b64, keyRing, nameOf } from './ext-helpers.js';
@@ -245,6 +246,31 @@ describe('EXTERNAL_VPC keys through two replicas', () => {
         `data-target-id="${b.id}"[^>]*data-state="DOWN"|data-state="DOWN"[^>]*data-target-id="${b.id}"`,
       ),
     );
+  });
+
+  it('shows the outage on the status page in a headless browser', async () => {
+    const browser = await launchChromium();
+    try {
+      const context = await browser.newContext({
+        viewport: { width: 390, height: 844 },
+        isMobile: true,
+        extraHTTPHeaders: { authorization: `Bearer ${await s.token()}` },
+      });
+      const { blocked } = await blockNonLoopback(context);
+      const page = await context.newPage();
+      const res = await page.goto(`${s.url}/health/status`);
+      assert.equal(res?.status(), 200);
+      const down = page.locator('[data-state="DOWN"]');
+      assert.ok((await down.count()) >= 1, 'the stopped replica is shown DOWN');
+      assert.match((await down.first().innerText()).toUpperCase(), /DOWN/);
+      assert.match(await down.first().innerText(), /UNREACHABLE_NETWORK/);
+      assert.ok((await page.locator('[data-state="UP"]').count()) >= 1);
+      const png = await page.screenshot();
+      assert.deepEqual(pngSize(png), { width: 390, height: 844 });
+      assert.deepEqual(blocked, []);
+    } finally {
+      await browser.close();
+    }
   });
 
   it('keeps the status routes for operators unless OPENEKM_STATUS_PUBLIC', async () => {
