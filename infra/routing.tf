@@ -19,8 +19,10 @@ resource "google_compute_region_network_endpoint_group" "fn" {
   name                  = "${var.name_prefix}-${lower(each.key)}-neg"
   network_endpoint_type = "SERVERLESS"
 
-  cloud_function {
-    function = google_cloudfunctions2_function.fn[each.key].name
+  # A 2nd gen function is served by a Cloud Run service of the same name; serverless NEGs reach 2nd gen functions
+  # through that service (cloud_function {} is for 1st gen only).
+  cloud_run {
+    service = google_cloudfunctions2_function.fn[each.key].name
   }
 }
 

@@ -33,17 +33,6 @@ interface Infra {
   output: Record<string, Json>;
 }
 
-/**
- * Announced by other work in progress and already declared in infra/: allowed to be missing from the code until it
- * lands, never required. Remove an entry once the code has it (nothing breaks if you forget).
- */
-const PENDING = {
-  /** The CloudEvent function behind the probe topic. */
-  entryPoints: new Set(['healthProbe']),
-  /** The scheduled probe route (healthCheck). */
-  paths: new Set(['/health/probe']),
-};
-
 const ROOT = new URL('../../', import.meta.url).pathname;
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
 
@@ -200,7 +189,7 @@ function checkFunctions(infra: Infra, code: Code): string[] {
   for (const [key, d] of deployed) {
     if (key !== d.entryPoint)
       problems.push(`function key ${key} deploys entry point ${String(d.entryPoint)}`);
-    if (!code.registered.has(String(d.entryPoint)) && !PENDING.entryPoints.has(String(d.entryPoint)))
+    if (!code.registered.has(String(d.entryPoint)))
       problems.push(`${key}: entry point ${String(d.entryPoint)} is not registered by functions/*.ts`);
   }
   const fn = resource(infra, FN, 'fn');
@@ -292,8 +281,8 @@ function checkRouting(infra: Infra): string[] {
     'each.key'
   )
     problems.push('backend service fn[k] does not use NEG fn[k]');
-  if (refKey(neg.cloud_function?.[0]?.function, FN, 'fn', 'name') !== 'each.key')
-    problems.push('NEG fn[k] does not point at function fn[k]');
+  if (refKey(neg.cloud_run?.[0]?.service, FN, 'fn', 'name') !== 'each.key')
+    problems.push('NEG fn[k] does not point at the Cloud Run service of function fn[k]');
   if (expr(neg.for_each) !== expr(backend.for_each))
     problems.push('the NEGs and backends cover different functions');
   const fronted = new Set(Object.keys(evalMap(infra, backend.for_each)));
@@ -307,9 +296,6 @@ function checkRouting(infra: Infra): string[] {
     if (to !== route.fn)
       problems.push(`${route.method} ${path} is routed to ${to}, but ${route.fn} serves it`);
     else if (!fronted.has(to)) problems.push(`${to} has no backend service`);
-  }
-  for (const path of PENDING.paths) {
-    if (routeOf(infra, path) !== 'healthCheck') problems.push(`${path} is not routed to healthCheck`);
   }
   return problems;
 }
@@ -608,8 +594,7 @@ function checkScheduler(infra: Infra): string[] {
     const route =
       parsed &&
       ROUTES.find((r) => r.target === parsed.target && r.verb === parsed.verb && r.method === 'POST');
-    if (!route && !PENDING.paths.has(path))
-      problems.push(`scheduled path ${path} is not a POST route of the code`);
+    if (!route) problems.push(`scheduled path ${path} is not a POST route of the code`);
     if (route && route.fn !== 'healthCheck') problems.push(`scheduled path ${path} is served by ${route.fn}`);
   }
   if (!allowed.includes('/health/tasks:run'))
@@ -745,6 +730,13 @@ test('negative: a function removed from the deployment is reported', () => {
 
 test('negative: a wrong entry point, a lost route rule, an index, a secret grant and a public probe are reported', () => {
   const cases: [string, (i: Infra) => void, RegExp][] = [
+    [
+      'stale function',
+      (i) => {
+        i.locals.functions.retired = { ...i.locals.functions.keyAdmin, entry_point: 'retired' };
+      },
+      /retired: entry point retired is not registered by functions\/\*\.ts/,
+    ],
     [
       'entry point',
       (i) => {
