@@ -383,7 +383,7 @@ function checkSecrets(infra: Infra): string[] {
   const fn = resource(infra, FN, 'fn');
   const functions = evalMap(infra, fn.for_each);
   const mounts = infra.locals.static_secret_mounts as Record<string, Json>;
-  const norm = (v: unknown) => (typeof v === 'string' ? v.replace(/\s+/g, ' ').trim() : v);
+  const norm = (v: unknown) => (typeof v === 'string' ? v.replace(/\s+/g, ' ').trim() : String(v));
 
   // Declared secrets behind the mounts.
   for (const [id, m] of Object.entries(mounts)) {
