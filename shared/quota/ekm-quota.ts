@@ -15,7 +15,7 @@
  * together never start more than `limit` EKM requests in one second of the clock.
  *
  * Per instance and bucket one lease is in flight at a time; concurrent requests wait for it (they never start
- * their own). Leases are sized from the instance's observed demand (a quarter of a second of it, at most one
+ * their own). Leases are sized from the instance's observed demand (half a second of it, at most one
  * shard's capacity, at least `leaseSize`; or one token per waiting request), the next lease is taken in the
  * background when half of one is left, and in the last half of a second the first lease of the next second is
  * taken ahead, so requests rarely wait for Firestore at all. A request waits at most `maxWaitMs` (default
@@ -90,8 +90,10 @@ interface Bucket {
   used: number[];
   /** Requests of this instance waiting for a lease. */
   waiting: number;
-  /** take() calls of this instance for this bucket: the demand the next second's leases are sized from. */
+  /** take() calls of this instance for this bucket: the demand the leases are sized from. */
   demand: number;
+  /** performance.now() of the first of them. */
+  firstAt: number;
   pending?: Promise<void>;
 }
 
@@ -99,6 +101,7 @@ export class EkmQuota {
   private readonly buckets = new Map<string, Bucket>();
   private readonly random: () => number;
   private readonly maxWaitMs: number;
+  private rotation = -1;
   private firestore?: Firestore;
   readonly stats: EkmQuotaStats = {
     admitted: 0,
@@ -155,6 +158,7 @@ export class EkmQuota {
         const second = Math.floor(nowMs / 1000);
         const b = this.bucket(project, location, second, shards);
         if (!counted) {
+          if (b.demand === 0) b.firstAt = performance.now();
           b.demand++;
           counted = true;
         }
@@ -190,11 +194,28 @@ export class EkmQuota {
     }
   }
 
+  /** Resolves when no lease of this instance is in flight (e.g. before the store is closed). */
+  async settled(): Promise<void> {
+    for (;;) {
+      const pending = [...this.buckets.values()].flatMap((b) => (b.pending ? [b.pending] : []));
+      if (pending.length === 0) return;
+      await Promise.allSettled(pending);
+    }
+  }
+
   private bucket(project: string, location: string, second: number, shards: number): Bucket {
     const key = `${project}/${location}`;
     let b = this.buckets.get(`${key}/${second}`);
     if (!b) {
-      b = { key, second, tokens: 0, used: new Array<number>(shards).fill(0), waiting: 0, demand: 0 };
+      b = {
+        key,
+        second,
+        tokens: 0,
+        used: new Array<number>(shards).fill(0),
+        waiting: 0,
+        demand: 0,
+        firstAt: performance.now(),
+      };
       this.buckets.set(`${key}/${second}`, b);
       if (this.buckets.size > 10_000) this.prune(second);
     }
@@ -223,15 +244,17 @@ export class EkmQuota {
   }
 
   /**
-   * Tokens to ask for: one per waiting request if more are waiting, else a quarter of a second of the instance's
-   * demand (this second's so far or the previous second's, whichever is more), at most one shard's capacity and
-   * at least the configured smallest lease; never more than the limit.
+   * Tokens to ask for: one per waiting request if more are waiting, else half a second of the instance's
+   * demand (the previous second's, or this second's so far extrapolated to a whole second — over at least its
+   * first 100 ms — whichever is more), at most one shard's capacity and at least the configured smallest lease;
+   * never more than the limit.
    */
   private leaseWant(b: Bucket, limit: number, waiting: number): number {
     const { shards, leaseSize } = this.shape(limit);
     const before = this.buckets.get(`${b.key}/${b.second - 1}`);
-    const rate = Math.max(b.demand, before?.demand ?? 0);
-    const fromRate = Math.min(Math.ceil(limit / shards), Math.ceil(rate / 4));
+    const elapsed = Math.min(1, Math.max(0.1, (performance.now() - b.firstAt) / 1000));
+    const rate = Math.max(b.demand / elapsed, before?.demand ?? 0);
+    const fromRate = Math.min(Math.ceil(limit / shards), Math.ceil(rate / 2));
     return Math.min(limit, Math.max(leaseSize, fromRate, waiting));
   }
 
@@ -244,7 +267,7 @@ export class EkmQuota {
   }
 
   /**
-   * One lease: the wanted tokens spread over the shards not known to be spent (random start), one commit of
+   * One lease: the wanted tokens spread over the shards not known to be spent, one commit of
    * increments, one read of every shard at that commit's write time.
    */
   private async lease(b: Bucket, project: string, location: string, limit: number): Promise<void> {
@@ -252,7 +275,9 @@ export class EkmQuota {
     const shards = b.used.length;
     let want = this.leaseWant(b, limit, b.waiting);
     const asks: Array<{ shard: number; n: number }> = [];
-    const start = Math.floor(this.random() * shards);
+    // A random shard to start from, then the next one for each lease: one instance spreads its writes evenly.
+    this.rotation = this.rotation < 0 ? Math.floor(this.random() * 1024) : this.rotation + 1;
+    const start = this.rotation % shards;
     for (let i = 0; i < shards && want > 0; i++) {
       const shard = (start + i) % shards;
       const room = capacityOf(limit, shards, shard) - (b.used[shard] ?? 0);

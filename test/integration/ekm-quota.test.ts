@@ -134,14 +134,17 @@ test('32 concurrent callers on each of two instances, quota far above demand: no
   // Real time; each caller holds its unit 10 ms (a stand-in for the EKM call), so the demand (at most
   // 2 × 32 / 10 ms = 6,400/s) stays far under the quota. The wait bound is WAIT_MS, ten times the production one
   // (QUOTA_MAX_WAIT_MS), so that a busy machine's slow emulator cannot fail the test; a lease stalled for
-  // seconds, as the transactions this design replaced did, still shows as refusals.
+  // seconds, as the transactions this design replaced did, still shows as refusals. Leases of at least 50 tokens
+  // (not the default 5,000 at this limit): the lease transactions stalled 2–4 s in exactly this set-up.
   const LIMIT_WIDE = 100_000;
   const WAIT_MS = 10 * QUOTA_MAX_WAIT_MS;
-  const config = { ...s.gateway.deps.config.ekmQuota, projects: { wide: LIMIT_WIDE } };
+  const config = { ...s.gateway.deps.config.ekmQuota, leaseSize: 50, projects: { wide: LIMIT_WIDE } };
   const quotas = [0, 1].map(
     () => new EkmQuota(s.gateway.deps.store, () => new Date(), config, { maxWaitMs: WAIT_MS }),
   );
   const resource = 'projects/wide/locations/us-east1/keyRings/q/cryptoKeys/ext/cryptoKeyVersions/1';
+  // Each instance's first lease (and client set-up) before the callers start, as an instance that has served.
+  for (const q of quotas) await q.take(resource);
   const end = Date.now() + 3000;
   const refusals: string[] = [];
   let admitted = 0;
@@ -157,6 +160,8 @@ test('32 concurrent callers on each of two instances, quota far above demand: no
     }
   };
   await Promise.all(quotas.flatMap((q) => Array.from({ length: 32 }, () => caller(q))));
+  // Leases taken ahead for the next second may still be in flight; the store is closed after the tests.
+  for (const q of quotas) await q.settled();
   const stats = quotas.map(({ stats: { writesPerDoc: _, ...rest } }) => rest);
   // Writes per shard document by both instances together (each document is one second's).
   const writes = new Map<string, number>();
