@@ -88,6 +88,65 @@ resource "google_compute_url_map" "front" {
       }
     }
   }
+
+  # Google checks these when the URL map is created or changed, and refuses a map that routes them elsewhere;
+  # test/infra checks them against the code's routing table too.
+
+  test {
+    description = "encrypt with a key"
+    host        = var.domain
+    path        = "/v1/projects/p/locations/l/keyRings/r/cryptoKeys/k:encrypt"
+    service     = google_compute_backend_service.fn["encrypt"].id
+  }
+
+  test {
+    description = "encrypt with a version"
+    host        = var.domain
+    path        = "/v1/projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1:encrypt"
+    service     = google_compute_backend_service.fn["encrypt"].id
+  }
+
+  test {
+    description = "decrypt"
+    host        = var.domain
+    path        = "/v1/projects/p/locations/l/keyRings/r/cryptoKeys/k:decrypt"
+    service     = google_compute_backend_service.fn["decrypt"].id
+  }
+
+  test {
+    description = "a key"
+    host        = var.domain
+    path        = "/v1/projects/p/locations/l/keyRings/r/cryptoKeys/k"
+    service     = google_compute_backend_service.fn["keyAdmin"].id
+  }
+
+  test {
+    description = "an IAM method"
+    host        = var.domain
+    path        = "/v1/projects/p/locations/l/keyRings/r/cryptoKeys/k:setIamPolicy"
+    service     = google_compute_backend_service.fn["keyAdmin"].id
+  }
+
+  test {
+    description = "liveness"
+    host        = var.domain
+    path        = "/health"
+    service     = google_compute_backend_service.fn["healthCheck"].id
+  }
+
+  test {
+    description = "the scheduled probe"
+    host        = var.domain
+    path        = "/health/probe"
+    service     = google_compute_backend_service.fn["healthCheck"].id
+  }
+
+  test {
+    description = "the gateway JWKS"
+    host        = var.domain
+    path        = "/.well-known/openekm/jwks.json"
+    service     = google_compute_backend_service.fn["healthCheck"].id
+  }
 }
 
 resource "google_compute_managed_ssl_certificate" "front" {

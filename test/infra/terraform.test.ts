@@ -297,6 +297,18 @@ function checkRouting(infra: Infra): string[] {
       problems.push(`${route.method} ${path} is routed to ${to}, but ${route.fn} serves it`);
     else if (!fronted.has(to)) problems.push(`${to} has no backend service`);
   }
+  // The URL map's own tests (which Google checks on every change) must agree with the code and with the map.
+  const tests = resource(infra, 'google_compute_url_map', 'front').test ?? [];
+  if (tests.length === 0) problems.push('the URL map has no test blocks');
+  for (const t of tests) {
+    const want = refKey(t.service, 'google_compute_backend_service', 'fn', 'id');
+    const parsed = parsePath(t.path);
+    const owner = parsed && ROUTES.find((r) => r.target === parsed.target && r.verb === parsed.verb)?.fn;
+    if (owner !== want)
+      problems.push(`URL map test ${t.path} expects ${want}, but the code has ${owner} serve it`);
+    if (routeOf(infra, t.path) !== want)
+      problems.push(`URL map test ${t.path} expects ${want}, the map disagrees`);
+  }
   return problems;
 }
 
@@ -751,6 +763,15 @@ test('negative: a wrong entry point, a lost route rule, an index, a secret grant
         m.route_rules = m.route_rules.filter((r: Json) => !/encrypt/.test(r.service));
       },
       /:encrypt is routed to keyAdmin, but encrypt serves it/,
+    ],
+    [
+      'URL map test',
+      (i) => {
+        i.resource.google_compute_url_map!.front.test[0].service = interp(
+          'google_compute_backend_service.fn["decrypt"].id',
+        );
+      },
+      /URL map test .*:encrypt expects decrypt, but the code has encrypt serve it/,
     ],
     [
       'index',
