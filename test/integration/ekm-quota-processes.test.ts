@@ -182,7 +182,7 @@ function perSecond(outcomes: Outcome[]): Record<number, number> {
   return counts;
 }
 
-test('two gateway processes together admit at most the quota per second; the excess gets 429 with RetryInfo before the EKM', async () => {
+test('two gateway processes together admit at most the quota per second; the excess gets 429 with RetryInfo before the EKM', async (t) => {
   const plaintext = Buffer.from('quota across processes').toString('base64');
   // Both processes can encrypt (and the key works) before the hammer starts. A process's first lease may take
   // longer than the quota's wait bound on a busy machine (channel set-up): that answer is a 429 with a short
@@ -236,6 +236,7 @@ test('two gateway processes together admit at most the quota per second; the exc
     notInTime: refused.filter((o) => /not granted in time/.test(o.body)).length,
     ms: Math.max(...outcomes.map((o) => o.answered)) - begin,
   });
+  t.diagnostic(summary);
   for (const o of outcomes) assert.ok(o.status === 200 || o.status === 429, `${o.status}: ${o.body}`);
 
   // Demand exceeded the quota, so some requests were refused — each with RESOURCE_EXHAUSTED and RetryInfo.
