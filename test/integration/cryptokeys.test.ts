@@ -104,7 +104,7 @@ test('purpose is required; other purposes are refused clearly; a bad enum names 
   for (const id of ['p0', 'p1', 'p2']) await assertAbsent(id);
 });
 
-test('HSM and EXTERNAL_VPC are refused with UNIMPLEMENTED (501) saying what to use instead', async () => {
+test('HSM is refused with UNIMPLEMENTED (501); EXTERNAL_VPC without an EKM connection with INVALID_ARGUMENT', async () => {
   const hsm = await create('hsm', {
     purpose: 'ENCRYPT_DECRYPT',
     versionTemplate: { protectionLevel: 'HSM' },
@@ -115,7 +115,7 @@ test('HSM and EXTERNAL_VPC are refused with UNIMPLEMENTED (501) saying what to u
     { purpose: 'ENCRYPT_DECRYPT', versionTemplate: { protectionLevel: 'EXTERNAL_VPC' } },
     '&skipInitialVersionCreation=true',
   );
-  assertError(vpc, 501, 'UNIMPLEMENTED', 'EXTERNAL_VPC', 'EXTERNAL');
+  assertError(vpc, 400, 'INVALID_ARGUMENT', 'EXTERNAL_VPC', 'cryptoKeyBackend', 'defaultEkmConnection');
   const hsmInt = await create('hsm', { purpose: 1, versionTemplate: { protectionLevel: 2 } });
   assertError(hsmInt, 501, 'UNIMPLEMENTED', 'HSM');
   await assertAbsent('hsm');
