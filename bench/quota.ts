@@ -154,7 +154,7 @@ async function realTime(name: string, limit: number, instances: number, leaseSiz
 // Warm the client (channel set-up) outside the measurements.
 await measure('warm-up', 1, 10, [quota({ leaseSize: 1 })]);
 rows.length = 0;
-await measure('every request leases (leaseSize 1), sequential', 3, 100, [quota({ leaseSize: 1 })]);
+await measure('leaseSize 1 (leases still sized from demand), sequential', 3, 100, [quota({ leaseSize: 1 })]);
 await measure('default: 100/s, leases of 5, sequential', 20, 100, [quota({})]);
 await measure('default: 100/s, 32 concurrent', 20, 100, [quota({})], 32);
 await measure('default, 8 concurrent, each holding a 25 ms EKM call', 10, 100, [quota({})], 8, 25);
