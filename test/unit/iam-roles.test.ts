@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  DEPLOYMENT_PERMISSIONS,
   isValidMember,
   KNOWN_PERMISSIONS,
   memberMatches,
   ROLES,
-  RUN_TASKS,
 } from '../../shared/access/roles.js';
 import { ROUTES } from '../../shared/api/routes.js';
 
@@ -22,7 +22,10 @@ test('every authenticated route but testIamPermissions checks a known permission
       continue;
     }
     assert.ok(r.permission, `${label} has no permission`);
-    assert.ok(r.permission === RUN_TASKS || KNOWN_PERMISSIONS.has(r.permission), `${label}: ${r.permission}`);
+    assert.ok(
+      DEPLOYMENT_PERMISSIONS.has(r.permission) || KNOWN_PERMISSIONS.has(r.permission),
+      `${label}: ${r.permission}`,
+    );
   }
 });
 
