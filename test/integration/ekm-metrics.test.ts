@@ -18,6 +18,8 @@ interface Point {
   response_code: string;
   status: string;
   protocol: string;
+  /** host:port of the EKM the attempt went to. */
+  replica?: string;
   latencyMs: number;
 }
 
