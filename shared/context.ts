@@ -41,4 +41,9 @@ export interface RequestContext {
   reason: AccessReasonName;
   /** What operations add to the request's audit entry (the version used, EKM facts, IAM decisions). */
   audit?: AuditRecord;
+  /**
+   * Checks a further permission of the caller on another resource (e.g. cloudkms.ekmConnections.use on the
+   * connection a new key names); throws PERMISSION_DENIED. Absent for work no caller asked for.
+   */
+  authorize?: (permission: string, resource: string) => Promise<void>;
 }

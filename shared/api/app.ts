@@ -240,7 +240,20 @@ export class Gateway {
         if (authorized) await authorized;
         decision.granted = true;
       }
-      const ctx: RequestContext = { caller, requestId, signal, deadline, reason, audit };
+      const ctx: RequestContext = {
+        caller,
+        requestId,
+        signal,
+        deadline,
+        reason,
+        audit,
+        authorize: async (permission, resource) => {
+          const decision = { resource, permission, granted: false };
+          recordAuthorization(audit, decision);
+          await this.authorizer.authorize(caller, permission, resource);
+          decision.granted = true;
+        },
+      };
       const body = req.method === 'GET' ? {} : parseBody(req.body);
       const result = await withDeadline(this.run(route, parsed.name, req.query, body, ctx), signal);
       if (result instanceof Rendered) {

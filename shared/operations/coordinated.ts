@@ -32,10 +32,12 @@ export interface Backend {
 
 /**
  * The EKM connection a new key uses: cryptoKeyBackend, or the location's default (ekmConfig). Only EXTERNAL_VPC
- * keys have one; it must exist in the key's project and location.
+ * keys have one; it must exist in the key's project and location, and the caller needs
+ * cloudkms.ekmConnections.use on it.
  */
 export async function connectionBackend(
   deps: Deps,
+  ctx: RequestContext,
   ring: KeyRingName,
   level: ProtectionLevelName,
   raw: string | undefined,
@@ -67,6 +69,8 @@ export async function connectionBackend(
       'cryptoKeyBackend',
     );
   }
+  // As in Cloud KMS, naming a connection needs cloudkms.ekmConnections.use on it (checked before its existence).
+  await ctx.authorize?.('cloudkms.ekmConnections.use', name);
   const conn = await deps.store.get<EkmConnection & JsonObject>(name);
   if (!conn) {
     throw ApiError.invalidArgument(

@@ -194,7 +194,7 @@ export async function createCryptoKey(
       'Key import is not available in OpenEKM; create the key without importOnly.',
     );
   }
-  const backend = await connectionBackend(deps, ring, level, optionalString(body, 'cryptoKeyBackend'));
+  const backend = await connectionBackend(deps, ctx, ring, level, optionalString(body, 'cryptoKeyBackend'));
   const destroySeconds =
     wholeSeconds(body.destroyScheduledDuration, 'destroyScheduledDuration', DESTROY_RULE) ??
     DEFAULT_DESTROY_SCHEDULED_SECONDS;

@@ -140,6 +140,44 @@ describe('EkmConnection resources', () => {
     assert.equal(key.json.cryptoKeyBackend, conn);
   });
 
+  it('naming a connection in a new key needs cloudkms.ekmConnections.use on it', async () => {
+    const alice = await s.token('user:alice@example.com');
+    const grant = async (resource: string, role: string) => {
+      const cur = await s.call('GET', `/v1/${resource}:getIamPolicy`);
+      const set = await s.call('POST', `/v1/${resource}:setIamPolicy`, {
+        policy: { bindings: [{ role, members: ['user:alice@example.com'] }], etag: cur.json.etag },
+      });
+      assert.equal(set.status, 200, JSON.stringify(set.json));
+    };
+    await grant(nameOf(ring), 'roles/cloudkms.admin');
+    const conn = `${nameOf(loc)}/ekmConnections/two-replicas`;
+    const body = {
+      purpose: 'ENCRYPT_DECRYPT',
+      versionTemplate: { protectionLevel: 'EXTERNAL_VPC' },
+      cryptoKeyBackend: conn,
+    };
+    const denied = await s.call(
+      'POST',
+      `${ring}/cryptoKeys?cryptoKeyId=alice1&skipInitialVersionCreation=true`,
+      body,
+      {
+        token: alice,
+      },
+    );
+    assert.equal(denied.status, 403, JSON.stringify(denied.json));
+    assert.match(denied.json.error.message, /cloudkms\.ekmConnections\.use/);
+    await grant(conn, 'roles/cloudkms.ekmConnectionsAdmin');
+    const allowed = await s.call(
+      'POST',
+      `${ring}/cryptoKeys?cryptoKeyId=alice1&skipInitialVersionCreation=true`,
+      body,
+      {
+        token: alice,
+      },
+    );
+    assert.equal(allowed.status, 200, JSON.stringify(allowed.json));
+  });
+
   it('verifyConnectivity answers {} for reachable replicas and TLS_CERT for a wrong pin', async () => {
     const ok = await s.call('GET', `${loc}/ekmConnections/two-replicas:verifyConnectivity`);
     assert.equal(ok.status, 200, JSON.stringify(ok.json));
