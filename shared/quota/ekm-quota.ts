@@ -305,6 +305,7 @@ export class EkmQuota {
       for (const { shard } of asks) this.countWrite(paths[shard]!, b.second);
       const results = await batch.commit();
       writeTime = results[0]!.writeTime;
+      if (terminated(db)) throw new Error('the Firestore client was terminated during the lease');
       const snaps = await db.runTransaction((t) => t.getAll(...paths.map((p) => db.doc(p))), {
         readOnly: true,
         readTime: writeTime,
@@ -346,6 +347,17 @@ export class EkmQuota {
   private prune(second: number): void {
     for (const [k, v] of this.buckets) if (v.second < second - 1 && !v.pending) this.buckets.delete(k);
   }
+}
+
+/**
+ * Whether the Firestore client has been terminated (the store closed). The client (8.x) drops the rejection of a
+ * streaming read started after terminate() — an unhandled rejection, and a promise that never settles — so a
+ * background lease whose commit was in flight when the store closed must not start its read. Reads the client's
+ * internal flag; if a client version lacks it, this answers false and nothing changes. The clean fix is for
+ * whoever closes the store to await EkmQuota.settled() first.
+ */
+function terminated(db: Firestore): boolean {
+  return (db as unknown as { _clientPool?: { terminated?: unknown } })._clientPool?.terminated === true;
 }
 
 function shardPath(project: string, location: string, second: number, shard: number): string {

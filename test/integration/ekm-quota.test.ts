@@ -7,10 +7,12 @@
  * 2–4 s under exactly this contention).
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { type ApiRequest, Gateway } from '../../shared/api/app.js';
 import { createLogger } from '../../shared/api/log.js';
 import { EkmQuota, QUOTA_MAX_WAIT_MS } from '../../shared/quota/ekm-quota.js';
+import { FirestoreStore } from '../../shared/store/firestore.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 const LIMIT = 20;
@@ -182,4 +184,25 @@ test('32 concurrent callers on each of two instances, quota far above demand: no
     assert.ok(st.leases <= 40, summary);
   }
   assert.ok(mostWritesToOneDocument <= 5, summary);
+});
+
+test('a lease taken ahead and still in flight when the store closes does not outlive it as an error', async () => {
+  // The Firestore client drops the rejection of a read started after terminate(): had the quota started one, this
+  // test would end with an unhandled rejection and fail.
+  const store = new FirestoreStore({ projectId: `demo-quota-close-${randomBytes(4).toString('hex')}` });
+  await store.get('warm/up');
+  const quota = new EkmQuota(
+    store,
+    () => new Date(),
+    { ...s.gateway.deps.config.ekmQuota },
+    { maxWaitMs: 10_000 },
+  );
+  const resource = 'projects/closing/locations/us-east1/keyRings/q/cryptoKeys/ext/cryptoKeyVersions/1';
+  await quota.take(resource);
+  // Into the last 300 ms of a second, where a take starts the next second's lease in the background.
+  await new Promise((r) => setTimeout(r, (1700 - (Date.now() % 1000)) % 1000));
+  await quota.take(resource);
+  await store.close();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(quota.stats.leases >= 2, JSON.stringify({ ...quota.stats, writesPerDoc: undefined }));
 });
