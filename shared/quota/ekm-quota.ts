@@ -14,8 +14,8 @@
  * harmless (nobody is granted them), so every granted token comes out of the shared budget and the instances
  * together never start more than `limit` EKM requests in one second of the clock.
  *
- * Per instance and bucket one lease is in flight at a time; concurrent requests wait for it (they never start
- * their own). Leases are sized from the instance's observed demand (half a second of it, at most one
+ * Per instance and bucket one lease is in flight at a time: a request that finds no token starts one only if none
+ * is in flight, and otherwise waits for it (never N parallel leases from one instance). Leases are sized from the instance's observed demand (half a second of it, at most one
  * shard's capacity, at least `leaseSize`; or one token per waiting request), the next lease is taken in the
  * background when half of one is left, and in the last half of a second the first lease of the next second is
  * taken ahead, so requests rarely wait for Firestore at all. A request waits at most `maxWaitMs` (default
