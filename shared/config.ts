@@ -239,6 +239,7 @@ const quotaSchema = z
     projects: z.record(z.string().min(1), perSecond).optional(),
     shards: z.number().int().min(1).max(64).optional(),
     leaseSize: z.number().int().min(1).max(10_000).optional(),
+    maxWaitMs: z.number().int().min(10).max(10_000).optional(),
   })
   .strict();
 
@@ -266,6 +267,7 @@ function ekmQuotaFrom(env: Env): EkmQuotaConfig {
     projects: q.projects ?? {},
     shards: q.shards ?? DEFAULT_EKM_QUOTA.shards,
     leaseSize: q.leaseSize ?? DEFAULT_EKM_QUOTA.leaseSize,
+    ...(q.maxWaitMs !== undefined ? { maxWaitMs: q.maxWaitMs } : {}),
   };
 }
 

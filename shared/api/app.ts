@@ -257,7 +257,11 @@ export class Gateway {
       const body = req.method === 'GET' ? {} : parseBody(req.body);
       const result = await withDeadline(this.run(route, parsed.name, req.query, body, ctx), signal);
       if (result instanceof Rendered) {
-        response = { status, headers: { 'content-type': result.contentType }, body: result.body };
+        response = {
+          status,
+          headers: { 'content-type': result.contentType, ...result.headers },
+          body: result.body,
+        };
       } else {
         const rendered = wantsIntEnums(req.query) ? intEnums(result) : result;
         response = {
@@ -394,7 +398,11 @@ export class Gateway {
       case 'ekmHealth':
         return buildReport(d);
       case 'statusPage':
-        return new Rendered('text/html; charset=utf-8', renderStatusPage(await buildReport(d)));
+        return new Rendered(
+          'text/html; charset=utf-8',
+          renderStatusPage(await buildReport(d)),
+          STATUS_PAGE_HEADERS,
+        );
       case 'createEkmConnection':
         return createEkmConnection(d, name, q.get('ekmConnectionId'), body);
       case 'getEkmConnection':
@@ -493,6 +501,8 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    // A lease taken ahead may still be in flight: the Firestore client must not be closed under it.
+    await this.deps.quota.settled();
     await this.deps.ekm.close();
     await this.deps.store.close();
   }
@@ -503,8 +513,17 @@ class Rendered {
   constructor(
     readonly contentType: string,
     readonly body: string,
+    readonly headers: Record<string, string> = {},
   ) {}
 }
+
+/** The status page loads nothing and runs nothing; it is never cached (it is live state). */
+const STATUS_PAGE_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+};
 
 /** The header in which a caller states why it uses a key (Key Access Justifications), by name or number. */
 export const ACCESS_REASON_HEADER = 'x-openekm-access-reason';

@@ -109,15 +109,27 @@ function asFailure(err: unknown): EkmFailure {
 /**
  * Creates a coordinated version: written PENDING_GENERATION first (so it is never lost), then the EKM's
  * createKey, then ENABLED with the key path the EKM answered — or GENERATION_FAILED with the reason.
- * `makePrimary` (a new key's first version, or a rotation) also makes it the key's primary and runs `onKey`
- * on the key inside the same transaction.
+ * `makePrimary` (a new key's first version, or a rotation) also makes it the key's primary. `onKey` runs on the
+ * key inside the same transaction; when it answers false nothing is written and nothing is created (undefined).
  */
 export async function generateCoordinated(
   deps: Deps,
   ctx: RequestContext,
   keyName: string,
-  opts: { makePrimary: boolean; onKey?: (key: StoredCryptoKey) => void } = { makePrimary: false },
+  opts: { makePrimary: boolean } = { makePrimary: false },
 ): Promise<StoredCryptoKeyVersion> {
+  const v = await generateCoordinatedIf(deps, ctx, keyName, { ...opts, onKey: () => true });
+  if (!v) throw ApiError.internal(new Error('coordinated generation wrote nothing'));
+  return v;
+}
+
+/** generateCoordinated, unless `onKey` (run on the key inside the first transaction) answers false. */
+export async function generateCoordinatedIf(
+  deps: Deps,
+  ctx: RequestContext,
+  keyName: string,
+  opts: { makePrimary: boolean; onKey: (key: StoredCryptoKey) => boolean },
+): Promise<StoredCryptoKeyVersion | undefined> {
   const key = await deps.store.get<StoredCryptoKey & JsonObject>(keyName);
   if (!key?.cryptoKeyBackend) throw ApiError.notFound(keyName);
   const conn = await readConnection(deps, key.cryptoKeyBackend);
@@ -131,13 +143,13 @@ export async function generateCoordinated(
       const k = await tx.get<StoredCryptoKey & JsonObject>(keyName);
       if (!k) throw ApiError.notFound(keyName);
       const next: StoredCryptoKey = { ...k };
+      if (!opts.onKey(next)) return undefined;
       const v = newVersion(deps, next, 'ENABLED', undefined);
       v.state = 'PENDING_GENERATION';
       v.coordinated = true;
       v.pendingSince = deps.now().toISOString();
       delete v.generateTime;
       if (opts.makePrimary) next.primaryVersionId = v.name.slice(v.name.lastIndexOf('/') + 1);
-      opts.onKey?.(next);
       tx.set(keyName, { ...next });
       tx.create(v.name, { ...v });
       return v;
@@ -145,6 +157,7 @@ export async function generateCoordinated(
     { queueOn: keyName },
   );
   deps.cache.invalidate(keyName);
+  if (!pending) return undefined;
   let outcome: { keyPath: string } | { failure: EkmFailure };
   try {
     const keyPath = await deps.ekm.createKey(

@@ -8,7 +8,7 @@ import type { JsonObject } from '../api/decode.js';
 import type { Deps } from '../context.js';
 import type { StoredCryptoKey } from '../resources/types.js';
 import { parseDurationString } from '../resources/validate.js';
-import { finishPendingVersions, generateCoordinated, systemContext } from './coordinated.js';
+import { finishPendingVersions, generateCoordinatedIf, systemContext } from './coordinated.js';
 import { finishDueDestructions, newVersion } from './cryptoKeyVersions.js';
 
 /**
@@ -70,24 +70,17 @@ function advanceRotation(key: StoredCryptoKey, now: Date): void {
  */
 async function rotateCoordinated(deps: Deps, keyName: string): Promise<string | undefined> {
   const now = deps.now();
-  let due = true;
-  const v = await generateCoordinated(deps, systemContext(deps), keyName, {
+  const v = await generateCoordinatedIf(deps, systemContext(deps), keyName, {
     makePrimary: true,
+    // Re-checked in the transaction: a second job running at once finds the rotation done.
     onKey: (key) => {
-      if (!key.nextRotationTime || Date.parse(key.nextRotationTime) > now.getTime()) {
-        due = false;
-        throw new NotDue();
-      }
+      if (!key.nextRotationTime || Date.parse(key.nextRotationTime) > now.getTime()) return false;
       advanceRotation(key, now);
+      return true;
     },
-  }).catch((err: unknown) => {
-    if (err instanceof NotDue) return undefined;
-    throw err;
   });
-  return due && v ? v.name : undefined;
+  return v?.name;
 }
-
-class NotDue extends Error {}
 
 export async function runScheduledTasks(deps: Deps): Promise<{
   destroyed: string[];

@@ -19,7 +19,7 @@
  * shard's capacity, at least `leaseSize`; or one token per waiting request), the next lease is taken in the
  * background when half of one is left, and in the last half of a second the first lease of the next second is
  * taken ahead, so requests rarely wait for Firestore at all. A request waits at most `maxWaitMs` (default
- * QUOTA_MAX_WAIT_MS = 100 ms) for a lease; after that it is refused with RESOURCE_EXHAUSTED and a short
+ * QUOTA_MAX_WAIT_MS = 500 ms, or `maxWaitMs` in OPENEKM_EKM_QUOTA) for a lease; after that it is refused with RESOURCE_EXHAUSTED and a short
  * RetryInfo. When the shards read show the second's budget spent, requests are refused at once, without
  * Firestore, until the second is over.
  *
@@ -41,6 +41,8 @@ export interface EkmQuotaConfig {
   shards: number;
   /** The smallest lease, in tokens; 0 chooses max(1, floor(limit / 20)). */
   leaseSize: number;
+  /** The longest a request waits for a lease (ms); default QUOTA_MAX_WAIT_MS. */
+  maxWaitMs?: number;
 }
 
 export const DEFAULT_EKM_QUOTA: EkmQuotaConfig = {
@@ -55,7 +57,7 @@ export const DEFAULT_EKM_QUOTA: EkmQuotaConfig = {
 export const QUOTA_COLLECTION = 'openekmQuota';
 
 /** The longest a request waits for a lease (ms) before it is refused; see docs/audit-and-metrics.md. */
-export const QUOTA_MAX_WAIT_MS = 100;
+export const QUOTA_MAX_WAIT_MS = 500;
 
 /** In the last this-many ms of a second, the first lease of the next second is taken ahead. */
 const LEASE_AHEAD_MS = 500;
@@ -122,7 +124,7 @@ export class EkmQuota {
     options: { random?: () => number; maxWaitMs?: number } = {},
   ) {
     this.random = options.random ?? Math.random;
-    this.maxWaitMs = options.maxWaitMs ?? QUOTA_MAX_WAIT_MS;
+    this.maxWaitMs = options.maxWaitMs ?? config.maxWaitMs ?? QUOTA_MAX_WAIT_MS;
   }
 
   limitOf(project: string): number {

@@ -277,6 +277,8 @@ describe('EXTERNAL_VPC keys through two replicas', () => {
     });
     assert.equal(page.status, 200);
     assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    assert.equal(page.headers.get('cache-control'), 'no-store');
     const html = await page.text();
     assert.match(
       html,
