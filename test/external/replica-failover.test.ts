@@ -97,7 +97,7 @@ for (const mode of ['hang', 'reset'] as RelayMode[]) {
     await s.call('POST', '/health/probe', {});
     const warmMark = s.logs.length;
     const warm = load(4);
-    await sleep(1000);
+    await sleep(1500);
     const mark = s.logs.length;
     // Replica B is in the rotation before the fault (else the test would prove nothing).
     assert.ok(attemptsAtB(warmMark, true) > 0, 'B served requests before the fault');

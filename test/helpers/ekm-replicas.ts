@@ -59,8 +59,12 @@ export class FaultRelay {
     return `127.0.0.1:${this.port}`;
   }
 
-  /** Switches mode; existing connections are cut (reset) or frozen (hang) too. */
+  /**
+   * Switches mode; existing connections are cut (reset) or frozen (hang) too. Back to `pass`, connections frozen
+   * by a hang are dropped (as when a hung network path recovers) so new ones are made.
+   */
   set(mode: RelayMode): void {
+    if (mode === 'pass' && this.mode === 'hang') for (const s of this.sockets) s.destroy();
     this.mode = mode;
     if (mode !== 'pass') {
       for (const s of this.sockets) {
