@@ -338,6 +338,28 @@ export async function patchCryptoKeyVersion(
       }
     }
   }
+  if (mask.includes('externalProtectionLevelOptions.ekmConnectionKeyPath')) {
+    // The same for a new key path on the version's EKM connection.
+    const [key, stored] = await Promise.all([
+      deps.store.get<StoredCryptoKey & JsonObject>(keyName),
+      deps.store.get<StoredCryptoKeyVersion & JsonObject>(name),
+    ]);
+    const current = stored && asOf(stored, deps.now());
+    const movable = current && current.state !== 'DESTROYED' && current.state !== 'DESTROY_SCHEDULED';
+    if (key?.versionTemplate.protectionLevel === 'EXTERNAL_VPC' && stored && movable && !stored.coordinated) {
+      const next = externalOptions(
+        deps,
+        key,
+        optionalObject(body, 'externalProtectionLevelOptions') ?? {},
+        'externalProtectionLevelOptions',
+      );
+      const path = next?.ekmConnectionKeyPath;
+      if (path && path !== stored.externalProtectionLevelOptions?.ekmConnectionKeyPath) {
+        const replicas = await connectionReplicas(deps, keyName);
+        await checkExternalKey(deps, ctx, replicaKeys(replicas, path), name, stored.state);
+      }
+    }
+  }
   const updated = await deps.store.transaction(async (tx) => {
     const [key, stored] = await Promise.all([
       tx.get<StoredCryptoKey & JsonObject>(keyName),
@@ -357,28 +379,27 @@ export async function patchCryptoKeyVersion(
       v.state = to;
     }
     if (mask.some((p) => p.startsWith('externalProtectionLevelOptions.'))) {
-      if (
-        mask.includes('externalProtectionLevelOptions.ekmConnectionKeyPath') &&
-        key.versionTemplate.protectionLevel === 'EXTERNAL_VPC'
-      ) {
-        throw ApiError.unimplemented(
-          'OpenEKM cannot move an EXTERNAL_VPC version to another ekmConnectionKeyPath; create a new version with the new path instead.',
-        );
-      }
-      if (mask.includes('externalProtectionLevelOptions.ekmConnectionKeyPath')) {
+      const level = key.versionTemplate.protectionLevel;
+      const wantsPath = mask.includes('externalProtectionLevelOptions.ekmConnectionKeyPath');
+      if (wantsPath && level !== 'EXTERNAL_VPC') {
         throw ApiError.invalidArgument(
-          `externalProtectionLevelOptions.ekmConnectionKeyPath cannot be set on a ${key.versionTemplate.protectionLevel} key; it is for EXTERNAL_VPC keys.`,
+          `externalProtectionLevelOptions.ekmConnectionKeyPath cannot be set on a ${level} key; it is for EXTERNAL_VPC keys.`,
           'updateMask',
         );
       }
-      if (key.versionTemplate.protectionLevel !== 'EXTERNAL') {
+      if (wantsPath && v.coordinated) {
+        throw ApiError.failedPrecondition(
+          `${name} is a coordinated version: its EKM chose its key path, which cannot be changed.`,
+        );
+      }
+      if (mask.includes('externalProtectionLevelOptions.externalKeyUri') && level !== 'EXTERNAL') {
         throw ApiError.invalidArgument(
           `externalProtectionLevelOptions.externalKeyUri applies only to EXTERNAL keys; ${keyName} is ${key.versionTemplate.protectionLevel}.`,
           'updateMask',
         );
       }
       if (v.state === 'DESTROYED' || v.state === 'DESTROY_SCHEDULED') {
-        throw ApiError.failedPrecondition(`${name} is ${v.state}; its external key URI cannot be changed.`);
+        throw ApiError.failedPrecondition(`${name} is ${v.state}; its external key cannot be changed.`);
       }
       v.externalProtectionLevelOptions = externalOptions(
         deps,

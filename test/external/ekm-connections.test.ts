@@ -330,6 +330,30 @@ describe('EXTERNAL_VPC keys through two replicas', () => {
   });
 });
 
+describe('moving a MANUAL version to another key path', () => {
+  it('checks the new path at the EKM first and keeps the old one when refused', async () => {
+    await s.ekm!.ekm.admin.createKey('vpc-key-2');
+    const version = `/v1/${nameOf(ring)}/cryptoKeys/vpc1/cryptoKeyVersions/1`;
+    const mask = 'updateMask=externalProtectionLevelOptions.ekmConnectionKeyPath';
+    const refused = await s.call('PATCH', `${version}?${mask}`, {
+      externalProtectionLevelOptions: { ekmConnectionKeyPath: 'v0/keys/not-there' },
+    });
+    assert.equal(refused.status, 400, JSON.stringify(refused.json));
+    assert.match(refused.json.error.message, /EXTERNAL_NOT_FOUND/);
+    const kept = await s.call('GET', version);
+    assert.equal(kept.json.externalProtectionLevelOptions.ekmConnectionKeyPath, 'v0/keys/vpc-key-1');
+    const moved = await s.call('PATCH', `${version}?${mask}`, {
+      externalProtectionLevelOptions: { ekmConnectionKeyPath: 'v0/keys/vpc-key-2' },
+    });
+    assert.equal(moved.status, 200, JSON.stringify(moved.json));
+    assert.equal(moved.json.externalProtectionLevelOptions.ekmConnectionKeyPath, 'v0/keys/vpc-key-2');
+    const uri = await s.call('PATCH', `${version}?updateMask=externalProtectionLevelOptions.externalKeyUri`, {
+      externalProtectionLevelOptions: { externalKeyUri: 'https://ekm.example.com/v0/keys/x' },
+    });
+    assert.equal(uri.status, 400, 'EXTERNAL_VPC versions have no externalKeyUri');
+  });
+});
+
 describe('coordinated keys (CLOUD_KMS mode)', () => {
   it('the EKM creates the first version and rotations; destroy asks the EKM to destroy', async () => {
     await s.ekm!.ekm.admin.createCryptoSpace('space-1');
