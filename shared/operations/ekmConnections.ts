@@ -266,9 +266,14 @@ export async function patchEkmConnection(
         keyManagementMode: fields.includes('keyManagementMode')
           ? (body.keyManagementMode ?? null)
           : current.keyManagementMode,
+        // Switching to MANUAL drops the stored crypto space unless the mask names a new one.
         cryptoSpacePath: fields.includes('cryptoSpacePath')
           ? (body.cryptoSpacePath ?? null)
-          : (current.cryptoSpacePath ?? null),
+          : body.keyManagementMode !== undefined &&
+              fields.includes('keyManagementMode') &&
+              enumValue(KeyManagementMode, body.keyManagementMode, 'keyManagementMode') !== 'CLOUD_KMS'
+            ? null
+            : (current.cryptoSpacePath ?? null),
       });
       next.keyManagementMode = m.keyManagementMode;
       if (m.cryptoSpacePath) next.cryptoSpacePath = m.cryptoSpacePath;

@@ -412,15 +412,11 @@ test('gcloud kms ekm-connections / ekm-config, then an EXTERNAL_VPC key through 
 });
 
 /**
- * Known incompatibility (OpenEKM side, shared/operations/ekmConnections.ts patchEkmConnection): switching a
- * CLOUD_KMS connection back to MANUAL with updateMask=keyManagementMode only — which is all gcloud can send,
- * `--crypto-space-path=""` is dropped — is refused with INVALID_ARGUMENT "cryptoSpacePath applies only to
- * keyManagementMode CLOUD_KMS", because the stored cryptoSpacePath (outside the mask) is re-validated against
- * the new mode. Marked todo until shared/ clears the stored crypto space when the mode becomes MANUAL.
+ * Switching a CLOUD_KMS connection back to MANUAL with updateMask=keyManagementMode only — all gcloud can send
+ * (`--crypto-space-path=""` is dropped) — clears the stored crypto space.
  */
 test('gcloud switches a CLOUD_KMS connection back to MANUAL (updateMask=keyManagementMode)', {
   skip: skipGcloud && 'OPENEKM_SKIP_GCLOUD=1',
-  todo: 'OpenEKM re-validates the stored cryptoSpacePath outside the mask: INVALID_ARGUMENT',
 }, async () => {
   assert.ok(gcloudEnvVars, 'the gcloud environment was set up by the previous test');
   // node-conn was switched to CLOUD_KMS by the Node client test.
