@@ -66,6 +66,11 @@ export interface Config {
   defaultOwners: string[];
   /** Principals allowed to run the scheduled tasks (OPENEKM_OPERATORS), besides the default owners. */
   operators: string[];
+  /**
+   * Group membership (OPENEKM_GROUPS): group email (lower case) → its user: and serviceAccount: members. A
+   * `group:` member of a binding or of the owner lists grants to these principals; Google Groups are not queried.
+   */
+  groups: Record<string, string[]>;
   /** Per-attempt timeout of calls through EKM connections (EXTERNAL_VPC), in ms. */
   ekmConnectionTimeoutMs: number;
   /** The dedicated key the probe wraps with on every Google EKM connection replica (never a customer key). */
@@ -223,6 +228,49 @@ function projectOwnersFrom(env: Env): Record<string, string[]> {
   return out;
 }
 
+const GROUPS_EXAMPLE =
+  '{"kms-admins@example.com": ["user:alice@example.com", "serviceAccount:ci@p.iam.gserviceaccount.com"]}';
+
+/** OPENEKM_GROUPS: group email → user: and serviceAccount: members (no nested groups, no domains). */
+function groupsFrom(env: Env): Record<string, string[]> {
+  const parsed = jsonEnv(env, 'OPENEKM_GROUPS', GROUPS_EXAMPLE);
+  if (parsed === undefined) return {};
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(
+      `OPENEKM_GROUPS is invalid: give a JSON object group email → members, e.g. ${GROUPS_EXAMPLE}.`,
+    );
+  }
+  const out: Record<string, string[]> = {};
+  for (const [group, members] of Object.entries(parsed)) {
+    const name = `OPENEKM_GROUPS["${group.slice(0, 80)}"]`;
+    if (!isValidMember(`group:${group}`)) {
+      throw new ConfigError(
+        `${name}: the key must be the group's email without "group:", e.g. "kms-admins@example.com".`,
+      );
+    }
+    const key = group.toLowerCase();
+    if (Object.hasOwn(out, key))
+      throw new ConfigError(`${name}: the group is listed twice (emails compare case-insensitively).`);
+    if (!Array.isArray(members)) {
+      throw new ConfigError(`${name} must be a JSON array of members, e.g. ["user:alice@example.com"].`);
+    }
+    out[key] = members.map((m, i) => {
+      if (typeof m !== 'string' || !isValidMember(m) || !/^(user|serviceAccount):/.test(m)) {
+        const nested = typeof m === 'string' && m.startsWith('group:');
+        throw new ConfigError(
+          `${name}[${i}] ${JSON.stringify(m).slice(0, 80)} is invalid: ${
+            nested
+              ? 'groups cannot contain groups; list their members instead'
+              : 'a group holds user:{email} and serviceAccount:{email} members only'
+          }.`,
+        );
+      }
+      return m;
+    });
+  }
+  return out;
+}
+
 function readText(path: string, name: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -311,6 +359,7 @@ export function loadConfig(env: Env = process.env): Config {
       jsonEnv(env, 'OPENEKM_OPERATORS', '["serviceAccount:…"]') ?? [],
       'OPENEKM_OPERATORS',
     ),
+    groups: groupsFrom(env),
     ekmConnectionTimeoutMs: int(env, 'OPENEKM_EKM_CONNECTION_TIMEOUT_MS', 150, 10, 10_000),
     ...probeKeyPathFrom(env),
     probeIntervalSeconds: int(env, 'OPENEKM_PROBE_INTERVAL_SECONDS', 60, 1, 3600),
