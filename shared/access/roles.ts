@@ -86,8 +86,9 @@ export const MEMBER_FORMS =
 /**
  * Whether a binding member names the caller. Callers are `user:<email>` or `serviceAccount:<email>` (verified
  * tokens); `domain:d` matches either whose email ends in "@d"; allUsers and allAuthenticatedUsers match every
- * caller (every IAM-checked method requires a verified token). `group:` members are kept but never match: OpenEKM
- * cannot resolve group membership (docs/iam.md). Emails compare case-insensitively.
+ * caller (every IAM-checked method requires a verified token). A `group:` member never matches here: group
+ * membership comes from OPENEKM_GROUPS and is resolved by the Authorizer (shared/access/iam.ts). Emails compare
+ * case-insensitively.
  */
 export function memberMatches(member: string, principal: string): boolean {
   if (member.toLowerCase() === principal.toLowerCase()) return true;

@@ -5,6 +5,7 @@
  * read-modify-write guarded by the etag.
  */
 import { randomBytes } from 'node:crypto';
+import { ConditionError, compileCondition } from '../access/conditions.js';
 import {
   type Authorizer,
   type Binding,
@@ -40,15 +41,25 @@ async function mustExist(deps: Deps, name: string): Promise<void> {
   if (!(await deps.store.get(name))) throw ApiError.notFound(name);
 }
 
+function hasConditions(bindings: readonly Binding[] | undefined): boolean {
+  return Array.isArray(bindings) && bindings.some((b) => b.condition !== undefined);
+}
+
+/**
+ * A policy as getIamPolicy answers it. As in Google IAM, a policy with conditional bindings must be requested
+ * with requestedPolicyVersion 3 (INVALID_ARGUMENT otherwise, so that a client unaware of conditions cannot read
+ * and rewrite it without them), and a policy without conditions is version 1 whatever was requested.
+ */
 function render(doc: PolicyDoc | undefined, requested: number): PolicyJson {
   if (!doc) return { version: 1, etag: EMPTY_POLICY_ETAG };
-  if (doc.version === 3 && requested < 3) {
+  const conditional = hasConditions(doc.bindings);
+  if (conditional && requested < 3) {
     throw ApiError.invalidArgument(
       'This policy has conditional bindings; request it with options.requestedPolicyVersion=3.',
       'options.requestedPolicyVersion',
     );
   }
-  const policy: PolicyJson = { version: doc.version, etag: doc.etag };
+  const policy: PolicyJson = { version: conditional ? 3 : 1, etag: doc.etag };
   if (doc.bindings.length > 0) policy.bindings = doc.bindings;
   return policy;
 }
@@ -88,6 +99,15 @@ function parseCondition(raw: Json | undefined, field: string): Condition | undef
   if (expression.trim() === '') {
     throw ApiError.invalidArgument(`${field}.expression must not be empty.`, `${field}.expression`);
   }
+  try {
+    compileCondition(expression);
+  } catch (err) {
+    if (!(err instanceof ConditionError)) throw err;
+    throw ApiError.invalidArgument(
+      `${field}.expression cannot be evaluated by OpenEKM: ${err.message}. OpenEKM evaluates a subset of CEL (docs/iam.md, "Conditions") and refuses the rest rather than store a condition it cannot check.`,
+      `${field}.expression`,
+    );
+  }
   const c: Condition = { expression };
   if (raw.title !== undefined) c.title = str(raw.title, `${field}.title`);
   if (raw.description !== undefined) c.description = str(raw.description, `${field}.description`);
@@ -95,7 +115,13 @@ function parseCondition(raw: Json | undefined, field: string): Condition | undef
 }
 
 /** Validates a google.iam.v1.Policy from a setIamPolicy request; every problem names its field. */
-export function parsePolicy(raw: Json | undefined): { version: number; bindings: Binding[]; etag?: string } {
+export function parsePolicy(raw: Json | undefined): {
+  version: number;
+  bindings: Binding[];
+  etag?: string;
+  /** The version the caller sent (1 when absent or 0). */
+  sentVersion: number;
+} {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
     throw ApiError.invalidArgument(
       'The request must hold a "policy" object {version, bindings, etag}.',
@@ -173,9 +199,12 @@ export function parsePolicy(raw: Json | undefined): { version: number; bindings:
       'policy.bindings',
     );
   }
-  const out: { version: number; bindings: Binding[]; etag?: string } = {
-    version: v === 3 ? 3 : 1,
-    bindings: [...byKey.values()],
+  const bindings = [...byKey.values()];
+  // As in Google IAM: a policy is version 3 exactly when it has conditional bindings.
+  const out: { version: number; bindings: Binding[]; etag?: string; sentVersion: number } = {
+    version: hasConditions(bindings) ? 3 : 1,
+    bindings,
+    sentVersion: v === 3 ? 3 : 1,
   };
   if (raw.etag !== undefined && raw.etag !== '') out.etag = str(raw.etag, 'policy.etag');
   return out;
@@ -216,6 +245,14 @@ export async function setIamPolicy(deps: Deps, name: string, body: JsonObject): 
       if (policy.etag !== undefined && !sameEtag(policy.etag, current?.etag ?? EMPTY_POLICY_ETAG)) {
         throw ApiError.aborted(
           'The policy was changed since you read it (its etag no longer matches). Read it again with getIamPolicy, apply your change to that, and set it again.',
+        );
+      }
+      // Google IAM: changing a policy that has conditional bindings needs version 3. Without an etag the caller
+      // overwrites unconditionally (conditions included), as Google IAM allows.
+      if (policy.etag !== undefined && policy.sentVersion < 3 && hasConditions(current?.bindings)) {
+        throw ApiError.invalidArgument(
+          'The policy has conditional bindings: set it with "version": 3 (read it with options.requestedPolicyVersion=3).',
+          'policy.version',
         );
       }
       tx.set(path, doc);
