@@ -164,7 +164,7 @@ export class Gateway {
     };
     if (identity) this.deps.identity = identity;
     this.verifier = options.verifier ?? new TokenVerifier(config.trustedIssuers);
-    this.authorizer = new Authorizer(iamConfigOf(config), this.deps.cache);
+    this.authorizer = new Authorizer(iamConfigOf(config), this.deps.cache, now);
     this.log = this.deps.log;
   }
 

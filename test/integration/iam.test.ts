@@ -311,7 +311,8 @@ test('invalid policies are INVALID_ARGUMENT naming the field', async () => {
     'INVALID_ARGUMENT',
     '1 or 3',
   );
-  // Version 3 with a condition is stored (conditions grant nothing: docs/iam.md) and needs version 3 to read.
+  // Version 3 with a condition is stored and needs version 3 to read; a condition that no longer holds grants
+  // nothing (docs/iam.md).
   const v3 = ok(
     await s.call('POST', `${sibling}:setIamPolicy`, {
       policy: {
@@ -321,8 +322,8 @@ test('invalid policies are INVALID_ARGUMENT naming the field', async () => {
             role: 'roles/cloudkms.cryptoKeyEncrypter',
             members: ['user:cond@example.com'],
             condition: {
-              expression: 'request.time < timestamp("2030-01-01T00:00:00Z")',
-              title: 'until 2030',
+              expression: 'request.time < timestamp("2020-01-01T00:00:00Z")',
+              title: 'until 2020',
             },
           },
         ],
