@@ -23,6 +23,7 @@ import { freePort, type RunningEmulator, startFirestoreEmulator } from '../scrip
 import { localGatewayEnv, mintLocalToken } from '../scripts/lib/local-state.js';
 import { benchAccessCost, stopAccessCost } from './access-cost.js';
 import { benchExternal, externalRatios } from './external.js';
+import { benchFailover, stopFailover } from './failover.js';
 import {
   api,
   build,
@@ -64,6 +65,7 @@ function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     await stack?.stop().catch(() => undefined);
     await stopAccessCost().catch(() => undefined);
+    await stopFailover().catch(() => undefined);
     await stopAll().catch(() => undefined);
     await emulator?.stop().catch(() => undefined);
     if (stateDir) await rm(stateDir, { recursive: true, force: true }).catch(() => undefined);
@@ -317,6 +319,15 @@ async function main(): Promise<void> {
       note: `median of ${COLD_RUNS}, interleaved with the runs above`,
     });
   }
+  // EKM connections: EXTERNAL_VPC vs EXTERNAL and a replica outage (bench/failover.ts), on this run's emulator.
+  const failover =
+    process.env.BENCH_FAILOVER === '0'
+      ? 'EKM connection failover: skipped (BENCH_FAILOVER=0).'
+      : (
+          await benchFailover({ firestoreHost: emulator.host, log }).catch(
+            (err: Error) => `EKM connection failover: benchFailover() failed: ${err.message}`,
+          )
+        ).trimEnd();
   await emulator.stop();
   emulator = undefined;
 
@@ -403,6 +414,8 @@ async function main(): Promise<void> {
     '',
     accessCost,
     '',
+    failover,
+    '',
   ].join('\n');
   process.stdout.write(text);
 
@@ -430,6 +443,10 @@ async function main(): Promise<void> {
     '## Access cost: identity, IAM, EKM quota',
     '',
     accessCost,
+    '',
+    '## EKM connections: EXTERNAL_VPC vs EXTERNAL, and a replica outage',
+    '',
+    failover,
     '',
   ].join('\n');
   const outDir = join(ROOT, 'bench', 'results');
