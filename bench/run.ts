@@ -12,7 +12,8 @@
  * BENCH_ONLY=load|cold (skip the other half) and BENCH_PICK=health,encrypt32,ext-google-encrypt1,… (only these load
  * measurements), for profiling. BENCH_EXTERNAL_DURATION_S (default 5) is the measurement time of each of the 16
  * EXTERNAL / direct EKM measurements (bench/external.ts). BENCH_ACCESS=0 skips the in-process access-cost section
- * (bench/access-cost.ts: identity, IAM and EKM quota with versus without).
+ * (bench/access-cost.ts: identity, IAM and EKM quota with versus without). BENCH_FAILOVER=0 skips the EKM
+ * connection section (bench/failover.ts: EXTERNAL_VPC vs EXTERNAL, and a replica that hangs or resets under load).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
