@@ -151,18 +151,18 @@ async function record(
 
 /** The latest outcome per target, in one small document the gateways read for replica choice. */
 async function recordSummary(deps: Deps, outcomes: ProbeOutcome[], at: Date): Promise<void> {
+  const t = at.getTime();
   await deps.store.transaction(async (tx) => {
     const prev = (await tx.get<{ targets: Record<string, ProbeState> } & JsonObject>(HEALTH_SUMMARY))
       ?.targets;
+    // Targets not probed for a day (removed replicas, connections gone) drop out; a newer result (another probe
+    // run that finished first) is kept.
     const targets: Record<string, ProbeState> = {};
-    const keep = new Set(outcomes.map((o) => o.id));
-    for (const [id, s] of Object.entries(prev ?? {})) if (s.time > at.getTime() - DAY_MS) targets[id] = s;
+    for (const [id, state] of Object.entries(prev ?? {})) if (state.time > t - DAY_MS) targets[id] = state;
     for (const o of outcomes) {
       const old = targets[o.id];
-      if (!old || old.time <= at.getTime()) targets[o.id] = { up: o.ok, time: at.getTime() };
+      if (!old || old.time <= t) targets[o.id] = { up: o.ok, time: t };
     }
-    for (const id of Object.keys(targets))
-      if (!keep.has(id) && targets[id]!.time < at.getTime() - DAY_MS) delete targets[id];
     tx.set(HEALTH_SUMMARY, { targets } as unknown as JsonObject);
   });
 }
