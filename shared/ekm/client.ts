@@ -138,8 +138,7 @@ export class EkmClient {
       await this.google.info(e, attempt);
       if (how.cryptoSpacePath) await this.google.checkCryptoSpace(e, how.cryptoSpacePath, how.ctx, attempt);
     } catch (err) {
-      if (err instanceof EkmFailure) throw err;
-      throw new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
+      throw EkmFailure.from(err);
     }
   }
 
@@ -173,8 +172,7 @@ export class EkmClient {
         this.report(method, key, requestId, true, undefined, started);
         return result;
       } catch (err) {
-        const failure =
-          err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
+        const failure = EkmFailure.from(err);
         const failover = keys.length > 1 && FAILOVER.has(failure.domain);
         if (failover) this.replicas.failed(healthKey(key));
         const nextKey = keys[(n + 1) % keys.length]!;

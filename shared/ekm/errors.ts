@@ -83,6 +83,11 @@ export class EkmFailure extends Error {
     super(`${domain}: ${detail}`, options);
     this.identityRefused = options?.identityRefused ?? false;
   }
+
+  /** `err` as an EkmFailure: itself, or UNEXPECTED_ERROR wrapping whatever else was thrown. */
+  static from(err: unknown): EkmFailure {
+    return err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
+  }
 }
 
 /**

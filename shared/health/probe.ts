@@ -109,8 +109,7 @@ async function probeOne(
       );
       return { ...base, ok: true, latencyMs: round(performance.now() - started), message: '' };
     } catch (err) {
-      const failure =
-        err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
+      const failure = EkmFailure.from(err);
       if (attempt < 2 && FAILOVER.has(failure.domain) && !signal.aborted) continue;
       return {
         ...base,

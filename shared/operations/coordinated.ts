@@ -102,10 +102,6 @@ function callContext(ctx: RequestContext, versionName: string) {
   };
 }
 
-function asFailure(err: unknown): EkmFailure {
-  return err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
-}
-
 /**
  * Creates a coordinated version: written PENDING_GENERATION first (so it is never lost), then the EKM's
  * createKey, then ENABLED with the key path the EKM answered — or GENERATION_FAILED with the reason.
@@ -168,7 +164,7 @@ export async function generateCoordinatedIf(
     );
     outcome = { keyPath };
   } catch (err) {
-    outcome = { failure: asFailure(err) };
+    outcome = { failure: EkmFailure.from(err) };
     if (ctx.audit) ctx.audit.ekmErrorDomain = outcome.failure.domain;
     deps.log.warn(`EKM createKey failed: ${outcome.failure.domain}`, {
       requestId: ctx.requestId,
@@ -252,7 +248,7 @@ export async function finishPendingVersions(
         });
       }
     } catch (err) {
-      failure = asFailure(err);
+      failure = EkmFailure.from(err);
       deps.log.warn(`EKM destroyKey failed: ${failure.domain}`, {
         version: v.name,
         errorDomain: failure.domain,

@@ -323,8 +323,7 @@ export async function verifyConnectivity(deps: Deps, ctx: RequestContext, name: 
         ctx.signal,
       );
     } catch (err) {
-      const failure =
-        err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
+      const failure = EkmFailure.from(err);
       if (ctx.audit) ctx.audit.ekmErrorDomain = failure.domain;
       deps.log.warn(`EKM connection check failed: ${failure.domain}`, {
         requestId: ctx.requestId,

@@ -38,10 +38,6 @@ function callContext(ctx: RequestContext, versionName: string, aad: Buffer): Ekm
   };
 }
 
-function asFailure(err: unknown): EkmFailure {
-  return err instanceof EkmFailure ? err : new EkmFailure('UNEXPECTED_ERROR', String(err), { cause: err });
-}
-
 /** The EKM's own words go to the log (never to the caller): what operators need to fix the EKM side. */
 function logFailure(
   deps: Deps,
@@ -118,7 +114,7 @@ async function fail(
   version: StoredCryptoKeyVersion,
   err: unknown,
 ): Promise<ApiError> {
-  const failure = asFailure(err);
+  const failure = EkmFailure.from(err);
   if (ctx.audit) ctx.audit.ekmErrorDomain = failure.domain;
   logFailure(deps, ctx, version.name, externalKeyUriOf(version), failure);
   if (failure.domain === 'EXTERNAL_PERMISSION_DENIED' && failure.identityRefused) {
@@ -191,7 +187,7 @@ export async function checkExternalKey(
       { signal: ctx.signal, deadline: ctx.deadline },
     );
   } catch (err) {
-    const failure = asFailure(err);
+    const failure = EkmFailure.from(err);
     if (ctx.audit) ctx.audit.ekmErrorDomain = failure.domain;
     logFailure(deps, ctx, versionName, uri, failure);
     throw ekmError(failure, uri, versionName, state);
