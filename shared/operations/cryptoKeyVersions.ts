@@ -314,49 +314,37 @@ export async function patchCryptoKeyVersion(
     );
   }
   const keyName = cryptoKeyOfVersion(name);
-  if (mask.includes('externalProtectionLevelOptions.externalKeyUri')) {
-    // A new URI must point at a usable key before the version moves to it.
+  if (mask.some((p) => p.startsWith('externalProtectionLevelOptions.'))) {
+    // A new external key (URI, or key path on the EKM connection) must be usable before the version moves to it.
+    // Versions that cannot move (destroyed or scheduled, coordinated, the other protection level) are refused in
+    // the transaction, without an EKM call.
     const [key, stored] = await Promise.all([
       deps.store.get<StoredCryptoKey & JsonObject>(keyName),
       deps.store.get<StoredCryptoKeyVersion & JsonObject>(name),
     ]);
     const current = stored && asOf(stored, deps.now());
     const movable = current && current.state !== 'DESTROYED' && current.state !== 'DESTROY_SCHEDULED';
-    // Versions that cannot move (destroyed or scheduled) are refused in the transaction, without an EKM call.
-    if (key?.versionTemplate.protectionLevel === 'EXTERNAL' && stored && movable) {
+    const level = key?.versionTemplate.protectionLevel;
+    const field =
+      level === 'EXTERNAL' ? 'externalKeyUri' : level === 'EXTERNAL_VPC' ? 'ekmConnectionKeyPath' : undefined;
+    if (
+      key &&
+      field &&
+      mask.includes(`externalProtectionLevelOptions.${field}`) &&
+      stored &&
+      movable &&
+      !stored.coordinated
+    ) {
       const next = externalOptions(
         deps,
         key,
         optionalObject(body, 'externalProtectionLevelOptions') ?? {},
         'externalProtectionLevelOptions',
-      );
-      if (
-        next?.externalKeyUri &&
-        next.externalKeyUri !== stored.externalProtectionLevelOptions?.externalKeyUri
-      ) {
-        await checkExternalKey(deps, ctx, next.externalKeyUri, name, stored.state);
-      }
-    }
-  }
-  if (mask.includes('externalProtectionLevelOptions.ekmConnectionKeyPath')) {
-    // The same for a new key path on the version's EKM connection.
-    const [key, stored] = await Promise.all([
-      deps.store.get<StoredCryptoKey & JsonObject>(keyName),
-      deps.store.get<StoredCryptoKeyVersion & JsonObject>(name),
-    ]);
-    const current = stored && asOf(stored, deps.now());
-    const movable = current && current.state !== 'DESTROYED' && current.state !== 'DESTROY_SCHEDULED';
-    if (key?.versionTemplate.protectionLevel === 'EXTERNAL_VPC' && stored && movable && !stored.coordinated) {
-      const next = externalOptions(
-        deps,
-        key,
-        optionalObject(body, 'externalProtectionLevelOptions') ?? {},
-        'externalProtectionLevelOptions',
-      );
-      const path = next?.ekmConnectionKeyPath;
-      if (path && path !== stored.externalProtectionLevelOptions?.ekmConnectionKeyPath) {
-        const replicas = await connectionReplicas(deps, keyName);
-        await checkExternalKey(deps, ctx, replicaKeys(replicas, path), name, stored.state);
+      )?.[field];
+      if (next && next !== stored.externalProtectionLevelOptions?.[field]) {
+        const target =
+          field === 'externalKeyUri' ? next : replicaKeys(await connectionReplicas(deps, keyName), next);
+        await checkExternalKey(deps, ctx, target, name, stored.state);
       }
     }
   }
