@@ -8,14 +8,18 @@
  * EKM, and `firebase emulators:start --only functions` with the local stack's identity (.openekm/); Ctrl-C stops
  * everything it started. See docs/firebase.md.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { ensureBuilt } from '../scripts/lib/build.js';
 import { EmulatorMissingError, freePort, startFirestoreEmulator } from '../scripts/lib/firestore-emulator.js';
 import { startLocalEkm } from '../scripts/lib/local-ekm.js';
 import { localGatewayEnv, stateDir } from '../scripts/lib/local-state.js';
+
+/** Builds dist/ when it is missing or stale (the codebase re-exports it). */
+export { ensureBuilt };
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const FIREBASE_DIR = join(ROOT, 'firebase');
@@ -50,29 +54,6 @@ export function firebaseCli(): string {
     );
   }
   return cli;
-}
-
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** Runs `npm run build` when dist/functions/index.js is missing or older than any source under functions/ or shared/. */
-export function ensureBuilt(): void {
-  const entry = join(ROOT, 'dist/functions/index.js');
-  const sources = Math.max(newestSource(join(ROOT, 'functions')), newestSource(join(ROOT, 'shared')));
-  if (existsSync(entry) && statSync(entry).mtimeMs >= sources) return;
-  try {
-    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe', timeout: 180_000 });
-  } catch (err) {
-    const e = err as { stdout?: Buffer; stderr?: Buffer };
-    throw new Error(`npm run build failed:\n${e.stdout?.toString() ?? ''}${e.stderr?.toString() ?? ''}`);
-  }
 }
 
 /** The URL of one function in the Functions emulator; the API path follows it (…/encrypt/v1/projects/…:encrypt). */

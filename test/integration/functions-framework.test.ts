@@ -8,10 +8,10 @@
  * and oversize bodies with the JSON envelope (functions/platform.ts hooks the framework's Express app for this).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import { after, before, test } from 'node:test';
+import { ensureBuilt } from '../../scripts/lib/build.js';
 import { freePort } from '../../scripts/lib/firestore-emulator.js';
 import { localGatewayEnv } from '../../scripts/lib/local-state.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
@@ -24,28 +24,6 @@ let s: TestStack;
 let token: string;
 let loc: string;
 const procs = new Map<Name, { child: ChildProcess; url: string; output: string[] }>();
-
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-function ensureBuilt(): void {
-  const entry = join(ROOT, 'dist/functions/index.js');
-  const sources = Math.max(newestSource(join(ROOT, 'functions')), newestSource(join(ROOT, 'shared')));
-  if (existsSync(entry) && statSync(entry).mtimeMs >= sources) return;
-  try {
-    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe', timeout: 120_000 });
-  } catch (err) {
-    const e = err as { stdout?: Buffer; stderr?: Buffer };
-    throw new Error(`npm run build failed:\n${e.stdout?.toString() ?? ''}${e.stderr?.toString() ?? ''}`);
-  }
-}
 
 async function waitUntilServing(url: string, name: Name, output: string[]): Promise<void> {
   const deadline = Date.now() + 45_000;
@@ -64,7 +42,7 @@ before(async () => {
   s = await startTestStack();
   token = await s.token();
   loc = `/v1/projects/${s.project}/locations/us-central1`;
-  ensureBuilt();
+  ensureBuilt(120_000);
   const env = {
     ...process.env,
     ...(await localGatewayEnv(process.env.FIRESTORE_EMULATOR_HOST!, s.stateDir)),
