@@ -40,3 +40,29 @@ export function violationField(res: CallResult): string | undefined {
 }
 
 export const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+const tokenCache = new WeakMap<TestStack, Map<string, string>>();
+
+/** The stack's local token for `principal`, minted once per stack. */
+export async function tokenFor(s: TestStack, principal: string): Promise<string> {
+  const tokens = tokenCache.get(s) ?? new Map<string, string>();
+  tokenCache.set(s, tokens);
+  const token = tokens.get(principal) ?? (await s.token(principal));
+  tokens.set(principal, token);
+  return token;
+}
+
+/** One request to the stack as `principal`. */
+export async function callAs(s: TestStack, principal: string, method: string, path: string, body?: unknown) {
+  return s.call(method, path, body, { token: await tokenFor(s, principal) });
+}
+
+/** Asserts the PERMISSION_DENIED that never says whether `resource` (a /v1/ path or a name) exists. */
+export function assertDenied(res: CallResult, permission: string, resource: string): void {
+  assertError(
+    res,
+    403,
+    'PERMISSION_DENIED',
+    `Permission '${permission}' denied on resource '${resource.replace(/^\/v1\//, '')}' (or it may not exist).`,
+  );
+}

@@ -13,13 +13,12 @@ import { RUN_TASKS } from '../../shared/access/roles.js';
 import { ApiError } from '../../shared/api/errors.js';
 import { ConfigError, loadConfig } from '../../shared/config.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
-import { assertError, ok, violationField } from './admin-helpers.js';
+import { assertDenied, assertError, callAs, ok, violationField } from './admin-helpers.js';
 
 let s: TestStack;
 let ring: string;
 let keyA: string;
 let keyB: string;
-const tokens: Record<string, string> = {};
 
 const GROUPS = {
   'kms-team@example.com': ['user:member@example.com', 'serviceAccount:ci@p.iam.gserviceaccount.com'],
@@ -28,27 +27,14 @@ const GROUPS = {
 const ENCRYPTER = 'roles/cloudkms.cryptoKeyEncrypter';
 const USE_TO_ENCRYPT = 'cloudkms.cryptoKeyVersions.useToEncrypt';
 
-async function tokenOf(principal: string): Promise<string> {
-  tokens[principal] ??= await s.token(principal);
-  return tokens[principal]!;
-}
-
-async function as(principal: string, method: string, path: string, body?: unknown) {
-  return s.call(method, path, body, { token: await tokenOf(principal) });
-}
+const as = (principal: string, method: string, path: string, body?: unknown) =>
+  callAs(s, principal, method, path, body);
 
 function encrypt(principal: string, key: string) {
   return as(principal, 'POST', `${key}:encrypt`, { plaintext: 'aGk=' });
 }
 
-function denied(res: Awaited<ReturnType<TestStack['call']>>, permission: string, resource: string): void {
-  assertError(
-    res,
-    403,
-    'PERMISSION_DENIED',
-    `Permission '${permission}' denied on resource '${resource.replace(/^\/v1\//, '')}' (or it may not exist).`,
-  );
-}
+const denied = assertDenied;
 
 type Bindings = { role: string; members: string[]; condition?: { expression: string; title?: string } }[];
 

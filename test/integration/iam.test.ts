@@ -10,39 +10,27 @@ import { Gateway } from '../../shared/api/app.js';
 import { createLogger } from '../../shared/api/log.js';
 import { loadConfig } from '../../shared/config.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
-import { assertError, ok, violationField } from './admin-helpers.js';
+import { assertDenied, assertError, callAs, ok, tokenFor, violationField } from './admin-helpers.js';
 
 let s: TestStack;
 let loc: string;
 let ring: string;
 let key: string;
 let sibling: string;
-const tokens: Record<string, string> = {};
 
 const ALICE = 'user:alice@example.com';
 
-async function tokenOf(principal: string): Promise<string> {
-  tokens[principal] ??= await s.token(principal);
-  return tokens[principal]!;
-}
+const tokenOf = (principal: string) => tokenFor(s, principal);
 
 /** Replaces the policy of `resource` (a /v1/ path) with `bindings`, as the owner. */
 async function setPolicy(resource: string, bindings: { role: string; members: string[] }[]): Promise<void> {
   ok(await s.call('POST', `${resource}:setIamPolicy`, { policy: { bindings } }));
 }
 
-async function as(principal: string, method: string, path: string, body?: unknown) {
-  return s.call(method, path, body, { token: await tokenOf(principal) });
-}
+const as = (principal: string, method: string, path: string, body?: unknown) =>
+  callAs(s, principal, method, path, body);
 
-function denied(res: Awaited<ReturnType<TestStack['call']>>, permission: string, resource: string): void {
-  assertError(
-    res,
-    403,
-    'PERMISSION_DENIED',
-    `Permission '${permission}' denied on resource '${resource.replace(/^\/v1\//, '')}' (or it may not exist).`,
-  );
-}
+const denied = assertDenied;
 
 before(async () => {
   s = await startTestStack();
