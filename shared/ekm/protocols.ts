@@ -22,6 +22,20 @@ export interface EkmCallContext {
   healthCheck?: boolean;
 }
 
+/**
+ * The context of a call OpenEKM makes for itself rather than for a caller's crypto request (health checks,
+ * connection checks, the coordinated-key control plane): reason GOOGLE_INITIATED_SYSTEM_OPERATION, no AAD.
+ */
+export function systemCall(versionName: string, principal: string, requestId: string): EkmCallContext {
+  return {
+    versionName,
+    reason: 'GOOGLE_INITIATED_SYSTEM_OPERATION',
+    principal,
+    requestId,
+    aad: Buffer.alloc(0),
+  };
+}
+
 export interface EkmProtocol {
   wrap(key: ResolvedKey, plaintext: Buffer, ctx: EkmCallContext, signal: AbortSignal): Promise<Buffer>;
   unwrap(key: ResolvedKey, blob: Buffer, ctx: EkmCallContext, signal: AbortSignal): Promise<Buffer>;

@@ -10,6 +10,7 @@ import type { JsonObject } from '../api/decode.js';
 import type { Deps } from '../context.js';
 import { endpointTargets, type ProbeTarget } from '../ekm/connections.js';
 import { EkmFailure, FAILOVER } from '../ekm/errors.js';
+import { systemCall } from '../ekm/protocols.js';
 import type { ProbeState } from '../ekm/replicas.js';
 import { replicasOf } from '../operations/ekmConnections.js';
 import { runScheduledTasks } from '../operations/scheduled.js';
@@ -97,13 +98,11 @@ async function probeOne(
         {
           ...(entry.probeKeyPath ? { probeKeyPath: entry.probeKeyPath } : {}),
           ...(entry.cryptoSpacePath ? { cryptoSpacePath: entry.cryptoSpacePath } : {}),
-          ctx: {
-            versionName: target.kind === 'connection' ? target.name : 'openekm-probe',
-            reason: 'GOOGLE_INITIATED_SYSTEM_OPERATION',
-            principal: 'openekm-probe',
-            requestId: randomUUID(),
-            aad: Buffer.alloc(0),
-          },
+          ctx: systemCall(
+            target.kind === 'connection' ? target.name : 'openekm-probe',
+            'openekm-probe',
+            randomUUID(),
+          ),
         },
         signal,
       );

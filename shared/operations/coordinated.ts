@@ -11,6 +11,7 @@ import { ApiError } from '../api/errors.js';
 import type { Deps, RequestContext } from '../context.js';
 import { replicaKeys } from '../ekm/connections.js';
 import { EkmFailure, ekmHint } from '../ekm/errors.js';
+import { systemCall } from '../ekm/protocols.js';
 import { type KeyRingName, locationPath, parseEkmConnectionName } from '../resources/names.js';
 import type {
   EkmConfig,
@@ -93,13 +94,7 @@ export function systemContext(deps: Deps): RequestContext {
 }
 
 function callContext(ctx: RequestContext, versionName: string) {
-  return {
-    versionName,
-    reason: 'GOOGLE_INITIATED_SYSTEM_OPERATION',
-    principal: ctx.caller.principal,
-    requestId: ctx.requestId,
-    aad: Buffer.alloc(0),
-  };
+  return systemCall(versionName, ctx.caller.principal, ctx.requestId);
 }
 
 /**

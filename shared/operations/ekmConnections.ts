@@ -24,6 +24,7 @@ import {
   parseCertificate,
 } from '../ekm/connections.js';
 import { EkmFailure, ekmError } from '../ekm/errors.js';
+import { systemCall } from '../ekm/protocols.js';
 import {
   checkId,
   ekmConnectionPath,
@@ -312,13 +313,7 @@ export async function verifyConnectivity(deps: Deps, ctx: RequestContext, name: 
         target,
         {
           ...(conn.cryptoSpacePath ? { cryptoSpacePath: conn.cryptoSpacePath } : {}),
-          ctx: {
-            versionName: name,
-            reason: 'GOOGLE_INITIATED_SYSTEM_OPERATION',
-            principal: ctx.caller.principal,
-            requestId: ctx.requestId,
-            aad: Buffer.alloc(0),
-          },
+          ctx: systemCall(name, ctx.caller.principal, ctx.requestId),
         },
         ctx.signal,
       );
