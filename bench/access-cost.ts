@@ -24,9 +24,9 @@ import { type LocalEkm, startLocalEkm } from '../scripts/lib/local-ekm.js';
 import { LOCAL_OWNER, localGatewayEnv, mintLocalToken } from '../scripts/lib/local-state.js';
 import type { Caller } from '../shared/access/identity.js';
 import { type ApiRequest, Gateway } from '../shared/api/app.js';
-import { createLogger } from '../shared/api/log.js';
 import type { FunctionName } from '../shared/api/routes.js';
 import { loadConfig } from '../shared/config.js';
+import { createLogger } from '../shared/log.js';
 
 const N = Number(process.env.BENCH_ACCESS_N ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ACCESS_ROUNDS ?? 5);

@@ -46,8 +46,8 @@ import {
   mintLocalToken,
 } from '../scripts/lib/local-state.js';
 import { Gateway } from '../shared/api/app.js';
-import { createLogger } from '../shared/api/log.js';
 import { loadConfig } from '../shared/config.js';
+import { createLogger } from '../shared/log.js';
 import { FaultRelay, type RelayMode } from '../test/helpers/ekm-replicas.js';
 import { api, type LoadResult, measure } from './gateway.js';
 

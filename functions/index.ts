@@ -8,9 +8,9 @@ import { getTestServer } from '@google-cloud/functions-framework/testing';
 import serverless from 'serverless-http';
 import { decrypt } from './decrypt.js';
 import { encrypt } from './encrypt.js';
-import { healthCheck } from './healthCheck.js';
-import { healthProbe } from './healthProbe.js';
-import { keyAdmin } from './keyAdmin.js';
+import { healthCheck } from './health-check.js';
+import { healthProbe } from './health-probe.js';
+import { keyAdmin } from './key-admin.js';
 import { getGateway } from './platform.js';
 
 export { decrypt, encrypt, healthCheck, healthProbe, keyAdmin };

@@ -13,18 +13,19 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { HttpFunction, Request, Response } from '@google-cloud/functions-framework';
 import { type ApiRequest, type ApiResponse, Gateway } from '../shared/api/app.js';
-import { ApiError } from '../shared/api/errors.js';
+import { envelope, httpStatus } from '../shared/api/envelope.js';
 import type { FunctionName } from '../shared/api/routes.js';
+import { RpcError } from '../shared/errors.js';
 
 const ORIGINAL_CONTENT_TYPE = 'x-openekm-original-content-type';
 
 type Handle = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void;
 
-function writeError(res: ServerResponse, e: ApiError): void {
+function writeError(res: ServerResponse, e: RpcError): void {
   if (res.headersSent) return;
-  res.statusCode = e.httpStatus;
+  res.statusCode = httpStatus(e.code);
   res.setHeader('content-type', 'application/json; charset=utf-8');
-  res.end(JSON.stringify(e.toEnvelope()));
+  res.end(JSON.stringify(envelope(e)));
 }
 
 function installExpressHook(): void {
@@ -43,17 +44,17 @@ function installExpressHook(): void {
       next ??
       ((err?: unknown) => {
         if (err === undefined) {
-          writeError(res, new ApiError('NOT_FOUND', 'Not found.'));
+          writeError(res, new RpcError('NOT_FOUND', 'Not found.'));
           return;
         }
         const status = (err as { status?: number }).status;
         writeError(
           res,
           status === 413
-            ? ApiError.invalidArgument('The request body is too large.')
+            ? RpcError.invalidArgument('The request body is too large.')
             : status && status < 500
-              ? ApiError.invalidArgument('The request could not be read; send a JSON body.')
-              : ApiError.internal(err),
+              ? RpcError.invalidArgument('The request could not be read; send a JSON body.')
+              : RpcError.internal(err),
         );
       });
     return original.call(this, req, res, done);
@@ -121,7 +122,7 @@ export function httpFunction(name: FunctionName): HttpFunction {
     } catch {
       writeError(
         res,
-        new ApiError(
+        new RpcError(
           'UNAVAILABLE',
           'The service is misconfigured and cannot serve requests; its operator has been told in the logs.',
         ),

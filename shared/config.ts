@@ -9,11 +9,8 @@ import { z } from 'zod';
 import type { GatewayIdentityConfig } from './access/outgoing.js';
 import { isValidMember, MEMBER_FORMS } from './access/roles.js';
 import { type EkmEndpoint, parseEndpoints } from './ekm/endpoints.js';
+import { ConfigError } from './errors.js';
 import { DEFAULT_EKM_QUOTA, type EkmQuotaConfig } from './quota/ekm-quota.js';
-
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
 
 const issuerSchema = z
   .object({

@@ -4,11 +4,11 @@
  */
 import type { Caller } from './access/identity.js';
 import type { GatewayIdentity } from './access/outgoing.js';
-import type { Logger } from './api/log.js';
 import type { AuditRecord } from './audit/audit.js';
 import type { Config } from './config.js';
 import type { RootKeyring } from './crypto/material.js';
 import type { EkmClient } from './ekm/client.js';
+import type { Logger } from './log.js';
 import type { EkmQuota } from './quota/ekm-quota.js';
 import type { AccessReasonName } from './resources/types.js';
 import type { MetadataCache } from './store/cache.js';

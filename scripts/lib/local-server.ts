@@ -7,8 +7,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { Gateway } from '../../shared/api/app.js';
-import { ApiError } from '../../shared/api/errors.js';
+import { envelope, httpStatus } from '../../shared/api/envelope.js';
 import type { FunctionName } from '../../shared/api/routes.js';
+import { RpcError } from '../../shared/errors.js';
 import '../../functions/index.js';
 import { setGateway } from '../../functions/platform.js';
 
@@ -44,11 +45,14 @@ export async function startLocalServer(options: {
   const server = createServer((req, res) => {
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > maxBytes) {
-      const e = ApiError.invalidArgument(
+      const e = RpcError.invalidArgument(
         `The request body is ${length} bytes; the limit is ${maxBytes} bytes.`,
       );
-      res.writeHead(e.httpStatus, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
-      res.end(JSON.stringify(e.toEnvelope()));
+      res.writeHead(httpStatus(e.code), {
+        'content-type': 'application/json; charset=utf-8',
+        connection: 'close',
+      });
+      res.end(JSON.stringify(envelope(e)));
       req.resume();
       return;
     }

@@ -16,8 +16,9 @@
  * no unconditional grant answered. `group:` members grant to the principals OPENEKM_GROUPS lists for the group
  * (configuration: Google Groups are not queried), in policies and in the owner and operator lists alike.
  */
-import { ApiError } from '../api/errors.js';
+
 import type { Config } from '../config.js';
+import { RpcError } from '../errors.js';
 import { isValidId } from '../resources/names.js';
 import type { MetadataCache } from '../store/cache.js';
 import { type CompiledCondition, type ConditionInput, compileCondition } from './conditions.js';
@@ -191,11 +192,11 @@ export class Authorizer {
     const held = await this.held(caller, name, [permission]);
     if (held.has(permission)) return;
     if (DEPLOYMENT_PERMISSIONS.has(permission)) {
-      throw ApiError.permissionDenied(
+      throw RpcError.permissionDenied(
         `Permission '${permission}' denied: the scheduled tasks, the EKM probe and the EKM status are for the deployment's operators; add ${caller.principal} to OPENEKM_OPERATORS.`,
       );
     }
-    throw ApiError.permissionDenied(
+    throw RpcError.permissionDenied(
       `Permission '${permission}' denied on resource '${name}' (or it may not exist).`,
     );
   }

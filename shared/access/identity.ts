@@ -18,8 +18,8 @@ import {
   jwtVerify,
 } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { ApiError } from '../api/errors.js';
 import type { TrustedIssuer } from '../config.js';
+import { RpcError } from '../errors.js';
 
 export interface Caller {
   principal: string;
@@ -35,7 +35,7 @@ export function principalFromClaims(claims: { email?: unknown; sub?: unknown }):
       : `user:${claims.email}`;
   }
   if (typeof claims.sub === 'string' && claims.sub) return `user:${claims.sub}`;
-  throw ApiError.unauthenticated('The access token names no principal (no email or sub claim).');
+  throw RpcError.unauthenticated('The access token names no principal (no email or sub claim).');
 }
 
 export class TokenVerifier {
@@ -65,12 +65,12 @@ export class TokenVerifier {
   /** Verifies an Authorization header value; throws UNAUTHENTICATED with a message that says what to fix. */
   async verify(authorization: string | undefined): Promise<Caller> {
     if (!authorization) {
-      throw ApiError.unauthenticated(
+      throw RpcError.unauthenticated(
         'Request is missing required authentication credential. Send "Authorization: Bearer <token>" (locally: npm run --silent token).',
       );
     }
     const m = /^Bearer\s+([A-Za-z0-9_\-.=]+)$/i.exec(authorization.trim());
-    if (!m) throw ApiError.unauthenticated('The Authorization header must be "Bearer <JWT>".');
+    if (!m) throw RpcError.unauthenticated('The Authorization header must be "Bearer <JWT>".');
     const token = m[1]!;
     const cacheKey = createHash('sha256').update(token).digest('base64url');
     const hit = this.verified.get(cacheKey);
@@ -81,11 +81,11 @@ export class TokenVerifier {
     try {
       iss = JSON.parse(Buffer.from(parts[1] ?? '', 'base64url').toString('utf8')).iss;
     } catch {
-      throw ApiError.unauthenticated('The access token is not a JWT.');
+      throw RpcError.unauthenticated('The access token is not a JWT.');
     }
     const issuer = typeof iss === 'string' ? this.issuers.get(iss) : undefined;
     if (!issuer)
-      throw ApiError.unauthenticated('The access token was issued by an issuer this service does not trust.');
+      throw RpcError.unauthenticated('The access token was issued by an issuer this service does not trust.');
     try {
       const { payload } = await jwtVerify(token, issuer.getKey, {
         issuer: iss as string,
@@ -95,13 +95,13 @@ export class TokenVerifier {
         requiredClaims: ['exp'],
       });
       if (payload.email_verified === false)
-        throw ApiError.unauthenticated('The access token has an unverified email.');
+        throw RpcError.unauthenticated('The access token has an unverified email.');
       const caller: Caller = { principal: principalFromClaims(payload), issuer: iss as string };
       this.verified.set(cacheKey, { caller, expMs: (payload.exp as number) * 1000 });
       return caller;
     } catch (err) {
-      if (err instanceof ApiError) throw err;
-      throw ApiError.unauthenticated(tokenProblem(err));
+      if (err instanceof RpcError) throw err;
+      throw RpcError.unauthenticated(tokenProblem(err));
     }
   }
 }

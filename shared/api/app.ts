@@ -14,8 +14,10 @@ import type { Deps, RequestContext } from '../context.js';
 import { RootKeyring } from '../crypto/material.js';
 import { EkmClient } from '../ekm/client.js';
 import type { TransportOptions } from '../ekm/transport.js';
+import { type Code, numericCode, RpcError } from '../errors.js';
 import { buildReport, probeStateLoader, runProbe } from '../health/probe.js';
 import { renderStatusPage } from '../health/status-page.js';
+import { createLogger, type Logger } from '../log.js';
 import { decrypt, encrypt } from '../operations/crypto.js';
 import {
   createCryptoKey,
@@ -46,6 +48,7 @@ import { createKeyRing, getKeyRing, listKeyRings } from '../operations/keyRings.
 import type { ListRequest } from '../operations/list.js';
 import { runScheduledTasks } from '../operations/scheduled.js';
 import { EkmQuota } from '../quota/ekm-quota.js';
+import { enumValue, fieldMask, type JsonObject, parseBool } from '../resources/fields.js';
 import {
   AccessReason,
   type AccessReasonName,
@@ -54,9 +57,8 @@ import {
 } from '../resources/types.js';
 import { MetadataCache } from '../store/cache.js';
 import { FirestoreStore, type Store } from '../store/firestore.js';
-import { enumValue, fieldMask, type JsonObject, parseBody, parseBool } from './decode.js';
-import { ApiError, type Code, numericCode } from './errors.js';
-import { createLogger, type Logger } from './log.js';
+import { parseBody } from './body.js';
+import { envelope, httpStatus } from './envelope.js';
 import {
   type FunctionName,
   matchRoute,
@@ -185,7 +187,7 @@ export class Gateway {
     try {
       const parsed = parsePath(req.path);
       if (!parsed) {
-        throw new ApiError(
+        throw new RpcError(
           'NOT_FOUND',
           `The path ${req.path.slice(0, 200)} is not part of this API. Paths look like /v1/projects/{project}/locations/{location}/keyRings.`,
         );
@@ -193,12 +195,12 @@ export class Gateway {
       const { route, allowed } = matchRoute(req.method, parsed);
       if (!route) {
         if (allowed.length > 0) {
-          throw new ApiError(
+          throw new RpcError(
             'NOT_FOUND',
             `Method ${req.method} is not supported on ${req.path.slice(0, 200)}; use ${allowed.join(' or ')}.`,
           );
         }
-        throw new ApiError(
+        throw new RpcError(
           'NOT_FOUND',
           parsed.verb
             ? `Custom method ":${parsed.verb.slice(0, 40)}" does not exist on this resource.`
@@ -206,7 +208,7 @@ export class Gateway {
         );
       }
       if (route.fn !== fn) {
-        throw new ApiError(
+        throw new RpcError(
           'NOT_FOUND',
           `This is the ${fn} function; ${req.method} ${req.path.slice(0, 200)} is served by the ${route.fn} function. Send it to the service's base URL.`,
         );
@@ -216,7 +218,7 @@ export class Gateway {
       resourceName = parsed.name;
       this.checkQuery(req.query, route);
       if (req.body && req.body.length > this.deps.config.maxRequestBytes) {
-        throw ApiError.invalidArgument(
+        throw RpcError.invalidArgument(
           `The request body is ${req.body.length} bytes; the limit is ${this.deps.config.maxRequestBytes} bytes.`,
         );
       }
@@ -271,8 +273,8 @@ export class Gateway {
         };
       }
     } catch (err) {
-      const e = ApiError.from(err);
-      status = e.httpStatus;
+      const e = RpcError.from(err);
+      status = httpStatus(e.code);
       errorCode = e.code;
       errorMessage = e.message;
       if (e.code === 'INTERNAL' || e.code === 'DATA_LOSS' || e.code === 'UNKNOWN') {
@@ -281,7 +283,7 @@ export class Gateway {
       response = {
         status,
         headers: { 'content-type': 'application/json; charset=utf-8' },
-        body: JSON.stringify(e.toEnvelope()),
+        body: JSON.stringify(envelope(e)),
       };
     }
     release?.();
@@ -326,13 +328,13 @@ export class Gateway {
     for (const k of new Set(q.keys())) {
       if (q.getAll(k).length > 1) {
         const name = k.slice(0, 40);
-        throw ApiError.invalidArgument(
+        throw RpcError.invalidArgument(
           `Query parameter "${name}" is given more than once; give it once.`,
           name,
         );
       }
       if (!route.query.includes(k) && !SYSTEM_QUERY.has(k)) {
-        throw ApiError.invalidArgument(
+        throw RpcError.invalidArgument(
           `Unknown query parameter "${k.slice(0, 40)}"${route.query.length ? `; this method accepts ${route.query.join(', ')}` : ''}.`,
           k.slice(0, 40),
         );
@@ -386,7 +388,7 @@ export class Gateway {
         return { status: 'SERVING' };
       case 'jwks':
         if (!d.identity)
-          throw new ApiError('NOT_FOUND', 'This deployment has no gateway signing key configured.');
+          throw new RpcError('NOT_FOUND', 'This deployment has no gateway signing key configured.');
         return d.identity.jwks();
       case 'ready':
         await d.store.get('openekm/readiness');
@@ -554,16 +556,16 @@ function describe(err: unknown): string {
 function withDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) {
     work.catch(() => undefined);
-    return Promise.reject(ApiError.deadlineExceeded('The request deadline passed before the work started.'));
+    return Promise.reject(RpcError.deadlineExceeded('The request deadline passed before the work started.'));
   }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () =>
       reject(
         (signal.reason as { name?: string } | undefined)?.name === 'TimeoutError'
-          ? ApiError.deadlineExceeded(
+          ? RpcError.deadlineExceeded(
               'The request did not finish within its deadline; its outcome is unknown. Retry it.',
             )
-          : new ApiError('CANCELLED', 'The client cancelled the request; its outcome is unknown.'),
+          : new RpcError('CANCELLED', 'The client cancelled the request; its outcome is unknown.'),
       );
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(

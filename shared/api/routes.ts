@@ -3,7 +3,7 @@
  * A route names its operation, its allowed query parameters and whether it needs a caller identity.
  */
 import { RUN_TASKS, USE_TO_DECRYPT, USE_TO_ENCRYPT, VIEW_STATUS } from '../access/roles.js';
-import type { JsonObject } from './decode.js';
+import type { JsonObject } from '../resources/fields.js';
 
 export type FunctionName = 'keyAdmin' | 'encrypt' | 'decrypt' | 'healthCheck';
 export const FUNCTION_NAMES: readonly FunctionName[] = ['keyAdmin', 'encrypt', 'decrypt', 'healthCheck'];

@@ -21,7 +21,7 @@
  * applies.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { ApiError } from '../api/errors.js';
+import { RpcError } from '../errors.js';
 
 export const FORMAT_VERSION = 1;
 const HEADER = 8;
@@ -47,8 +47,8 @@ export interface ParsedCiphertext extends CiphertextHeader {
 }
 
 /** The error every malformed, tampered or foreign ciphertext gets: deliberately the same bland message. */
-export function decryptionFailed(cause?: unknown): ApiError {
-  return new ApiError(
+export function decryptionFailed(cause?: unknown): RpcError {
+  return new RpcError(
     'INVALID_ARGUMENT',
     'Decryption failed: the ciphertext is invalid, or it was not produced by this key with this additional authenticated data.',
     [],
@@ -120,7 +120,7 @@ export async function seal(args: {
   dekCipher.setAAD(context(pre, args.versionName, args.aad));
   const sealedDek = Buffer.concat([salt, dekCipher.update(dek), dekCipher.final(), dekCipher.getAuthTag()]);
   const keyBlock = args.protectKey ? await args.protectKey(sealedDek) : sealedDek;
-  if (keyBlock.length > 0xffff) throw ApiError.internal(new Error('key-protection block too large'));
+  if (keyBlock.length > 0xffff) throw RpcError.internal(new Error('key-protection block too large'));
   const header = encodeHeader(args.header, keyBlock.length);
   const iv = random.subarray(DEK + SALT);
   const cipher = createCipheriv('aes-256-gcm', dek, iv);

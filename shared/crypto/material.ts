@@ -6,8 +6,8 @@
  * sealed = iv (12) ‖ ciphertext (32) ‖ tag (16), base64 in the store, tagged with the root key id.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { ApiError } from '../api/errors.js';
 import type { RootKey } from '../config.js';
+import { RpcError } from '../errors.js';
 import type { SealedMaterial } from '../resources/types.js';
 
 const SEAL_CONTEXT = 'openekm/material/v1\0';
@@ -37,7 +37,7 @@ export class RootKeyring {
     const key = this.byId.get(sealed.rootKeyId);
     if (!key) {
       // The material exists but this instance cannot open it: an operator problem, not the caller's.
-      throw new ApiError(
+      throw new RpcError(
         'FAILED_PRECONDITION',
         `The key material of ${versionName} is sealed under root key "${sealed.rootKeyId}", which this service is not configured with. An operator must add that root key to OPENEKM_ROOT_KEYS.`,
       );
@@ -49,7 +49,7 @@ export class RootKeyring {
       decipher.setAuthTag(blob.subarray(blob.length - 16));
       return Buffer.concat([decipher.update(blob.subarray(12, blob.length - 16)), decipher.final()]);
     } catch (err) {
-      throw new ApiError(
+      throw new RpcError(
         'DATA_LOSS',
         `The stored key material of ${versionName} does not open under root key "${sealed.rootKeyId}".`,
         [],

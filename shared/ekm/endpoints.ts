@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../errors.js';
 import { EkmFailure } from './errors.js';
 
 const secretRef = z.union([z.object({ env: z.string().min(1) }), z.object({ file: z.string().min(1) })]);

@@ -3,8 +3,9 @@
  * PreconditionFailure of two violations — the version's state, then the domain — and a message that names the
  * key URI and says what to do; DECRYPTION_FAILED is INVALID_ARGUMENT instead.
  */
-import { ApiError } from '../api/errors.js';
+
 import { decryptionFailed } from '../crypto/ciphertext.js';
+import { RpcError } from '../errors.js';
 
 export const EKM_DOMAINS = [
   'EXTERNAL_PERMISSION_DENIED',
@@ -95,10 +96,10 @@ export class EkmFailure extends Error {
  * INVALID_ARGUMENT as any other undecryptable ciphertext, so a caller cannot tell which layer refused it (the
  * domain is in the log).
  */
-export function ekmError(failure: EkmFailure, keyUri: string, versionName: string, state: string): ApiError {
+export function ekmError(failure: EkmFailure, keyUri: string, versionName: string, state: string): RpcError {
   if (failure.domain === 'DECRYPTION_FAILED') return decryptionFailed(failure);
   const message = `Error calling the external key manager for ${keyUri}: ${failure.domain}. ${HINTS[failure.domain]}`;
-  return new ApiError(
+  return new RpcError(
     'FAILED_PRECONDITION',
     message,
     [

@@ -6,7 +6,6 @@
  * records into what `GET /health/ekm` and the status page show.
  */
 import { randomUUID } from 'node:crypto';
-import type { JsonObject } from '../api/decode.js';
 import type { Deps } from '../context.js';
 import { endpointTargets, type ProbeTarget } from '../ekm/connections.js';
 import { EkmFailure, FAILOVER } from '../ekm/errors.js';
@@ -14,6 +13,7 @@ import { systemCall } from '../ekm/protocols.js';
 import type { ProbeState } from '../ekm/replicas.js';
 import { replicasOf } from '../operations/ekmConnections.js';
 import { runScheduledTasks } from '../operations/scheduled.js';
+import type { JsonObject } from '../resources/fields.js';
 import type { EkmConnection } from '../resources/types.js';
 import type { EkmHealthReport, LatencySummary, ProbePoint, TargetReport } from './report.js';
 

@@ -6,12 +6,12 @@
  * scheduled tasks.
  */
 import { randomUUID } from 'node:crypto';
-import type { JsonObject } from '../api/decode.js';
-import { ApiError } from '../api/errors.js';
 import type { Deps, RequestContext } from '../context.js';
 import { replicaKeys } from '../ekm/connections.js';
 import { EkmFailure, ekmHint } from '../ekm/errors.js';
 import { systemCall } from '../ekm/protocols.js';
+import { RpcError } from '../errors.js';
+import type { JsonObject } from '../resources/fields.js';
 import { type KeyRingName, locationPath, parseEkmConnectionName } from '../resources/names.js';
 import type {
   EkmConfig,
@@ -45,7 +45,7 @@ export async function connectionBackend(
 ): Promise<Backend | undefined> {
   if (level !== 'EXTERNAL_VPC') {
     if (raw) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         'cryptoKeyBackend applies only to EXTERNAL_VPC keys: it names their EKM connection.',
         'cryptoKeyBackend',
       );
@@ -57,7 +57,7 @@ export async function connectionBackend(
   if (!name) {
     name = (await deps.store.get<EkmConfig & JsonObject>(ekmConfigDoc(loc)))?.defaultEkmConnection;
     if (!name) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `EXTERNAL_VPC keys need cryptoKeyBackend: the name of an EKM connection in ${loc}, or set a defaultEkmConnection in ${loc}/ekmConfig.`,
         'cryptoKeyBackend',
       );
@@ -65,7 +65,7 @@ export async function connectionBackend(
   }
   const c = parseEkmConnectionName(name, 'cryptoKeyBackend');
   if (c.project !== ring.project || c.location !== ring.location) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `cryptoKeyBackend must be an EKM connection in ${loc}, the key's own project and location.`,
       'cryptoKeyBackend',
     );
@@ -74,7 +74,7 @@ export async function connectionBackend(
   await ctx.authorize?.('cloudkms.ekmConnections.use', name);
   const conn = await deps.store.get<EkmConnection & JsonObject>(name);
   if (!conn) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `cryptoKeyBackend ${name} does not exist; create the EKM connection first.`,
       'cryptoKeyBackend',
     );
@@ -110,7 +110,7 @@ export async function generateCoordinated(
   opts: { makePrimary: boolean } = { makePrimary: false },
 ): Promise<StoredCryptoKeyVersion> {
   const v = await generateCoordinatedIf(deps, ctx, keyName, { ...opts, onKey: () => true });
-  if (!v) throw ApiError.internal(new Error('coordinated generation wrote nothing'));
+  if (!v) throw RpcError.internal(new Error('coordinated generation wrote nothing'));
   return v;
 }
 
@@ -122,17 +122,17 @@ export async function generateCoordinatedIf(
   opts: { makePrimary: boolean; onKey: (key: StoredCryptoKey) => boolean },
 ): Promise<StoredCryptoKeyVersion | undefined> {
   const key = await deps.store.get<StoredCryptoKey & JsonObject>(keyName);
-  if (!key?.cryptoKeyBackend) throw ApiError.notFound(keyName);
+  if (!key?.cryptoKeyBackend) throw RpcError.notFound(keyName);
   const conn = await readConnection(deps, key.cryptoKeyBackend);
   if (conn.keyManagementMode !== 'CLOUD_KMS' || !conn.cryptoSpacePath) {
-    throw ApiError.failedPrecondition(
+    throw RpcError.failedPrecondition(
       `${conn.name} is not in CLOUD_KMS mode: create versions with externalProtectionLevelOptions.ekmConnectionKeyPath.`,
     );
   }
   const pending = await deps.store.transaction(
     async (tx) => {
       const k = await tx.get<StoredCryptoKey & JsonObject>(keyName);
-      if (!k) throw ApiError.notFound(keyName);
+      if (!k) throw RpcError.notFound(keyName);
       const next: StoredCryptoKey = { ...k };
       if (!opts.onKey(next)) return undefined;
       const v = newVersion(deps, next, 'ENABLED', undefined);
@@ -171,7 +171,7 @@ export async function generateCoordinatedIf(
   }
   const settled = await deps.store.transaction(async (tx) => {
     const v = await tx.get<StoredCryptoKeyVersion & JsonObject>(pending.name);
-    if (!v) throw ApiError.notFound(pending.name);
+    if (!v) throw RpcError.notFound(pending.name);
     if (v.state !== 'PENDING_GENERATION') return v;
     const { pendingSince: _p, ...rest } = v;
     const next: StoredCryptoKeyVersion =

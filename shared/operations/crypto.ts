@@ -3,11 +3,12 @@
  * checked against the bytes received (a mismatch is INVALID_ARGUMENT with the message gcloud recognises), the
  * `verified*` flags say which ones were, and every response carries the CRC32C of what it returns.
  */
-import { allowOnly, bytesValue, type JsonObject, uint32Value } from '../api/decode.js';
-import { ApiError } from '../api/errors.js';
+
 import type { Deps, RequestContext } from '../context.js';
 import { decryptionFailed, open, parseCiphertext, seal } from '../crypto/ciphertext.js';
 import { crc32c, crc32cString } from '../crypto/crc32c.js';
+import { RpcError } from '../errors.js';
+import { allowOnly, bytesValue, type JsonObject, uint32Value } from '../resources/fields.js';
 import { cryptoKeyOfVersion, parseCryptoKeyName, parseCryptoKeyVersionName } from '../resources/names.js';
 import { ProtectionLevel, type StoredCryptoKey, type StoredCryptoKeyVersion } from '../resources/types.js';
 import { notEnabled } from '../resources/versions.js';
@@ -20,8 +21,8 @@ export const MAX_AAD_BYTES = 64 * 1024;
 /** Plaintext limit plus room for the format's header, key-protection block and tag. */
 export const MAX_CIPHERTEXT_BYTES = MAX_PLAINTEXT_BYTES + 4096;
 
-function checksumMismatch(checksumField: string, dataField: string): ApiError {
-  return ApiError.invalidArgument(
+function checksumMismatch(checksumField: string, dataField: string): RpcError {
+  return RpcError.invalidArgument(
     `The checksum in field ${checksumField} did not match the data in field ${dataField}.`,
     checksumField,
   );
@@ -40,7 +41,7 @@ function verify(
 
 function limit(data: Buffer, max: number, field: string): void {
   if (data.length > max) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `The ${field} is too large: ${data.length} bytes, the limit is ${max} bytes. Encrypt larger data locally under a data key (envelope encryption).`,
       field,
     );
@@ -51,7 +52,7 @@ function limit(data: Buffer, max: number, field: string): void {
 function checkJustification(key: StoredCryptoKey, version: StoredCryptoKeyVersion, reason: string): void {
   const policy = key.keyAccessJustificationsPolicy;
   if (policy && !(policy.allowedAccessReasons as string[]).includes(reason)) {
-    throw ApiError.failedPrecondition(
+    throw RpcError.failedPrecondition(
       `${key.name} has a keyAccessJustificationsPolicy that does not allow the access reason ${reason}. Add it to allowedAccessReasons, or state an allowed reason in the X-OpenEKM-Access-Reason header.`,
       [
         {
@@ -85,7 +86,7 @@ function keyProtection(deps: Deps, ctx: RequestContext, version: StoredCryptoKey
   if (version.protectionLevel === 'EXTERNAL' || version.protectionLevel === 'EXTERNAL_VPC') {
     return ekmKeyProtection(deps, ctx, version, aad);
   }
-  throw ApiError.failedPrecondition(
+  throw RpcError.failedPrecondition(
     `Crypto operations on ${version.protectionLevel} keys are not available in OpenEKM.`,
   );
 }
@@ -122,7 +123,7 @@ export async function encrypt(
     'additionalAuthenticatedDataCrc32c',
   ]);
   const plaintext = bytesValue(body.plaintext, 'plaintext');
-  if (plaintext === undefined) throw ApiError.invalidArgument('plaintext is required (base64).', 'plaintext');
+  if (plaintext === undefined) throw RpcError.invalidArgument('plaintext is required (base64).', 'plaintext');
   const aad = bytesValue(body.additionalAuthenticatedData, 'additionalAuthenticatedData') ?? Buffer.alloc(0);
   limit(plaintext, MAX_PLAINTEXT_BYTES, 'plaintext');
   limit(aad, MAX_AAD_BYTES, 'additionalAuthenticatedData');
@@ -141,12 +142,12 @@ export async function encrypt(
 
   const key = await readKey(deps, keyName, { cached: true });
   if (key.purpose !== 'ENCRYPT_DECRYPT') {
-    throw ApiError.invalidArgument(`${keyName} does not have purpose ENCRYPT_DECRYPT.`, 'name');
+    throw RpcError.invalidArgument(`${keyName} does not have purpose ENCRYPT_DECRYPT.`, 'name');
   }
   let versionName = name;
   if (!isVersion) {
     if (!key.primaryVersionId) {
-      throw ApiError.failedPrecondition(
+      throw RpcError.failedPrecondition(
         `${keyName} has no primary version. Create a version and make it primary with updatePrimaryVersion.`,
         [{ type: 'NO_PRIMARY_VERSION', subject: keyName, description: 'The key has no primary version.' }],
       );
@@ -193,7 +194,7 @@ export async function decrypt(
   body: JsonObject,
 ): Promise<DecryptResponse> {
   if (name.includes('/cryptoKeyVersions/')) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'Decrypt takes a crypto key name, not a version: the version is read from the ciphertext.',
       'name',
     );
@@ -208,7 +209,7 @@ export async function decrypt(
   ]);
   const ciphertext = bytesValue(body.ciphertext, 'ciphertext');
   if (ciphertext === undefined || ciphertext.length === 0) {
-    throw ApiError.invalidArgument('ciphertext is required (base64).', 'ciphertext');
+    throw RpcError.invalidArgument('ciphertext is required (base64).', 'ciphertext');
   }
   const aad = bytesValue(body.additionalAuthenticatedData, 'additionalAuthenticatedData') ?? Buffer.alloc(0);
   limit(ciphertext, MAX_CIPHERTEXT_BYTES, 'ciphertext');

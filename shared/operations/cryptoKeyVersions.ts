@@ -1,4 +1,9 @@
 /** cryptoKeyVersions.create / get / list / patch / destroy / restore, and finishing due destructions. */
+
+import type { Deps, RequestContext } from '../context.js';
+import { RootKeyring } from '../crypto/material.js';
+import { replicaKeys } from '../ekm/connections.js';
+import { RpcError } from '../errors.js';
 import {
   allowOnly,
   enumValue,
@@ -6,11 +11,7 @@ import {
   optionalObject,
   optionalString,
   requireMask,
-} from '../api/decode.js';
-import { ApiError } from '../api/errors.js';
-import type { Deps, RequestContext } from '../context.js';
-import { RootKeyring } from '../crypto/material.js';
-import { replicaKeys } from '../ekm/connections.js';
+} from '../resources/fields.js';
 import { cryptoKeyOfVersion, parseCryptoKeyName, parseCryptoKeyVersionName } from '../resources/names.js';
 import {
   type CryptoKeyVersion,
@@ -65,7 +66,7 @@ export function newVersion(
   external: ExternalProtectionLevelOptions | undefined,
 ): StoredCryptoKeyVersion {
   if (key.versionCounter >= MAX_VERSIONS_PER_KEY) {
-    throw ApiError.failedPrecondition(`${key.name} has reached the maximum number of versions.`);
+    throw RpcError.failedPrecondition(`${key.name} has reached the maximum number of versions.`);
   }
   key.versionCounter += 1;
   const name = `${key.name}/cryptoKeyVersions/${key.versionCounter}`;
@@ -94,7 +95,7 @@ function externalOptions(
     const opts = raw ?? {};
     allowOnly(opts, ['externalKeyUri', 'ekmConnectionKeyPath'], path);
     if (optionalString(opts, 'externalKeyUri', `${path}.externalKeyUri`)) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `${path}.externalKeyUri is for EXTERNAL keys; EXTERNAL_VPC keys take ${path}.ekmConnectionKeyPath.`,
         `${path}.externalKeyUri`,
       );
@@ -106,7 +107,7 @@ function externalOptions(
       keyPath.includes('..') ||
       keyPath.startsWith('/')
     ) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `${path}.ekmConnectionKeyPath is required for EXTERNAL_VPC keys: the key's path on the EKM, e.g. "v0/keys/my-key".`,
         `${path}.ekmConnectionKeyPath`,
       );
@@ -115,7 +116,7 @@ function externalOptions(
   }
   if (level !== 'EXTERNAL') {
     if (raw && Object.keys(raw).length > 0) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `${path} applies only to EXTERNAL keys; ${key.name} has protection level ${level}.`,
         path,
       );
@@ -125,7 +126,7 @@ function externalOptions(
   const opts = raw ?? {};
   allowOnly(opts, ['externalKeyUri', 'ekmConnectionKeyPath'], path);
   if (optionalString(opts, 'ekmConnectionKeyPath', `${path}.ekmConnectionKeyPath`)) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `${path}.ekmConnectionKeyPath is for EXTERNAL_VPC keys; EXTERNAL keys take ${path}.externalKeyUri.`,
       `${path}.ekmConnectionKeyPath`,
     );
@@ -142,7 +143,7 @@ function initialState(body: JsonObject): 'ENABLED' | 'DISABLED' {
   const s = enumValue(CryptoKeyVersionState, body.state, 'state');
   if (s === undefined || s === 'CRYPTO_KEY_VERSION_STATE_UNSPECIFIED' || s === 'ENABLED') return 'ENABLED';
   if (s === 'DISABLED') return 'DISABLED';
-  throw ApiError.invalidArgument(`A new version can start ENABLED or DISABLED, not ${s}.`, 'state');
+  throw RpcError.invalidArgument(`A new version can start ENABLED or DISABLED, not ${s}.`, 'state');
 }
 
 export async function createCryptoKeyVersion(
@@ -157,18 +158,18 @@ export async function createCryptoKeyVersion(
   const rawExternal = optionalObject(body, 'externalProtectionLevelOptions');
   // An external key is checked at its EKM before anything is written: on failure no version exists.
   const current = await deps.store.get<StoredCryptoKey & JsonObject>(parent);
-  if (!current) throw ApiError.notFound(parent);
+  if (!current) throw RpcError.notFound(parent);
   if (current.versionTemplate.protectionLevel === 'EXTERNAL_VPC' && current.cryptoKeyBackend) {
     const conn = await readConnection(deps, current.cryptoKeyBackend);
     if (conn.keyManagementMode === 'CLOUD_KMS') {
       if (rawExternal && Object.keys(rawExternal).length > 0) {
-        throw ApiError.invalidArgument(
+        throw RpcError.invalidArgument(
           `${parent} uses the coordinated EKM connection ${conn.name}: the EKM creates each version's key, so give no externalProtectionLevelOptions.`,
           'externalProtectionLevelOptions',
         );
       }
       if (state !== 'ENABLED') {
-        throw ApiError.invalidArgument(
+        throw RpcError.invalidArgument(
           'A coordinated version starts PENDING_GENERATION, then ENABLED.',
           'state',
         );
@@ -193,8 +194,8 @@ export async function createCryptoKeyVersion(
   const version = await deps.store.transaction(
     async (tx) => {
       const key = await tx.get<StoredCryptoKey & JsonObject>(parent);
-      if (!key) throw ApiError.notFound(parent);
-      if (key.importOnly) throw ApiError.failedPrecondition(`${parent} is import-only.`);
+      if (!key) throw RpcError.notFound(parent);
+      if (key.importOnly) throw RpcError.failedPrecondition(`${parent} is import-only.`);
       const external = externalOptions(deps, key, rawExternal, 'externalProtectionLevelOptions');
       const next = { ...key };
       const v = newVersion(deps, next, state, external);
@@ -232,7 +233,7 @@ export async function readVersion(
     : await deps.store.get<StoredCryptoKeyVersion & JsonObject>(name);
   if (!v) {
     if (opts.allowMissing) return undefined;
-    throw ApiError.notFound(name);
+    throw RpcError.notFound(name);
   }
   if (isDueForDestruction(v, deps.now())) return finishDestruction(deps, name);
   return v;
@@ -241,7 +242,7 @@ export async function readVersion(
 async function finishDestruction(deps: Deps, name: string): Promise<StoredCryptoKeyVersion> {
   const result = await deps.store.transaction(async (tx) => {
     const v = await tx.get<StoredCryptoKeyVersion & JsonObject>(name);
-    if (!v) throw ApiError.notFound(name);
+    if (!v) throw RpcError.notFound(name);
     if (!isDueForDestruction(v, deps.now())) return v;
     const d = destroyed(v);
     tx.set(name, { ...d });
@@ -270,7 +271,7 @@ export async function listCryptoKeyVersions(
 ): Promise<Page<CryptoKeyVersion>> {
   parseCryptoKeyName(parent, 'parent');
   const [key, versions] = await Promise.all([deps.store.get(parent), versionsOf(deps, parent)]);
-  if (!key) throw ApiError.notFound(parent);
+  if (!key) throw RpcError.notFound(parent);
   return paginate(versions.map(toApiVersion), req, deps.config);
 }
 
@@ -291,13 +292,13 @@ export async function patchCryptoKeyVersion(
   requireMask(mask, PATCHABLE);
   for (const path of mask) {
     if (path === 'externalProtectionLevelOptions') {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         'updateMask may not name externalProtectionLevelOptions as a whole: name externalProtectionLevelOptions.externalKeyUri.',
         'updateMask',
       );
     }
     if (!PATCHABLE.includes(path)) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         VERSION_FIELDS.includes(path)
           ? `Field ${path} cannot be updated; only ${PATCHABLE.join(', ')} can.`
           : `updateMask path "${path}" is not a field of CryptoKeyVersion that can be updated; use ${PATCHABLE.join(', ')}.`,
@@ -308,7 +309,7 @@ export async function patchCryptoKeyVersion(
   allowOnly(body, VERSION_FIELDS);
   const bodyName = optionalString(body, 'name');
   if (bodyName !== undefined && bodyName !== '' && bodyName !== name) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'The name in the body does not match the name in the URL.',
       'cryptoKeyVersion.name',
     );
@@ -353,12 +354,12 @@ export async function patchCryptoKeyVersion(
       tx.get<StoredCryptoKey & JsonObject>(keyName),
       tx.get<StoredCryptoKeyVersion & JsonObject>(name),
     ]);
-    if (!key || !stored) throw ApiError.notFound(name);
+    if (!key || !stored) throw RpcError.notFound(name);
     const v = { ...asOf(stored, deps.now()) };
     if (mask.includes('state')) {
       const to = enumValue(CryptoKeyVersionState, body.state, 'state') as StateName | undefined;
       if (to !== 'ENABLED' && to !== 'DISABLED') {
-        throw ApiError.invalidArgument(
+        throw RpcError.invalidArgument(
           `state can be patched to ENABLED or DISABLED only${to ? `, not ${to}` : ''}; use :destroy and :restore for destruction.`,
           'state',
         );
@@ -370,24 +371,24 @@ export async function patchCryptoKeyVersion(
       const level = key.versionTemplate.protectionLevel;
       const wantsPath = mask.includes('externalProtectionLevelOptions.ekmConnectionKeyPath');
       if (wantsPath && level !== 'EXTERNAL_VPC') {
-        throw ApiError.invalidArgument(
+        throw RpcError.invalidArgument(
           `externalProtectionLevelOptions.ekmConnectionKeyPath cannot be set on a ${level} key; it is for EXTERNAL_VPC keys.`,
           'updateMask',
         );
       }
       if (wantsPath && v.coordinated) {
-        throw ApiError.failedPrecondition(
+        throw RpcError.failedPrecondition(
           `${name} is a coordinated version: its EKM chose its key path, which cannot be changed.`,
         );
       }
       if (mask.includes('externalProtectionLevelOptions.externalKeyUri') && level !== 'EXTERNAL') {
-        throw ApiError.invalidArgument(
+        throw RpcError.invalidArgument(
           `externalProtectionLevelOptions.externalKeyUri applies only to EXTERNAL keys; ${keyName} is ${key.versionTemplate.protectionLevel}.`,
           'updateMask',
         );
       }
       if (v.state === 'DESTROYED' || v.state === 'DESTROY_SCHEDULED') {
-        throw ApiError.failedPrecondition(`${name} is ${v.state}; its external key cannot be changed.`);
+        throw RpcError.failedPrecondition(`${name} is ${v.state}; its external key cannot be changed.`);
       }
       v.externalProtectionLevelOptions = externalOptions(
         deps,
@@ -416,7 +417,7 @@ export async function destroyCryptoKeyVersion(
       tx.get<StoredCryptoKey & JsonObject>(keyName),
       tx.get<StoredCryptoKeyVersion & JsonObject>(name),
     ]);
-    if (!key || !stored) throw ApiError.notFound(name);
+    if (!key || !stored) throw RpcError.notFound(name);
     const current = asOf(stored, deps.now());
     requireTransition(current, 'DESTROY_SCHEDULED', 'destroy');
     const destroyTime = new Date(
@@ -443,7 +444,7 @@ export async function restoreCryptoKeyVersion(
   allowOnly(body, ['name']);
   const v = await deps.store.transaction(async (tx) => {
     const stored = await tx.get<StoredCryptoKeyVersion & JsonObject>(name);
-    if (!stored) throw ApiError.notFound(name);
+    if (!stored) throw RpcError.notFound(name);
     const current = asOf(stored, deps.now());
     requireTransition(current, 'DISABLED', 'restore');
     const { destroyTime: _t, ...rest } = current;

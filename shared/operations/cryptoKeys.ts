@@ -1,4 +1,7 @@
 /** cryptoKeys.create / get / list / patch / updatePrimaryVersion. */
+
+import type { Deps, RequestContext } from '../context.js';
+import { RpcError } from '../errors.js';
 import {
   allowOnly,
   durationSeconds,
@@ -10,9 +13,7 @@ import {
   optionalString,
   requireMask,
   timestampValue,
-} from '../api/decode.js';
-import { ApiError } from '../api/errors.js';
-import type { Deps, RequestContext } from '../context.js';
+} from '../resources/fields.js';
 import { checkId, cryptoKeyPath, parseCryptoKeyName, parseKeyRingName } from '../resources/names.js';
 import {
   AccessReason,
@@ -67,7 +68,7 @@ function algorithmFor(level: ProtectionLevelName): AlgorithmName {
 function checkAlgorithm(level: ProtectionLevelName, algorithm: AlgorithmName, field: string): void {
   const want = algorithmFor(level);
   if (algorithm !== want) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `Algorithm ${algorithm} is not valid for a ${level} ENCRYPT_DECRYPT key in OpenEKM: use ${want}.`,
       field,
     );
@@ -77,7 +78,7 @@ function checkAlgorithm(level: ProtectionLevelName, algorithm: AlgorithmName, fi
 function justificationsPolicy(raw: Json | undefined): CryptoKey['keyAccessJustificationsPolicy'] {
   if (raw === undefined || raw === null) return undefined;
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'keyAccessJustificationsPolicy must be an object.',
       'keyAccessJustificationsPolicy',
     );
@@ -85,7 +86,7 @@ function justificationsPolicy(raw: Json | undefined): CryptoKey['keyAccessJustif
   allowOnly(raw, ['allowedAccessReasons'], 'keyAccessJustificationsPolicy');
   const list = raw.allowedAccessReasons ?? [];
   if (!Array.isArray(list)) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'keyAccessJustificationsPolicy.allowedAccessReasons must be a list of reasons.',
       'keyAccessJustificationsPolicy.allowedAccessReasons',
     );
@@ -108,7 +109,7 @@ function justificationsPolicy(raw: Json | undefined): CryptoKey['keyAccessJustif
 function wholeSeconds(raw: Json | undefined, field: string, rule: string): number | undefined {
   const seconds = durationSeconds(raw, field);
   if (seconds !== undefined && !/^[0-9]+(\.0+)?s$/.test(raw as string)) {
-    throw ApiError.invalidArgument(`${field} must be a whole number of seconds ${rule}.`, field);
+    throw RpcError.invalidArgument(`${field} must be a whole number of seconds ${rule}.`, field);
   }
   return seconds;
 }
@@ -130,25 +131,25 @@ function rotation(body: JsonObject, level: ProtectionLevelName, now: Date, coord
   const next = timestampValue(body.nextRotationTime, 'nextRotationTime');
   if (period === undefined && next === undefined) return {};
   if (level !== 'SOFTWARE' && !coordinated) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `Automatic rotation is not supported for ${level} keys unless they use an EKM connection in CLOUD_KMS (coordinated) mode: an external key is rotated at the EKM, then added here as a new version.`,
       period !== undefined ? 'rotationPeriod' : 'nextRotationTime',
     );
   }
   if (period !== undefined && (period < MIN_ROTATION_SECONDS || period > MAX_ROTATION_SECONDS)) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `rotationPeriod must be at least 24 hours ("86400s") and at most 100 years.`,
       'rotationPeriod',
     );
   }
   if (period !== undefined && next === undefined) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'nextRotationTime is required when rotationPeriod is set.',
       'nextRotationTime',
     );
   }
   if (next !== undefined && next.getTime() < now.getTime() - 60_000) {
-    throw ApiError.invalidArgument('nextRotationTime must not be in the past.', 'nextRotationTime');
+    throw RpcError.invalidArgument('nextRotationTime must not be in the past.', 'nextRotationTime');
   }
   const out: Rotation = {};
   if (period !== undefined) out.rotationPeriod = durationString(period);
@@ -169,10 +170,10 @@ export async function createCryptoKey(
   allowOnly(body, KEY_FIELDS);
   const purpose = enumValue(CryptoKeyPurpose, body.purpose, 'purpose');
   if (purpose === undefined || purpose === 'CRYPTO_KEY_PURPOSE_UNSPECIFIED') {
-    throw ApiError.invalidArgument('purpose is required: use ENCRYPT_DECRYPT.', 'purpose');
+    throw RpcError.invalidArgument('purpose is required: use ENCRYPT_DECRYPT.', 'purpose');
   }
   if (purpose !== 'ENCRYPT_DECRYPT') {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `purpose ${purpose} is not supported by OpenEKM: only ENCRYPT_DECRYPT keys can be created.`,
       'purpose',
     );
@@ -183,14 +184,14 @@ export async function createCryptoKey(
     enumValue(ProtectionLevel, template.protectionLevel, 'versionTemplate.protectionLevel') ?? 'SOFTWARE';
   if (level === 'PROTECTION_LEVEL_UNSPECIFIED') level = 'SOFTWARE';
   const unsupported = UNSUPPORTED_LEVELS[level];
-  if (unsupported) throw ApiError.unimplemented(unsupported);
+  if (unsupported) throw RpcError.unimplemented(unsupported);
   let algorithm =
     enumValue(CryptoKeyVersionAlgorithm, template.algorithm, 'versionTemplate.algorithm') ??
     algorithmFor(level);
   if (algorithm === 'CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED') algorithm = algorithmFor(level);
   checkAlgorithm(level, algorithm, 'versionTemplate.algorithm');
   if (optionalBool(body, 'importOnly')) {
-    throw ApiError.unimplemented(
+    throw RpcError.unimplemented(
       'Key import is not available in OpenEKM; create the key without importOnly.',
     );
   }
@@ -199,20 +200,20 @@ export async function createCryptoKey(
     wholeSeconds(body.destroyScheduledDuration, 'destroyScheduledDuration', DESTROY_RULE) ??
     DEFAULT_DESTROY_SCHEDULED_SECONDS;
   if (destroySeconds < MIN_DESTROY_SCHEDULED_SECONDS || destroySeconds > MAX_DESTROY_SCHEDULED_SECONDS) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `destroyScheduledDuration must be ${DESTROY_RULE}.`,
       'destroyScheduledDuration',
     );
   }
   if (level === 'EXTERNAL' || level === 'EXTERNAL_VPC') {
     if (ring.location === 'global') {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `${level} keys cannot be created in location "global": create the key ring in a regional location.`,
         'parent',
       );
     }
     if (!skipInitialVersionCreation && !backend?.coordinated) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         level === 'EXTERNAL'
           ? 'EXTERNAL keys must be created with skipInitialVersionCreation=true; then create versions with externalProtectionLevelOptions.externalKeyUri.'
           : 'EXTERNAL_VPC keys on a MANUAL EKM connection must be created with skipInitialVersionCreation=true; then create versions with externalProtectionLevelOptions.ekmConnectionKeyPath.',
@@ -240,8 +241,8 @@ export async function createCryptoKey(
 
   const primary = await deps.store.transaction(async (tx) => {
     const [parentDoc, existing] = await Promise.all([tx.get(parent), tx.get(name)]);
-    if (!parentDoc) throw ApiError.notFound(parent);
-    if (existing) throw ApiError.alreadyExists(name);
+    if (!parentDoc) throw RpcError.notFound(parent);
+    if (existing) throw RpcError.alreadyExists(name);
     let initial: StoredCryptoKeyVersion | undefined;
     const stored = { ...key };
     if (!skipInitialVersionCreation && !backend?.coordinated) {
@@ -270,7 +271,7 @@ export async function readKey(
   const key = opts.cached
     ? await deps.cache.get<StoredCryptoKey & JsonObject>(name)
     : await deps.store.get<StoredCryptoKey & JsonObject>(name);
-  if (!key) throw ApiError.notFound(name);
+  if (!key) throw RpcError.notFound(name);
   return key;
 }
 
@@ -292,7 +293,7 @@ export async function listCryptoKeys(deps: Deps, parent: string, req: ListReques
     deps.store.get(parent),
     deps.store.list<StoredCryptoKey & JsonObject>(parent, 'cryptoKeys'),
   ]);
-  if (!ring) throw ApiError.notFound(parent);
+  if (!ring) throw RpcError.notFound(parent);
   const all = await Promise.all(keys.map((k) => withPrimary(deps, k)));
   return paginate(all, req, deps.config);
 }
@@ -325,16 +326,16 @@ export async function patchCryptoKey(
   requireMask(mask, PATCHABLE);
   for (const path of mask) {
     if (path === 'versionTemplate' || path.startsWith('primary')) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `updateMask path "${path}" is not allowed: name the sub-field (versionTemplate.algorithm).`,
         'updateMask',
       );
     }
     if (IMMUTABLE.includes(path)) {
-      throw ApiError.invalidArgument(`Field ${path} is immutable and cannot be updated.`, 'updateMask');
+      throw RpcError.invalidArgument(`Field ${path} is immutable and cannot be updated.`, 'updateMask');
     }
     if (!PATCHABLE.includes(path)) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `updateMask path "${path}" is not a field of CryptoKey that can be updated; use ${PATCHABLE.join(', ')}.`,
         'updateMask',
       );
@@ -343,14 +344,14 @@ export async function patchCryptoKey(
   allowOnly(body, KEY_FIELDS);
   const bodyName = optionalString(body, 'name');
   if (bodyName !== undefined && bodyName !== '' && bodyName !== name) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'The name in the body does not match the name in the URL.',
       'cryptoKey.name',
     );
   }
   const updated = await deps.store.transaction(async (tx) => {
     const key = await tx.get<StoredCryptoKey & JsonObject>(name);
-    if (!key) throw ApiError.notFound(name);
+    if (!key) throw RpcError.notFound(name);
     const level = key.versionTemplate.protectionLevel;
     const next: StoredCryptoKey = { ...key };
     if (mask.includes('labels')) {
@@ -379,7 +380,7 @@ export async function patchCryptoKey(
       const t = optionalObject(body, 'versionTemplate') ?? {};
       const algorithm = enumValue(CryptoKeyVersionAlgorithm, t.algorithm, 'versionTemplate.algorithm');
       if (!algorithm) {
-        throw ApiError.invalidArgument(
+        throw RpcError.invalidArgument(
           'versionTemplate.algorithm is named in updateMask but not given.',
           'versionTemplate.algorithm',
         );
@@ -404,9 +405,9 @@ export async function updatePrimaryVersion(deps: Deps, name: string, body: JsonO
   allowOnly(body, ['name', 'cryptoKeyVersionId']);
   const versionId = optionalString(body, 'cryptoKeyVersionId');
   if (!versionId)
-    throw ApiError.invalidArgument('cryptoKeyVersionId is required, e.g. "1".', 'cryptoKeyVersionId');
+    throw RpcError.invalidArgument('cryptoKeyVersionId is required, e.g. "1".', 'cryptoKeyVersionId');
   if (!/^[1-9][0-9]{0,9}$/.test(versionId)) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `cryptoKeyVersionId "${versionId}" is not a version id like "1".`,
       'cryptoKeyVersionId',
     );
@@ -417,8 +418,8 @@ export async function updatePrimaryVersion(deps: Deps, name: string, body: JsonO
       tx.get<StoredCryptoKey & JsonObject>(name),
       tx.get<StoredCryptoKeyVersion & JsonObject>(versionName),
     ]);
-    if (!key) throw ApiError.notFound(name);
-    if (!version) throw ApiError.notFound(versionName);
+    if (!key) throw RpcError.notFound(name);
+    if (!version) throw RpcError.notFound(versionName);
     const next = { ...key, primaryVersionId: versionId };
     tx.set(name, next);
     return next;

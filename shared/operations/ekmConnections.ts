@@ -5,15 +5,6 @@
  * be deleted, as in Cloud KMS.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  allowOnly,
-  enumValue,
-  type Json,
-  type JsonObject,
-  optionalString,
-  requireMask,
-} from '../api/decode.js';
-import { ApiError } from '../api/errors.js';
 import type { Deps, RequestContext } from '../context.js';
 import {
   connectionTargets,
@@ -25,6 +16,15 @@ import {
 } from '../ekm/connections.js';
 import { EkmFailure, ekmError } from '../ekm/errors.js';
 import { systemCall } from '../ekm/protocols.js';
+import { RpcError } from '../errors.js';
+import {
+  allowOnly,
+  enumValue,
+  type Json,
+  type JsonObject,
+  optionalString,
+  requireMask,
+} from '../resources/fields.js';
 import {
   checkId,
   ekmConnectionPath,
@@ -62,13 +62,13 @@ function newEtag(): string {
 
 function certificates(raw: Json | undefined, path: string): Certificate[] {
   if (!Array.isArray(raw) || raw.length === 0) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `${path} is required: give the replica's TLS leaf certificate(s) as [{"rawDer": "<base64 DER>"}] (at most ${MAX_CERTIFICATES}). OpenEKM trusts exactly these certificates for this replica.`,
       path,
     );
   }
   if (raw.length > MAX_CERTIFICATES) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `${path} holds ${raw.length} certificates; at most ${MAX_CERTIFICATES}.`,
       path,
     );
@@ -76,7 +76,7 @@ function certificates(raw: Json | undefined, path: string): Certificate[] {
   return raw.map((c, i) => {
     const at = `${path}[${i}]`;
     if (!c || typeof c !== 'object' || Array.isArray(c)) {
-      throw ApiError.invalidArgument(`${at} must be an object {"rawDer": "<base64 DER>"}.`, at);
+      throw RpcError.invalidArgument(`${at} must be an object {"rawDer": "<base64 DER>"}.`, at);
     }
     // Output fields a client echoes back from a get are accepted and recomputed.
     allowOnly(
@@ -95,11 +95,11 @@ function certificates(raw: Json | undefined, path: string): Certificate[] {
       at,
     );
     const der = optionalString(c, 'rawDer', `${at}.rawDer`);
-    if (!der) throw ApiError.invalidArgument(`${at}.rawDer is required.`, `${at}.rawDer`);
+    if (!der) throw RpcError.invalidArgument(`${at}.rawDer is required.`, `${at}.rawDer`);
     try {
       return parseCertificate(der);
     } catch (err) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `${at}.rawDer is not usable: ${(err as Error).message}. Give the leaf certificate's DER bytes, base64-encoded (e.g. openssl x509 -outform der | base64 -w0).`,
         `${at}.rawDer`,
       );
@@ -109,13 +109,13 @@ function certificates(raw: Json | undefined, path: string): Certificate[] {
 
 function serviceResolvers(raw: Json | undefined): ServiceResolver[] {
   if (!Array.isArray(raw) || raw.length === 0) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'serviceResolvers is required: give one entry per EKM replica, e.g. [{"hostname": "ekm1.example.com", "serverCertificates": [{"rawDer": "…"}]}].',
       'serviceResolvers',
     );
   }
   if (raw.length > MAX_REPLICAS) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `serviceResolvers has ${raw.length} entries; OpenEKM allows at most ${MAX_REPLICAS} replicas per connection.`,
       'serviceResolvers',
     );
@@ -124,18 +124,18 @@ function serviceResolvers(raw: Json | undefined): ServiceResolver[] {
   return raw.map((r, i) => {
     const at = `serviceResolvers[${i}]`;
     if (!r || typeof r !== 'object' || Array.isArray(r)) {
-      throw ApiError.invalidArgument(`${at} must be an object.`, at);
+      throw RpcError.invalidArgument(`${at} must be an object.`, at);
     }
     allowOnly(r, ['serviceDirectoryService', 'endpointFilter', 'hostname', 'serverCertificates'], at);
     const hostname = optionalString(r, 'hostname', `${at}.hostname`)?.toLowerCase();
     if (!hostname || !isValidHostname(hostname)) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `${at}.hostname must be the replica's DNS name or IPv4 address, optionally with a port ("ekm1.example.com" or "10.0.0.5:8443").`,
         `${at}.hostname`,
       );
     }
     if (seen.has(hostname)) {
-      throw ApiError.invalidArgument(`${at}.hostname ${hostname} is listed twice.`, `${at}.hostname`);
+      throw RpcError.invalidArgument(`${at}.hostname ${hostname} is listed twice.`, `${at}.hostname`);
     }
     seen.add(hostname);
     const resolver: ServiceResolver = {
@@ -145,7 +145,7 @@ function serviceResolvers(raw: Json | undefined): ServiceResolver[] {
     const sd = optionalString(r, 'serviceDirectoryService', `${at}.serviceDirectoryService`);
     if (sd) {
       if (!SERVICE_DIRECTORY.test(sd)) {
-        throw ApiError.invalidArgument(
+        throw RpcError.invalidArgument(
           `${at}.serviceDirectoryService must look like projects/{project}/locations/{location}/namespaces/{namespace}/services/{service}.`,
           `${at}.serviceDirectoryService`,
         );
@@ -165,7 +165,7 @@ function mode(body: JsonObject): { keyManagementMode: KeyManagementModeName; cry
   const space = optionalString(body, 'cryptoSpacePath');
   if (m === 'CLOUD_KMS') {
     if (!space || !CRYPTO_SPACE_PATH.test(space) || space.includes('..') || space.startsWith('/')) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         'keyManagementMode CLOUD_KMS needs cryptoSpacePath: the path of the crypto space at the EKM, e.g. "v0/cryptospaces/my-space".',
         'cryptoSpacePath',
       );
@@ -173,7 +173,7 @@ function mode(body: JsonObject): { keyManagementMode: KeyManagementModeName; cry
     return { keyManagementMode: m, cryptoSpacePath: space };
   }
   if (space) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'cryptoSpacePath applies only to keyManagementMode CLOUD_KMS (coordinated keys).',
       'cryptoSpacePath',
     );
@@ -211,7 +211,7 @@ export async function createEkmConnection(
     ...mode(body),
   };
   await deps.store.transaction(async (tx) => {
-    if (await tx.get(name)) throw ApiError.alreadyExists(name);
+    if (await tx.get(name)) throw RpcError.alreadyExists(name);
     tx.create(name, { ...conn });
   });
   deps.cache.invalidate(name);
@@ -222,7 +222,7 @@ export async function readConnection(deps: Deps, name: string, cached = false): 
   const c = cached
     ? await deps.cache.get<EkmConnection & JsonObject>(name)
     : await deps.store.get<EkmConnection & JsonObject>(name);
-  if (!c) throw ApiError.notFound(name);
+  if (!c) throw RpcError.notFound(name);
   return c;
 }
 
@@ -254,9 +254,9 @@ export async function patchEkmConnection(
   const etag = optionalString(body, 'etag');
   const updated = await deps.store.transaction(async (tx) => {
     const current = await tx.get<EkmConnection & JsonObject>(name);
-    if (!current) throw ApiError.notFound(name);
+    if (!current) throw RpcError.notFound(name);
     if (etag && etag !== current.etag) {
-      throw ApiError.aborted(
+      throw RpcError.aborted(
         `The etag ${etag} does not match the current etag of ${name}: it changed since you read it. Get it again and retry.`,
       );
     }
@@ -366,7 +366,7 @@ export async function updateEkmConfig(
   if (target) {
     const c = parseEkmConnectionName(target, 'defaultEkmConnection');
     if (c.project !== loc.project || c.location !== loc.location) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `defaultEkmConnection must be an EKM connection in ${locationPath(loc)}.`,
         'defaultEkmConnection',
       );
@@ -375,7 +375,7 @@ export async function updateEkmConfig(
   const config: EkmConfig = target ? { name: path, defaultEkmConnection: target } : { name: path };
   await deps.store.transaction(async (tx) => {
     if (target && !(await tx.get(target))) {
-      throw ApiError.failedPrecondition(`defaultEkmConnection ${target} does not exist; create it first.`);
+      throw RpcError.failedPrecondition(`defaultEkmConnection ${target} does not exist; create it first.`);
     }
     tx.set(ekmConfigDoc(locationPath(loc)), { ...config });
   });

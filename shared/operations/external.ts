@@ -5,13 +5,13 @@
  * or grant, the version is disabled, as Cloud EKM does.
  */
 import { createHash } from 'node:crypto';
-import type { JsonObject } from '../api/decode.js';
-import { ApiError } from '../api/errors.js';
 import type { Deps, RequestContext } from '../context.js';
 import type { KeyTarget } from '../ekm/client.js';
 import { replicaKeys } from '../ekm/connections.js';
 import { EkmFailure, ekmError } from '../ekm/errors.js';
 import type { EkmCallContext } from '../ekm/protocols.js';
+import { RpcError } from '../errors.js';
+import type { JsonObject } from '../resources/fields.js';
 import { cryptoKeyOfVersion } from '../resources/names.js';
 import type { StoredCryptoKey, StoredCryptoKeyVersion } from '../resources/types.js';
 import { readConnection, replicasOf } from './ekmConnections.js';
@@ -70,7 +70,7 @@ export function externalKeyUriOf(version: StoredCryptoKeyVersion): string {
 export async function ekmTargetOf(deps: Deps, version: StoredCryptoKeyVersion): Promise<KeyTarget> {
   if (version.protectionLevel !== 'EXTERNAL_VPC') return externalKeyUriOf(version);
   const path = version.externalProtectionLevelOptions?.ekmConnectionKeyPath;
-  if (!path) throw ApiError.failedPrecondition(`${version.name} has no ekmConnectionKeyPath yet.`);
+  if (!path) throw RpcError.failedPrecondition(`${version.name} has no ekmConnectionKeyPath yet.`);
   return replicaKeys(await connectionReplicas(deps, cryptoKeyOfVersion(version.name)), path);
 }
 
@@ -78,7 +78,7 @@ export async function ekmTargetOf(deps: Deps, version: StoredCryptoKeyVersion): 
 export async function connectionReplicas(deps: Deps, keyName: string) {
   const key = await deps.cache.get<StoredCryptoKey & JsonObject>(keyName);
   if (!key?.cryptoKeyBackend) {
-    throw ApiError.failedPrecondition(`${keyName} has no EKM connection (cryptoKeyBackend).`);
+    throw RpcError.failedPrecondition(`${keyName} has no EKM connection (cryptoKeyBackend).`);
   }
   return replicasOf(deps, await readConnection(deps, key.cryptoKeyBackend, true));
 }
@@ -113,7 +113,7 @@ async function fail(
   ctx: RequestContext,
   version: StoredCryptoKeyVersion,
   err: unknown,
-): Promise<ApiError> {
+): Promise<RpcError> {
   const failure = EkmFailure.from(err);
   if (ctx.audit) ctx.audit.ekmErrorDomain = failure.domain;
   logFailure(deps, ctx, version.name, externalKeyUriOf(version), failure);

@@ -16,9 +16,9 @@ import {
 } from '../access/iam.js';
 import type { Caller } from '../access/identity.js';
 import { isKnownRole, isValidMember, MEMBER_FORMS, ROLES } from '../access/roles.js';
-import { allowOnly, type Json, type JsonObject } from '../api/decode.js';
-import { ApiError } from '../api/errors.js';
 import type { Deps } from '../context.js';
+import { RpcError } from '../errors.js';
+import { allowOnly, type Json, type JsonObject } from '../resources/fields.js';
 import { parseCryptoKeyName, parseEkmConnectionName, parseKeyRingName } from '../resources/names.js';
 
 /** Most members one policy may hold (Google's limit). */
@@ -38,7 +38,7 @@ function checkName(name: string): void {
 }
 
 async function mustExist(deps: Deps, name: string): Promise<void> {
-  if (!(await deps.store.get(name))) throw ApiError.notFound(name);
+  if (!(await deps.store.get(name))) throw RpcError.notFound(name);
 }
 
 function hasConditions(bindings: readonly Binding[] | undefined): boolean {
@@ -54,7 +54,7 @@ function render(doc: PolicyDoc | undefined, requested: number): PolicyJson {
   if (!doc) return { version: 1, etag: EMPTY_POLICY_ETAG };
   const conditional = hasConditions(doc.bindings);
   if (conditional && requested < 3) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'This policy has conditional bindings; request it with options.requestedPolicyVersion=3.',
       'options.requestedPolicyVersion',
     );
@@ -67,7 +67,7 @@ function render(doc: PolicyDoc | undefined, requested: number): PolicyJson {
 function requestedVersion(raw: string | null): number {
   if (raw === null || raw === '' || raw === '0') return 1;
   if (raw === '1' || raw === '3') return Number(raw);
-  throw ApiError.invalidArgument(
+  throw RpcError.invalidArgument(
     `options.requestedPolicyVersion "${raw.slice(0, 20)}" is invalid: use 1 or 3.`,
     'options.requestedPolicyVersion',
   );
@@ -80,30 +80,30 @@ export async function getIamPolicy(deps: Deps, name: string, rawVersion: string 
     deps.store.get(name),
     deps.store.get<PolicyDoc>(policyPath(name)),
   ]);
-  if (!resource) throw ApiError.notFound(name);
+  if (!resource) throw RpcError.notFound(name);
   return render(doc, version);
 }
 
 function str(v: Json | undefined, field: string): string {
-  if (typeof v !== 'string') throw ApiError.invalidArgument(`${field} must be a string.`, field);
+  if (typeof v !== 'string') throw RpcError.invalidArgument(`${field} must be a string.`, field);
   return v;
 }
 
 function parseCondition(raw: Json | undefined, field: string): Condition | undefined {
   if (raw === undefined || raw === null) return undefined;
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    throw ApiError.invalidArgument(`${field} must be an object {expression, title, description}.`, field);
+    throw RpcError.invalidArgument(`${field} must be an object {expression, title, description}.`, field);
   }
   allowOnly(raw, ['expression', 'title', 'description', 'location'], field);
   const expression = str(raw.expression, `${field}.expression`);
   if (expression.trim() === '') {
-    throw ApiError.invalidArgument(`${field}.expression must not be empty.`, `${field}.expression`);
+    throw RpcError.invalidArgument(`${field}.expression must not be empty.`, `${field}.expression`);
   }
   try {
     compileCondition(expression);
   } catch (err) {
     if (!(err instanceof ConditionError)) throw err;
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `${field}.expression cannot be evaluated by OpenEKM: ${err.message}. OpenEKM evaluates a subset of CEL (docs/iam.md, "Conditions") and refuses the rest rather than store a condition it cannot check.`,
       `${field}.expression`,
     );
@@ -123,46 +123,46 @@ export function parsePolicy(raw: Json | undefined): {
   sentVersion: number;
 } {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'The request must hold a "policy" object {version, bindings, etag}.',
       'policy',
     );
   }
   allowOnly(raw, ['version', 'bindings', 'etag', 'auditConfigs'], 'policy');
   if (raw.auditConfigs !== undefined && !(Array.isArray(raw.auditConfigs) && raw.auditConfigs.length === 0)) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'policy.auditConfigs is not supported: OpenEKM writes audit logs for every operation already.',
       'policy.auditConfigs',
     );
   }
   const v = raw.version ?? 0;
   if (v !== 0 && v !== 1 && v !== 3) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `policy.version ${JSON.stringify(v)} is invalid: use 1 or 3.`,
       'policy.version',
     );
   }
   const rawBindings = raw.bindings ?? [];
   if (!Array.isArray(rawBindings)) {
-    throw ApiError.invalidArgument('policy.bindings must be a list of {role, members}.', 'policy.bindings');
+    throw RpcError.invalidArgument('policy.bindings must be a list of {role, members}.', 'policy.bindings');
   }
   const byKey = new Map<string, Binding>();
   let members = 0;
   rawBindings.forEach((b, i) => {
     const field = `policy.bindings[${i}]`;
     if (!b || typeof b !== 'object' || Array.isArray(b)) {
-      throw ApiError.invalidArgument(`${field} must be an object {role, members, condition}.`, field);
+      throw RpcError.invalidArgument(`${field} must be an object {role, members, condition}.`, field);
     }
     allowOnly(b, ['role', 'members', 'condition'], field);
     const role = str(b.role, `${field}.role`);
     if (!isKnownRole(role)) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `${field}.role "${role.slice(0, 80)}" is not a role OpenEKM knows; use one of ${Object.keys(ROLES).join(', ')}.`,
         `${field}.role`,
       );
     }
     if (!Array.isArray(b.members) || b.members.length === 0) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `${field}.members must be a non-empty list of members.`,
         `${field}.members`,
       );
@@ -170,7 +170,7 @@ export function parsePolicy(raw: Json | undefined): {
     const list = b.members.map((m, j) => {
       const mf = `${field}.members[${j}]`;
       if (typeof m !== 'string' || !isValidMember(m)) {
-        throw ApiError.invalidArgument(
+        throw RpcError.invalidArgument(
           `${mf} ${JSON.stringify(m).slice(0, 80)} is not a valid member; use ${MEMBER_FORMS}.`,
           mf,
         );
@@ -179,7 +179,7 @@ export function parsePolicy(raw: Json | undefined): {
     });
     const condition = parseCondition(b.condition, `${field}.condition`);
     if (condition && v !== 3) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `${field} has a condition, which needs policy.version 3; set "version": 3.`,
         'policy.version',
       );
@@ -194,7 +194,7 @@ export function parsePolicy(raw: Json | undefined): {
     byKey.set(key, binding);
   });
   if (members > MAX_MEMBERS) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `The policy has ${members} members; at most ${MAX_MEMBERS} are allowed. Use group: or domain: members.`,
       'policy.bindings',
     );
@@ -225,7 +225,7 @@ export async function setIamPolicy(deps: Deps, name: string, body: JsonObject): 
       .filter(Boolean);
     const bad = mask.find((f) => !['bindings', 'etag', 'version'].includes(f));
     if (bad)
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `updateMask field "${bad.slice(0, 40)}" cannot be set; use bindings, etag.`,
         'updateMask',
       );
@@ -240,17 +240,17 @@ export async function setIamPolicy(deps: Deps, name: string, body: JsonObject): 
   };
   try {
     await deps.store.transaction(async (tx) => {
-      if (!(await tx.get(name))) throw ApiError.notFound(name);
+      if (!(await tx.get(name))) throw RpcError.notFound(name);
       const current = await tx.get<PolicyDoc>(path);
       if (policy.etag !== undefined && !sameEtag(policy.etag, current?.etag ?? EMPTY_POLICY_ETAG)) {
-        throw ApiError.aborted(
+        throw RpcError.aborted(
           'The policy was changed since you read it (its etag no longer matches). Read it again with getIamPolicy, apply your change to that, and set it again.',
         );
       }
       // Google IAM: changing a policy that has conditional bindings needs version 3. Without an etag the caller
       // overwrites unconditionally (conditions included), as Google IAM allows.
       if (policy.etag !== undefined && policy.sentVersion < 3 && hasConditions(current?.bindings)) {
-        throw ApiError.invalidArgument(
+        throw RpcError.invalidArgument(
           'The policy has conditional bindings: set it with "version": 3 (read it with options.requestedPolicyVersion=3).',
           'policy.version',
         );
@@ -274,14 +274,14 @@ export async function testIamPermissions(
   allowOnly(body, ['permissions']);
   const raw = body.permissions ?? [];
   if (!Array.isArray(raw) || raw.length > 100) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'permissions must be a list of at most 100 permission names.',
       'permissions',
     );
   }
   const asked = raw.map((p, i) => {
     if (typeof p !== 'string' || !/^[a-z][a-zA-Z0-9]*(\.[a-zA-Z0-9]+){2}$/.test(p)) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `permissions[${i}] ${JSON.stringify(p).slice(0, 80)} is not a permission name; use e.g. "cloudkms.cryptoKeys.get" (no wildcards).`,
         `permissions[${i}]`,
       );

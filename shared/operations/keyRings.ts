@@ -1,7 +1,8 @@
 /** keyRings.create / get / list. Key rings cannot be deleted, so a used name is never reused. */
-import { allowOnly, type JsonObject } from '../api/decode.js';
-import { ApiError } from '../api/errors.js';
+
 import type { Deps } from '../context.js';
+import { RpcError } from '../errors.js';
+import { allowOnly, type JsonObject } from '../resources/fields.js';
 import { checkId, keyRingPath, parseKeyRingName, parseLocationName } from '../resources/names.js';
 import type { KeyRing } from '../resources/types.js';
 import { type ListRequest, type Page, paginate } from './list.js';
@@ -13,7 +14,7 @@ export async function createKeyRing(deps: Deps, parent: string, keyRingId: strin
   const name = keyRingPath({ ...loc, keyRing: id });
   const ring: KeyRing = { name, createTime: deps.now().toISOString() };
   await deps.store.transaction(async (tx) => {
-    if (await tx.get(name)) throw ApiError.alreadyExists(name);
+    if (await tx.get(name)) throw RpcError.alreadyExists(name);
     tx.create(name, { ...ring });
   });
   deps.cache.invalidate(name);
@@ -23,7 +24,7 @@ export async function createKeyRing(deps: Deps, parent: string, keyRingId: strin
 export async function getKeyRing(deps: Deps, name: string): Promise<KeyRing> {
   parseKeyRingName(name);
   const ring = await deps.store.get<KeyRing & JsonObject>(name);
-  if (!ring) throw ApiError.notFound(name);
+  if (!ring) throw RpcError.notFound(name);
   return { name: ring.name, createTime: ring.createTime };
 }
 

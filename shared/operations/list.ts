@@ -3,7 +3,7 @@
  * cap, an opaque pageToken bound to the filter and order it was made for, and totalSize.
  */
 import { createHash } from 'node:crypto';
-import { ApiError } from '../api/errors.js';
+import { RpcError } from '../errors.js';
 import { compileFilter, type Resource } from '../resources/filter.js';
 
 export interface ListRequest {
@@ -28,7 +28,7 @@ function parseOrder(orderBy: string | null | undefined): 'asc' | 'desc' {
   const o = (orderBy ?? '').trim().replace(/\s+/g, ' ');
   if (o === '' || o === 'name' || o === 'name asc') return 'asc';
   if (o === 'name desc') return 'desc';
-  throw ApiError.invalidArgument(
+  throw RpcError.invalidArgument(
     `orderBy "${orderBy}" is not supported: use "name" or "name desc".`,
     'orderBy',
   );
@@ -37,7 +37,7 @@ function parseOrder(orderBy: string | null | undefined): 'asc' | 'desc' {
 function parsePageSize(raw: string | null | undefined, limits: ListLimits): number {
   if (raw === undefined || raw === null || raw === '' || raw === '0') return limits.listDefaultPageSize;
   if (!/^[0-9]{1,9}$/.test(raw)) {
-    throw ApiError.invalidArgument(`pageSize "${raw}" is invalid: use a positive integer.`, 'pageSize');
+    throw RpcError.invalidArgument(`pageSize "${raw}" is invalid: use a positive integer.`, 'pageSize');
   }
   return Math.min(Number(raw), limits.listMaxPageSize);
 }
@@ -57,7 +57,7 @@ function decodeToken(token: string, binding: string): string {
   } catch {
     // fall through
   }
-  throw ApiError.invalidArgument(
+  throw RpcError.invalidArgument(
     'pageToken is invalid, or was made for a different filter or orderBy; start again without a pageToken.',
     'pageToken',
   );

@@ -4,8 +4,9 @@
  * versions stuck waiting for their EKM, and rotates keys whose nextRotationTime has come (SOFTWARE keys, and
  * EXTERNAL_VPC keys on a coordinated connection, whose EKM creates the new key).
  */
-import type { JsonObject } from '../api/decode.js';
+
 import type { Deps } from '../context.js';
+import type { JsonObject } from '../resources/fields.js';
 import type { StoredCryptoKey } from '../resources/types.js';
 import { parseDurationString } from '../resources/validate.js';
 import { finishPendingVersions, generateCoordinatedIf, systemContext } from './coordinated.js';

@@ -27,7 +27,7 @@
  * that finds it spent; each document lives for one second (`expireAt` lets a Firestore TTL policy delete them).
  */
 import { FieldValue, Firestore, type Timestamp } from '@google-cloud/firestore';
-import { ApiError } from '../api/errors.js';
+import { RpcError } from '../errors.js';
 import { FirestoreStore, type Store } from '../store/firestore.js';
 
 export interface EkmQuotaConfig {
@@ -315,7 +315,7 @@ export class EkmQuota {
       after = snaps.map((s) => (s.exists ? Number(s.get('used') ?? 0) : 0));
     } catch (err) {
       this.stats.failures++;
-      throw ApiError.unavailable('The EKM quota could not be read from Firestore; retry the request.', err);
+      throw RpcError.unavailable('The EKM quota could not be read from Firestore; retry the request.', err);
     }
     let granted = 0;
     for (const { shard, n } of asks) {
@@ -332,7 +332,7 @@ export class EkmQuota {
     if (!this.firestore) {
       const db = this.store instanceof FirestoreStore ? this.store.db : undefined;
       if (!(db instanceof Firestore))
-        throw ApiError.internal(new Error('the EKM quota needs a FirestoreStore'));
+        throw RpcError.internal(new Error('the EKM quota needs a FirestoreStore'));
       this.firestore = db;
     }
     return this.firestore;
@@ -383,16 +383,16 @@ async function within(work: Promise<void>, ms: number): Promise<void> {
   }
 }
 
-function exhausted(project: string, location: string, limit: number, delayMs: number): ApiError {
-  return new ApiError(
+function exhausted(project: string, location: string, limit: number, delayMs: number): RpcError {
+  return new RpcError(
     'RESOURCE_EXHAUSTED',
     `Quota exceeded: project ${project} may make ${limit} external key manager requests per second in ${location}, and this second's are used. Retry after the delay in RetryInfo, spread the load, or ask the operator to raise the quota (OPENEKM_EKM_QUOTA).`,
     [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${(delayMs / 1000).toFixed(3)}s` }],
   );
 }
 
-function notInTime(project: string, location: string, limit: number, waitMs: number): ApiError {
-  return new ApiError(
+function notInTime(project: string, location: string, limit: number, waitMs: number): RpcError {
+  return new RpcError(
     'RESOURCE_EXHAUSTED',
     `Quota not granted in time: a unit of project ${project}'s ${limit} external key manager requests per second in ${location} could not be leased within ${waitMs} ms. Retry after the delay in RetryInfo; if this persists, ask the operator to check Firestore or the quota (OPENEKM_EKM_QUOTA).`,
     [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${(waitMs / 1000).toFixed(3)}s` }],

@@ -36,11 +36,11 @@
  * - Booleans compare with `true`/`false` in any case; numbers with numeric values. Enum fields compare with the
  *   enum NAME as stored (`state=ENABLED`).
  *
- * Every syntax error is an ApiError INVALID_ARGUMENT on the field `filter` whose message gives the 1-based
+ * Every syntax error is an RpcError INVALID_ARGUMENT on the field `filter` whose message gives the 1-based
  * character position, what was wrong and what to do. Filters are limited in length and nesting depth, and
  * wildcards are matched without regular expressions, so no input can make parsing or matching slow.
  */
-import { ApiError } from '../api/errors.js';
+import { RpcError } from '../errors.js';
 
 export type Resource = Record<string, unknown>;
 export type Predicate = (resource: Resource) => boolean;
@@ -84,17 +84,17 @@ type Node =
 
 type Fail = (index: number, what: string, hint?: string) => never;
 
-/** Parses the filter once; throws ApiError.invalidArgument(message, 'filter') on a syntax error. Empty/blank filter matches everything. */
+/** Parses the filter once; throws RpcError.invalidArgument(message, 'filter') on a syntax error. Empty/blank filter matches everything. */
 export function compileFilter(filter: string | undefined): Predicate {
   if (filter === undefined) return matchAll;
   if (typeof filter !== 'string') {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       'Invalid filter: expected one string. Send the filter parameter once.',
       'filter',
     );
   }
   const fail: Fail = (index, what, hint = EXAMPLE) => {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `Invalid filter at position ${position(filter, index)}: ${what}. ${hint}`,
       'filter',
     );

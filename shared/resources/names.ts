@@ -2,7 +2,7 @@
  * Resource names of the Cloud KMS REST v1 surface. A resource name is also its Firestore document path, so
  * parsing a name is the only validation a path needs before it touches the store.
  */
-import { ApiError } from '../api/errors.js';
+import { RpcError } from '../errors.js';
 
 const ID = /^[a-zA-Z0-9_-]{1,63}$/;
 const VERSION_ID = /^[1-9][0-9]{0,17}$/;
@@ -30,10 +30,10 @@ export function isValidId(id: string): boolean {
 
 export function checkId(id: string | undefined, field: string): string {
   if (id === undefined || id === '') {
-    throw ApiError.invalidArgument(`The ${field} query parameter is required.`, field);
+    throw RpcError.invalidArgument(`The ${field} query parameter is required.`, field);
   }
   if (!ID.test(id)) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `${field} "${truncate(id)}" is invalid: it must be 1 to 63 characters of letters, digits, "_" or "-".`,
       field,
     );
@@ -46,7 +46,7 @@ function truncate(s: string): string {
 }
 
 function fail(kind: string, name: string, shape: string, field: string): never {
-  throw ApiError.invalidArgument(
+  throw RpcError.invalidArgument(
     `Resource name "${truncate(name)}" is not a valid ${kind} name; expected "${shape}".`,
     field,
   );

@@ -9,7 +9,7 @@
  *   (create) → PENDING_GENERATION → ENABLED | GENERATION_FAILED      (the EKM's createKey)
  *   DESTROY_SCHEDULED → PENDING_EXTERNAL_DESTRUCTION → DESTROYED | EXTERNAL_DESTRUCTION_FAILED   (destroyKey)
  */
-import { ApiError } from '../api/errors.js';
+import { RpcError } from '../errors.js';
 import type {
   CryptoKey,
   CryptoKeyVersion,
@@ -64,7 +64,7 @@ export function requireTransition(v: StoredCryptoKeyVersion, to: StateName, acti
         (to === 'DISABLED' && (from === 'ENABLED' || from === 'DISABLED')) ||
         (to === 'DESTROY_SCHEDULED' && (from === 'ENABLED' || from === 'DISABLED'));
   if (!ok) {
-    throw ApiError.failedPrecondition(`${v.name} cannot be ${action}d: its state is ${from}.`, [
+    throw RpcError.failedPrecondition(`${v.name} cannot be ${action}d: its state is ${from}.`, [
       {
         type: 'STATE',
         subject: v.name,
@@ -82,14 +82,14 @@ function hint(from: StateName, action: string): string {
 }
 
 /** The FAILED_PRECONDITION a version that cannot be used for crypto gets. */
-export function notEnabled(v: StoredCryptoKeyVersion): ApiError {
+export function notEnabled(v: StoredCryptoKeyVersion): RpcError {
   const type =
     v.state === 'DISABLED'
       ? 'KEY_DISABLED'
       : v.state.includes('DESTROY')
         ? 'KEY_DESTROYED'
         : 'KEY_NOT_ENABLED';
-  return ApiError.failedPrecondition(`${v.name} is not enabled, current state is: ${v.state}.`, [
+  return RpcError.failedPrecondition(`${v.name} is not enabled, current state is: ${v.state}.`, [
     {
       type,
       subject: v.name,

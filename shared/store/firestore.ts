@@ -5,7 +5,7 @@
  * (see MetadataCache) by the layer above.
  */
 import { Firestore, type Transaction } from '@google-cloud/firestore';
-import { ApiError } from '../api/errors.js';
+import { RpcError } from '../errors.js';
 
 export type Doc = Record<string, unknown>;
 
@@ -40,14 +40,14 @@ export interface Store {
 }
 
 /** gRPC status codes the Firestore client reports, mapped to what a caller of OpenEKM should do. */
-function storeError(err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
+function storeError(err: unknown): RpcError {
+  if (err instanceof RpcError) return err;
   const code = (err as { code?: unknown }).code;
-  if (code === 10) return ApiError.aborted('The request conflicted with a concurrent change; retry it.', err);
+  if (code === 10) return RpcError.aborted('The request conflicted with a concurrent change; retry it.', err);
   if (code === 4 || code === 14 || code === 8) {
-    return ApiError.unavailable('The metadata store is unavailable right now; retry the request.', err);
+    return RpcError.unavailable('The metadata store is unavailable right now; retry the request.', err);
   }
-  return ApiError.internal(err);
+  return RpcError.internal(err);
 }
 
 /** Runs async work one at a time per key, in arrival order. */

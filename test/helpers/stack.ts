@@ -11,9 +11,9 @@ import { type LocalEkm, startLocalEkm } from '../../scripts/lib/local-ekm.js';
 import { type LocalServer, startLocalServer } from '../../scripts/lib/local-server.js';
 import { localGatewayEnv, mintLocalToken } from '../../scripts/lib/local-state.js';
 import { Gateway } from '../../shared/api/app.js';
-import { createLogger } from '../../shared/api/log.js';
 import { loadConfig } from '../../shared/config.js';
 import type { TransportOptions } from '../../shared/ekm/transport.js';
+import { createLogger } from '../../shared/log.js';
 
 export interface TestStack {
   url: string;

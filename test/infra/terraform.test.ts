@@ -22,7 +22,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from '@cdktf/hcl2json';
 import { FUNCTION_NAMES, JWKS_PATH, parsePath, ROUTES, type Target } from '../../shared/api/routes.js';
-import { ConfigError, loadConfig } from '../../shared/config.js';
+import { loadConfig } from '../../shared/config.js';
+import { ConfigError } from '../../shared/errors.js';
 
 type Json = any;
 

@@ -11,8 +11,8 @@ import { after, before, test } from 'node:test';
 import { crc32c } from '@node-rs/crc32';
 import { localGatewayEnv } from '../../scripts/lib/local-state.js';
 import { Gateway } from '../../shared/api/app.js';
-import { createLogger } from '../../shared/api/log.js';
 import { loadConfig } from '../../shared/config.js';
+import { createLogger } from '../../shared/log.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 type Reply = Awaited<ReturnType<TestStack['call']>>;

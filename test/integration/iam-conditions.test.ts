@@ -10,8 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { localGatewayEnv } from '../../scripts/lib/local-state.js';
 import { Authorizer, iamConfigOf } from '../../shared/access/iam.js';
 import { RUN_TASKS } from '../../shared/access/roles.js';
-import { ApiError } from '../../shared/api/errors.js';
-import { ConfigError, loadConfig } from '../../shared/config.js';
+import { loadConfig } from '../../shared/config.js';
+import { ConfigError, RpcError } from '../../shared/errors.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { assertDenied, assertError, callAs, ok, violationField } from './admin-helpers.js';
 
@@ -105,7 +105,7 @@ test('request.time is the clock the authorizer is given: the stack clock moves a
     assert.deepEqual([...(await authorizer.held(caller, name, [USE_TO_ENCRYPT]))], []);
     await assert.rejects(
       Promise.resolve(authorizer.authorize(caller, USE_TO_ENCRYPT, name)),
-      (err: unknown) => err instanceof ApiError && err.code === 'PERMISSION_DENIED',
+      (err: unknown) => err instanceof RpcError && err.code === 'PERMISSION_DENIED',
     );
   } finally {
     s.advance(-3_600_000);
@@ -231,7 +231,7 @@ test('group: members in the owner and operator lists: checked synchronously, fro
   assert.ok(refused instanceof Promise);
   await assert.rejects(
     refused,
-    (err: unknown) => err instanceof ApiError && err.code === 'PERMISSION_DENIED',
+    (err: unknown) => err instanceof RpcError && err.code === 'PERMISSION_DENIED',
   );
   const other = authorizer.authorize(
     po,

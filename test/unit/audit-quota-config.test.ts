@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { auditedMethod } from '../../shared/audit/audit.js';
-import { ConfigError, loadConfig } from '../../shared/config.js';
+import { loadConfig } from '../../shared/config.js';
+import { ConfigError } from '../../shared/errors.js';
 import { EkmQuota } from '../../shared/quota/ekm-quota.js';
 
 const base = {

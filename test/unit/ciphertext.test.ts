@@ -2,7 +2,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { ApiError } from '../../shared/api/errors.js';
 import {
   FORMAT_VERSION,
   open,
@@ -10,6 +9,7 @@ import {
   SEALED_DEK_BYTES,
   seal,
 } from '../../shared/crypto/ciphertext.js';
+import { RpcError } from '../../shared/errors.js';
 
 const NAME = 'projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/7';
 const material = randomBytes(32);
@@ -38,7 +38,7 @@ async function opens(
 
 function isBland(err: unknown): boolean {
   return (
-    err instanceof ApiError &&
+    err instanceof RpcError &&
     err.code === 'INVALID_ARGUMENT' &&
     /^Decryption failed/.test(err.message) &&
     err.details.length === 0

@@ -1,21 +1,21 @@
-/** Request decoding (shared/api/decode.ts): bodies, base64, checksums, booleans, enums, durations, masks. */
+/** Request decoding (shared/api/body.ts, shared/resources/fields.ts): bodies, base64, checksums, booleans, enums, durations, masks. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { parseBody } from '../../shared/api/body.js';
+import { RpcError } from '../../shared/errors.js';
 import {
   bytesValue,
   durationSeconds,
   enumValue,
   fieldMask,
-  parseBody,
   parseBool,
   timestampValue,
   uint32Value,
-} from '../../shared/api/decode.js';
-import { ApiError } from '../../shared/api/errors.js';
+} from '../../shared/resources/fields.js';
 import { CryptoKeyPurpose } from '../../shared/resources/types.js';
 
 const invalid = (field?: string, message?: RegExp) => (err: unknown) => {
-  assert.ok(err instanceof ApiError, String(err));
+  assert.ok(err instanceof RpcError, String(err));
   assert.equal(err.code, 'INVALID_ARGUMENT');
   if (message) assert.match(err.message, message);
   if (field) {

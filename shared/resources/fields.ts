@@ -1,61 +1,26 @@
 /**
- * Request decoding that real clients need: proto3 JSON with camelCase or snake_case names, enums as names or
- * numbers, bytes in either base64 alphabet, `""` or nothing as the empty message, int64 as strings or numbers,
- * booleans as true/True/1. Every failure is INVALID_ARGUMENT naming the field and what a valid value looks like.
+ * Field decoding of proto3 JSON messages that real clients need: enums as names or numbers, bytes in either base64
+ * alphabet, int64 as strings or numbers, booleans as true/True/1, durations, timestamps and field masks. Every
+ * failure is INVALID_ARGUMENT naming the field and what a valid value looks like. (Reading the body itself is the
+ * HTTP edge's job: shared/api/body.ts.)
  */
-import { ApiError } from './errors.js';
+import { RpcError } from '../errors.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
 
-const MAX_DEPTH = 16;
-
 /** snake_case → lowerCamelCase; anything else (camelCase, "__proto__", "_x") is left as sent. */
-function camel(key: string): string {
+export function camel(key: string): string {
   return /^[a-z][a-z0-9]*(_[a-z0-9]+)+$/.test(key)
     ? key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())
     : key;
-}
-
-/** snake_case → lowerCamelCase for message fields; map values (labels) keep their keys. */
-function normalizeKeys(value: Json, depth: number, isMap: boolean): Json {
-  if (depth > MAX_DEPTH) throw ApiError.invalidArgument('Invalid JSON payload received: nested too deeply.');
-  if (Array.isArray(value)) return value.map((v) => normalizeKeys(v, depth + 1, false));
-  if (value === null || typeof value !== 'object') return value;
-  const out: JsonObject = {};
-  for (const [k, v] of Object.entries(value)) {
-    const key = isMap ? k : camel(k);
-    // An own property even for "__proto__", so that it is refused by name instead of becoming the prototype.
-    const value = normalizeKeys(v, depth + 1, key === 'labels');
-    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
-  }
-  return out;
-}
-
-/** Parses a request body into a JSON object. */
-export function parseBody(body: Buffer | undefined): JsonObject {
-  if (!body || body.length === 0) return {};
-  const text = body.toString('utf8').trim();
-  if (text === '' || text === '""') return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw ApiError.invalidArgument(
-      `Invalid JSON payload received: ${(err as Error).message.replace(/\s+in JSON.*$/, '')}. Send a JSON object.`,
-    );
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw ApiError.invalidArgument('Invalid JSON payload received: the body must be a JSON object.');
-  }
-  return normalizeKeys(value as Json, 0, false) as JsonObject;
 }
 
 /** Refuses fields the method does not know, as Google's front end does ("Unknown name"). */
 export function allowOnly(obj: JsonObject, allowed: readonly string[], where = ''): void {
   for (const k of Object.keys(obj)) {
     if (!allowed.includes(k)) {
-      throw ApiError.invalidArgument(
+      throw RpcError.invalidArgument(
         `Invalid JSON payload received. Unknown name "${k}"${where ? ` at '${where}'` : ''}: Cannot find field. Known fields: ${allowed.join(', ')}.`,
         where ? `${where}.${k}` : k,
       );
@@ -67,7 +32,7 @@ export function optionalObject(obj: JsonObject, field: string, path = field): Js
   const v = obj[field];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'object' || Array.isArray(v)) {
-    throw ApiError.invalidArgument(`Field ${path} must be a JSON object.`, path);
+    throw RpcError.invalidArgument(`Field ${path} must be a JSON object.`, path);
   }
   return v;
 }
@@ -75,7 +40,7 @@ export function optionalObject(obj: JsonObject, field: string, path = field): Js
 export function optionalString(obj: JsonObject, field: string, path = field): string | undefined {
   const v = obj[field];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw ApiError.invalidArgument(`Field ${path} must be a string.`, path);
+  if (typeof v !== 'string') throw RpcError.invalidArgument(`Field ${path} must be a string.`, path);
   return v;
 }
 
@@ -84,13 +49,13 @@ export function optionalBool(obj: JsonObject, field: string, path = field): bool
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'boolean') return v;
   if (typeof v === 'string') return parseBool(v, path);
-  throw ApiError.invalidArgument(`Field ${path} must be true or false.`, path);
+  throw RpcError.invalidArgument(`Field ${path} must be true or false.`, path);
 }
 
 export function parseBool(raw: string, field: string): boolean {
   if (/^(true|1)$/i.test(raw)) return true;
   if (/^(false|0)$/i.test(raw) || raw === '') return false;
-  throw ApiError.invalidArgument(`${field}="${raw}" is not a boolean: use true or false.`, field);
+  throw RpcError.invalidArgument(`${field}="${raw}" is not a boolean: use true or false.`, field);
 }
 
 /** An enum given by name or number, returned by name. */
@@ -107,7 +72,7 @@ export function enumValue<E extends Record<string, number>>(
     const name = Object.keys(table).find((k) => table[k] === raw);
     if (name !== undefined) return name as keyof E;
   }
-  throw ApiError.invalidArgument(
+  throw RpcError.invalidArgument(
     `Invalid value at '${field}': ${JSON.stringify(raw)} is not one of ${Object.keys(table).join(', ')}.`,
     field,
   );
@@ -119,10 +84,10 @@ const B64 = /^[A-Za-z0-9+/\-_]*={0,2}$/;
 export function bytesValue(raw: Json | undefined, field: string): Buffer | undefined {
   if (raw === undefined || raw === null) return undefined;
   if (typeof raw !== 'string')
-    throw ApiError.invalidArgument(`Field ${field} must be a base64 string.`, field);
+    throw RpcError.invalidArgument(`Field ${field} must be a base64 string.`, field);
   const s = raw.replace(/\s+/g, '');
   if (!B64.test(s) || s.replace(/=+$/, '').length % 4 === 1) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `Invalid value at '${field}': the value is not valid base64 (standard or URL-safe alphabet).`,
       field,
     );
@@ -135,7 +100,7 @@ export function uint32Value(raw: Json | undefined, field: string): number | unde
   if (raw === undefined || raw === null) return undefined;
   const s = typeof raw === 'number' ? String(raw) : raw;
   if (typeof s !== 'string' || !/^[0-9]{1,10}$/.test(s) || Number(s) > 0xffffffff) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `Invalid value at '${field}': expected a CRC32C checksum, a decimal integer from 0 to 4294967295.`,
       field,
     );
@@ -148,7 +113,7 @@ export function durationSeconds(raw: Json | undefined, field: string): number | 
   if (raw === undefined || raw === null) return undefined;
   const m = typeof raw === 'string' ? /^([0-9]{1,12})(?:\.([0-9]{1,9}))?s$/.exec(raw) : null;
   if (!m) {
-    throw ApiError.invalidArgument(`Invalid value at '${field}': expected a duration like "86400s".`, field);
+    throw RpcError.invalidArgument(`Invalid value at '${field}': expected a duration like "86400s".`, field);
   }
   return Number(m[1]);
 }
@@ -161,7 +126,7 @@ export function timestampValue(raw: Json | undefined, field: string): Date | und
     /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(raw);
   const d = ok ? new Date(raw as string) : undefined;
   if (!d || Number.isNaN(d.getTime())) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `Invalid value at '${field}': expected an RFC 3339 timestamp like "2030-01-01T00:00:00Z".`,
       field,
     );
@@ -182,7 +147,7 @@ export function fieldMask(raw: string | null): string[] {
 /** An update's field mask, which Cloud KMS requires: refuses an empty one, naming the fields that can change. */
 export function requireMask(mask: string[], updatable: readonly string[]): string[] {
   if (mask.length === 0) {
-    throw ApiError.invalidArgument(
+    throw RpcError.invalidArgument(
       `updateMask is required: name the fields to change, from ${updatable.join(', ')}.`,
       'updateMask',
     );
