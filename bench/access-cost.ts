@@ -23,7 +23,7 @@ import { type RunningEmulator, startFirestoreEmulator } from '../scripts/lib/fir
 import { type LocalEkm, startLocalEkm } from '../scripts/lib/local-ekm.js';
 import { LOCAL_OWNER, localGatewayEnv, mintLocalToken } from '../scripts/lib/local-state.js';
 import type { Caller } from '../shared/access/identity.js';
-import { type ApiRequest, Gateway } from '../shared/api/app.js';
+import { type ApiRequest, Gateway } from '../shared/api/gateway.js';
 import type { FunctionName } from '../shared/api/routes.js';
 import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';

@@ -45,7 +45,7 @@ import {
   localGatewayEnv,
   mintLocalToken,
 } from '../scripts/lib/local-state.js';
-import { Gateway } from '../shared/api/app.js';
+import { Gateway } from '../shared/api/gateway.js';
 import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';
 import { FaultRelay, type RelayMode } from '../test/helpers/ekm-replicas.js';
@@ -278,7 +278,7 @@ async function serverSide(firestoreHost: string): Promise<void> {
     });
     const gw = new Gateway({ config, logger: createLogger('warn', sink) });
     gateway = gw;
-    server = await startLocalServer({ gateway: gw, maxRequestBytes: config.maxRequestBytes });
+    server = await startLocalServer({ gateway: gw });
     const url = server.url;
     const token = await mintLocalToken({ dir: stateDir, ttlSeconds: 3600 });
 

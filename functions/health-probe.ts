@@ -4,7 +4,7 @@
  * the healthCheck function. A failed run throws, so the event is retried per the trigger's policy.
  */
 import * as functions from '@google-cloud/functions-framework';
-import { getGateway } from './platform.js';
+import { getGateway } from './instance.js';
 
 export async function healthProbe(_event: functions.CloudEvent<unknown>): Promise<void> {
   await getGateway().probe();

@@ -59,25 +59,11 @@ if (spec) {
   );
 }
 
-const functions = await import('./dist/functions/index.js');
-const { ROUTES, parsePath } = await import('./dist/shared/api/routes.js');
-
-export const { keyAdminLambda, encryptLambda, decryptLambda, healthCheckLambda, healthProbeLambda } = functions;
-
-const byFunction = {
-  keyAdmin: keyAdminLambda,
-  encrypt: encryptLambda,
-  decrypt: decryptLambda,
-  healthCheck: healthCheckLambda,
-};
-
-/** One Lambda for the whole API: the function that owns the path (any method), keyAdmin for unknown paths. */
-export function routerLambda(event, context) {
-  const path = event.rawPath ?? event.path ?? '/';
-  const parsed = parsePath(path);
-  const route = parsed && ROUTES.find((r) => r.target === parsed.target && r.verb === parsed.verb);
-  return (byFunction[route?.fn] ?? keyAdminLambda)(event, context);
-}
+// The handlers are typed code (functions/lambda.ts), loaded after the secrets are in place: one per function,
+// routerLambda (all four in one Lambda, dispatched by the route table) and healthProbeLambda.
+const handlers = await import('./dist/functions/lambda.js');
+export const { keyAdminLambda, encryptLambda, decryptLambda, healthCheckLambda, routerLambda, healthProbeLambda } =
+  handlers;
 `;
 
 interface Entry {

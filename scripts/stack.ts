@@ -3,7 +3,7 @@
  * points at one) and the four functions behind one base URL (PORT, default 8080). Ctrl-C or SIGTERM stops
  * everything it started.
  */
-import { Gateway } from '../shared/api/app.js';
+import { Gateway } from '../shared/api/gateway.js';
 import { EmulatorMissingError, startFirestoreEmulator } from './lib/firestore-emulator.js';
 import { startLocalEkm } from './lib/local-ekm.js';
 import { startLocalServer } from './lib/local-server.js';
@@ -47,7 +47,6 @@ try {
     gateway,
     port,
     host,
-    maxRequestBytes: gateway.deps.config.maxRequestBytes,
   });
   stops.push(server.stop);
   // What Cloud Scheduler does in the cloud: the EKM probe (and the scheduled tasks) every probe interval.

@@ -2,6 +2,7 @@
  * What every core operation receives: its collaborators (Deps, made once per instance) and the request's own
  * context (who calls, a request id, a deadline). Core code never sees an HTTP framework type.
  */
+import type { Authorizer } from './access/iam.js';
 import type { Caller } from './access/identity.js';
 import type { GatewayIdentity } from './access/outgoing.js';
 import type { AuditRecord } from './audit/audit.js';
@@ -18,6 +19,8 @@ export interface Deps {
   config: Config;
   store: Store;
   cache: MetadataCache;
+  /** The IAM checks (docs/iam.md). */
+  authorizer: Authorizer;
   rootKeys: RootKeyring;
   /** The clock; tests move it to make scheduled destructions due. */
   now: () => Date;

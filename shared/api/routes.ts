@@ -1,239 +1,485 @@
 /**
- * The routing table of the Cloud KMS REST v1 surface we serve, and which of the four functions owns each route.
- * A route names its operation, its allowed query parameters and whether it needs a caller identity.
+ * The one route table of the API. Each entry carries everything the pipeline needs about a method: which of the
+ * four functions serves it, its HTTP method and path template (Cloud KMS's google.api.http binding), the RPC
+ * method name (logs and audit), the permission checked on the path's resource, which audit log it goes to, its
+ * query schema, and its handler. Adding a Cloud KMS method is one handler (an operation in shared/operations/)
+ * plus one entry here; the matcher (match.ts), the Lambda router and the infra test all read this table.
  */
 import { RUN_TASKS, USE_TO_DECRYPT, USE_TO_ENCRYPT, VIEW_STATUS } from '../access/roles.js';
-import type { JsonObject } from '../resources/fields.js';
+import type { Deps, RequestContext } from '../context.js';
+import { RpcError } from '../errors.js';
+import { buildReport, runProbe } from '../health/probe.js';
+import { renderStatusPage } from '../health/status-page.js';
+import { decrypt, encrypt } from '../operations/crypto.js';
+import {
+  createCryptoKeyVersion,
+  destroyCryptoKeyVersion,
+  getCryptoKeyVersion,
+  listCryptoKeyVersions,
+  patchCryptoKeyVersion,
+  restoreCryptoKeyVersion,
+} from '../operations/crypto-key-versions.js';
+import {
+  createCryptoKey,
+  getCryptoKey,
+  listCryptoKeys,
+  patchCryptoKey,
+  updatePrimaryVersion,
+} from '../operations/crypto-keys.js';
+import {
+  createEkmConnection,
+  getEkmConfig,
+  getEkmConnection,
+  listEkmConnections,
+  patchEkmConnection,
+  updateEkmConfig,
+  verifyConnectivity,
+} from '../operations/ekm-connections.js';
+import { getIamPolicy, setIamPolicy, testIamPermissions } from '../operations/iam.js';
+import { createKeyRing, getKeyRing, listKeyRings } from '../operations/key-rings.js';
+import type { ListRequest } from '../operations/list.js';
+import { runScheduledTasks } from '../operations/scheduled.js';
+import { fieldMask, type JsonObject } from '../resources/fields.js';
+import { bool, LIST_QUERY, type QueryOf, type QuerySchema, text, view } from './query.js';
 
 export type FunctionName = 'keyAdmin' | 'encrypt' | 'decrypt' | 'healthCheck';
 export const FUNCTION_NAMES: readonly FunctionName[] = ['keyAdmin', 'encrypt', 'decrypt', 'healthCheck'];
 
-/** What the path names: a collection under a parent, or a resource, plus an optional custom verb. */
-export type Target =
-  | 'health'
-  | 'health.ready'
-  | 'health.tasks'
-  | 'health.probe'
-  | 'health.ekm'
-  | 'health.status'
-  | 'jwks'
-  | 'ekmConnections'
-  | 'ekmConnection'
-  | 'ekmConfig'
-  | 'keyRings'
-  | 'keyRing'
-  | 'cryptoKeys'
-  | 'cryptoKey'
-  | 'cryptoKeyVersions'
-  | 'cryptoKeyVersion';
-
-export interface ParsedPath {
-  target: Target;
-  /** The resource name (or the parent, for a collection), without the /v1/ prefix. */
+/** What a handler receives besides its collaborators and the request context. */
+export interface Call<Q> {
+  /** The resource the path names (the parent, for a collection), without /v1/; '' for /health routes. */
   name: string;
-  verb: string;
+  query: QueryOf<Q>;
+  body: JsonObject;
 }
 
-export interface Route {
+export type Handler<Q> = (deps: Deps, ctx: RequestContext, call: Call<Q>) => Promise<unknown>;
+
+export interface Route<Q extends QuerySchema = QuerySchema> {
   fn: FunctionName;
   method: 'GET' | 'POST' | 'PATCH';
-  target: Target;
-  verb: string;
-  operation: OperationId;
-  query: readonly string[];
-  authenticated: boolean;
+  /** google.api.http path template: `{var=…}` binds the resource name; `*` is one segment. */
+  path: string;
+  /** Full RPC method name, e.g. google.cloud.kms.v1.KeyManagementService.Encrypt. */
+  rpc: string;
   /**
-   * The permission the caller must hold on the path's resource (the parent, for a collection) — checked once, in
-   * Gateway.handle, before the operation runs. Undefined for unauthenticated routes and testIamPermissions.
+   * The permission the caller must hold on the path's resource (the parent, for a collection), checked before
+   * the handler runs. Undefined for unauthenticated routes and testIamPermissions (which checks nothing).
    */
   permission?: string;
+  /** Whether a caller identity is required (false: /health, /health/ready, the JWKS). */
+  authenticated: boolean;
+  /** Which Cloud Audit Log the call goes to: Admin Activity, Data Access, or none (health, probes). */
+  audit?: 'admin' | 'data';
+  /** The query parameters this method accepts, each with its decoder; anything else is refused. */
+  query: Q;
+  handler: Handler<Q>;
 }
 
-export type OperationId =
-  | 'health'
-  | 'ready'
-  | 'runScheduledTasks'
-  | 'runProbe'
-  | 'ekmHealth'
-  | 'statusPage'
-  | 'jwks'
-  | 'createEkmConnection'
-  | 'getEkmConnection'
-  | 'listEkmConnections'
-  | 'patchEkmConnection'
-  | 'verifyConnectivity'
-  | 'getEkmConfig'
-  | 'updateEkmConfig'
-  | 'createKeyRing'
-  | 'getKeyRing'
-  | 'listKeyRings'
-  | 'createCryptoKey'
-  | 'getCryptoKey'
-  | 'listCryptoKeys'
-  | 'patchCryptoKey'
-  | 'updatePrimaryVersion'
-  | 'encrypt'
-  | 'decrypt'
-  | 'createCryptoKeyVersion'
-  | 'getCryptoKeyVersion'
-  | 'listCryptoKeyVersions'
-  | 'patchCryptoKeyVersion'
-  | 'destroyCryptoKeyVersion'
-  | 'restoreCryptoKeyVersion'
-  | 'iam';
-
-const LIST = ['pageSize', 'pageToken', 'filter', 'orderBy'];
-
-function r(
-  fn: FunctionName,
-  method: Route['method'],
-  target: Target,
-  verb: string,
-  operation: OperationId,
-  permission: string | undefined,
-  query: readonly string[] = [],
-  authenticated = true,
+function route<Q extends QuerySchema>(
+  r: Omit<Route<Q>, 'authenticated' | 'query'> & { authenticated?: boolean; query?: Q },
 ): Route {
-  return permission
-    ? { fn, method, target, verb, operation, query, authenticated, permission }
-    : { fn, method, target, verb, operation, query, authenticated };
+  return { authenticated: true, query: {} as Q, ...r } as unknown as Route;
 }
 
+const KMS = 'google.cloud.kms.v1.KeyManagementService.';
+const EKM = 'google.cloud.kms.v1.EkmService.';
+const IAM = 'google.iam.v1.IAMPolicy.';
 const KR = 'cloudkms.keyRings.';
 const CK = 'cloudkms.cryptoKeys.';
 const CKV = 'cloudkms.cryptoKeyVersions.';
 const EC = 'cloudkms.ekmConnections.';
 
-export const ROUTES: readonly Route[] = [
-  r('healthCheck', 'GET', 'health', '', 'health', undefined, [], false),
-  r('healthCheck', 'GET', 'health.ready', '', 'ready', undefined, [], false),
-  r('healthCheck', 'POST', 'health.tasks', 'run', 'runScheduledTasks', RUN_TASKS),
-  r('healthCheck', 'POST', 'health.probe', '', 'runProbe', RUN_TASKS),
-  // Authenticated unless OPENEKM_STATUS_PUBLIC=true (checked in the pipeline).
-  r('healthCheck', 'GET', 'health.ekm', '', 'ekmHealth', VIEW_STATUS),
-  r('healthCheck', 'GET', 'health.status', '', 'statusPage', VIEW_STATUS),
-  r('healthCheck', 'GET', 'jwks', '', 'jwks', undefined, [], false),
-  r('keyAdmin', 'POST', 'ekmConnections', '', 'createEkmConnection', `${EC}create`, ['ekmConnectionId']),
-  r('keyAdmin', 'GET', 'ekmConnections', '', 'listEkmConnections', `${EC}list`, LIST),
-  r('keyAdmin', 'GET', 'ekmConnection', '', 'getEkmConnection', `${EC}get`),
-  r('keyAdmin', 'PATCH', 'ekmConnection', '', 'patchEkmConnection', `${EC}update`, ['updateMask']),
-  r('keyAdmin', 'GET', 'ekmConnection', 'verifyConnectivity', 'verifyConnectivity', `${EC}get`),
-  r('keyAdmin', 'GET', 'ekmConfig', '', 'getEkmConfig', 'cloudkms.ekmConfigs.get'),
-  r('keyAdmin', 'PATCH', 'ekmConfig', '', 'updateEkmConfig', 'cloudkms.ekmConfigs.update', ['updateMask']),
-  r('keyAdmin', 'POST', 'keyRings', '', 'createKeyRing', `${KR}create`, ['keyRingId']),
-  r('keyAdmin', 'GET', 'keyRings', '', 'listKeyRings', `${KR}list`, LIST),
-  r('keyAdmin', 'GET', 'keyRing', '', 'getKeyRing', `${KR}get`),
-  r('keyAdmin', 'POST', 'cryptoKeys', '', 'createCryptoKey', `${CK}create`, [
-    'cryptoKeyId',
-    'skipInitialVersionCreation',
-  ]),
-  r('keyAdmin', 'GET', 'cryptoKeys', '', 'listCryptoKeys', `${CK}list`, [...LIST, 'versionView']),
-  r('keyAdmin', 'GET', 'cryptoKey', '', 'getCryptoKey', `${CK}get`),
-  r('keyAdmin', 'PATCH', 'cryptoKey', '', 'patchCryptoKey', `${CK}update`, ['updateMask']),
-  r('keyAdmin', 'POST', 'cryptoKey', 'updatePrimaryVersion', 'updatePrimaryVersion', `${CK}update`),
-  r('encrypt', 'POST', 'cryptoKey', 'encrypt', 'encrypt', USE_TO_ENCRYPT),
-  r('encrypt', 'POST', 'cryptoKeyVersion', 'encrypt', 'encrypt', USE_TO_ENCRYPT),
-  r('decrypt', 'POST', 'cryptoKey', 'decrypt', 'decrypt', USE_TO_DECRYPT),
-  // Not in Cloud KMS's URL map; routed so the caller learns to use the key name instead of a bare 404.
-  r('decrypt', 'POST', 'cryptoKeyVersion', 'decrypt', 'decrypt', USE_TO_DECRYPT),
-  r('keyAdmin', 'POST', 'cryptoKeyVersions', '', 'createCryptoKeyVersion', `${CKV}create`),
-  r('keyAdmin', 'GET', 'cryptoKeyVersions', '', 'listCryptoKeyVersions', `${CKV}list`, [...LIST, 'view']),
-  r('keyAdmin', 'GET', 'cryptoKeyVersion', '', 'getCryptoKeyVersion', `${CKV}get`),
-  r('keyAdmin', 'PATCH', 'cryptoKeyVersion', '', 'patchCryptoKeyVersion', `${CKV}update`, ['updateMask']),
-  r('keyAdmin', 'POST', 'cryptoKeyVersion', 'destroy', 'destroyCryptoKeyVersion', `${CKV}destroy`),
-  r('keyAdmin', 'POST', 'cryptoKeyVersion', 'restore', 'restoreCryptoKeyVersion', `${CKV}restore`),
-  ...(
-    [
-      ['keyRing', KR],
-      ['cryptoKey', CK],
-      ['ekmConnection', EC],
-    ] as const
-  ).flatMap(([t, prefix]) => [
-    r('keyAdmin', 'GET', t, 'getIamPolicy', 'iam', `${prefix}getIamPolicy`, [
-      'options.requestedPolicyVersion',
-    ]),
-    r('keyAdmin', 'POST', t, 'setIamPolicy', 'iam', `${prefix}setIamPolicy`),
-    // Needs no permission (as in Google IAM): it answers only about the caller's own permissions.
-    r('keyAdmin', 'POST', t, 'testIamPermissions', 'iam', undefined),
-  ]),
-];
+const LOCATION = 'projects/*/locations/*';
+const KEY_RING = `${LOCATION}/keyRings/*`;
+const CRYPTO_KEY = `${KEY_RING}/cryptoKeys/*`;
+const VERSION = `${CRYPTO_KEY}/cryptoKeyVersions/*`;
+const CONNECTION = `${LOCATION}/ekmConnections/*`;
+
+function listRequest(q: QueryOf<typeof LIST_QUERY>): ListRequest {
+  return { pageSize: q.pageSize, pageToken: q.pageToken, filter: q.filter, orderBy: q.orderBy };
+}
+
+function page<T>(field: string, p: { items: T[]; nextPageToken?: string; totalSize: number }) {
+  return { [field]: p.items, nextPageToken: p.nextPageToken, totalSize: p.totalSize };
+}
+
+/** A non-JSON answer (the status page). */
+export class Rendered {
+  constructor(
+    readonly contentType: string,
+    readonly body: string,
+    readonly headers: Record<string, string> = {},
+  ) {}
+}
+
+/** The status page loads nothing and runs nothing; it is never cached (it is live state). */
+const STATUS_PAGE_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+};
 
 /** Where the gateway publishes the public keys of its EKM tokens (served by healthCheck). */
 export const JWKS_PATH = '/.well-known/openekm/jwks.json';
 
-/** Query parameters every Google REST API accepts; they never change what an operation does here. */
-export const SYSTEM_QUERY = new Set([
-  ...['alt', 'fields', 'prettyPrint', 'key', 'quotaUser', 'callback'].flatMap((p) => [p, `$${p}`]),
-  '$.xgafv',
-  'access_token',
-]);
-
-const COLLECTIONS: Record<string, Target> = {
-  keyRings: 'keyRings',
-  cryptoKeys: 'cryptoKeys',
-  cryptoKeyVersions: 'cryptoKeyVersions',
-  ekmConnections: 'ekmConnections',
-};
-const RESOURCE_BY_DEPTH: Record<number, Target> = { 6: 'keyRing', 8: 'cryptoKey', 10: 'cryptoKeyVersion' };
-
-/** Classifies a URL path; undefined when it is not one of ours at all. */
-export function parsePath(path: string): ParsedPath | undefined {
-  let p = path;
-  try {
-    p = decodeURIComponent(path);
-  } catch {
-    return undefined;
-  }
-  if (p === '/health' || p === '/health/') return { target: 'health', name: '', verb: '' };
-  if (p === '/health/ready') return { target: 'health.ready', name: '', verb: '' };
-  if (p === JWKS_PATH) return { target: 'jwks', name: '', verb: '' };
-  if (p === '/health/tasks:run') return { target: 'health.tasks', name: '', verb: 'run' };
-  if (p === '/health/probe') return { target: 'health.probe', name: '', verb: '' };
-  if (p === '/health/ekm') return { target: 'health.ekm', name: '', verb: '' };
-  if (p === '/health/status') return { target: 'health.status', name: '', verb: '' };
-  if (!p.startsWith('/v1/projects/')) return undefined;
-  let rest = p.slice('/v1/'.length).replace(/\/$/, '');
-  let verb = '';
-  const lastSlash = rest.lastIndexOf('/');
-  const colon = rest.indexOf(':', lastSlash + 1);
-  if (colon >= 0) {
-    verb = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-  }
-  const segments = rest.split('/');
-  const last = segments[segments.length - 1]!;
-  if (segments.length % 2 === 1 && COLLECTIONS[last] && !verb) {
-    return { target: COLLECTIONS[last]!, name: segments.slice(0, -1).join('/'), verb };
-  }
-  if (segments[2] === 'locations' && segments[4] === 'ekmConnections' && segments.length === 6) {
-    return { target: 'ekmConnection', name: rest, verb };
-  }
-  if (segments[2] === 'locations' && segments[4] === 'ekmConfig' && segments.length === 5) {
-    return { target: 'ekmConfig', name: rest, verb };
-  }
-  const target = RESOURCE_BY_DEPTH[segments.length];
-  if (!target) return undefined;
-  const expected = {
-    keyRing: ['keyRings'],
-    cryptoKey: ['keyRings', 'cryptoKeys'],
-    cryptoKeyVersion: ['keyRings', 'cryptoKeys', 'cryptoKeyVersions'],
-  }[target as 'keyRing' | 'cryptoKey' | 'cryptoKeyVersion'];
-  if (segments[2] !== 'locations' || expected.some((c, i) => segments[4 + 2 * i] !== c)) return undefined;
-  return { target, name: rest, verb };
+/** getIamPolicy, setIamPolicy and testIamPermissions on one resource type. */
+function iamRoutes(resource: string, prefix: string) {
+  return [
+    route({
+      fn: 'keyAdmin',
+      method: 'GET',
+      path: `/v1/{resource=${resource}}:getIamPolicy`,
+      rpc: `${IAM}GetIamPolicy`,
+      permission: `${prefix}getIamPolicy`,
+      audit: 'data',
+      query: { 'options.requestedPolicyVersion': text },
+      handler: (d, _ctx, c) => getIamPolicy(d, c.name, c.query['options.requestedPolicyVersion'] ?? null),
+    }),
+    route({
+      fn: 'keyAdmin',
+      method: 'POST',
+      path: `/v1/{resource=${resource}}:setIamPolicy`,
+      rpc: `${IAM}SetIamPolicy`,
+      permission: `${prefix}setIamPolicy`,
+      audit: 'admin',
+      handler: (d, _ctx, c) => setIamPolicy(d, c.name, c.body),
+    }),
+    // Needs no permission (as in Google IAM): it answers only about the caller's own permissions.
+    route({
+      fn: 'keyAdmin',
+      method: 'POST',
+      path: `/v1/{resource=${resource}}:testIamPermissions`,
+      rpc: `${IAM}TestIamPermissions`,
+      audit: 'data',
+      handler: (d, ctx, c) => testIamPermissions(d, d.authorizer, ctx.caller, c.name, c.body),
+    }),
+  ];
 }
 
-export interface Match {
-  route?: Route;
-  /** Methods that would match this path, for a 405 answer. */
-  allowed: string[];
-}
-
-export function matchRoute(method: string, parsed: ParsedPath): Match {
-  const candidates = ROUTES.filter((x) => x.target === parsed.target && x.verb === parsed.verb);
-  return {
-    route: candidates.find((x) => x.method === method),
-    allowed: [...new Set(candidates.map((x) => x.method))],
-  };
-}
-
-export type Body = JsonObject;
+export const ROUTES: readonly Route[] = [
+  // --- healthCheck ------------------------------------------------------------------------------------------
+  route({
+    fn: 'healthCheck',
+    method: 'GET',
+    path: '/health',
+    rpc: 'openekm.Health.Check',
+    authenticated: false,
+    handler: async () => ({ status: 'SERVING' }),
+  }),
+  route({
+    fn: 'healthCheck',
+    method: 'GET',
+    path: '/health/ready',
+    rpc: 'openekm.Health.Ready',
+    authenticated: false,
+    handler: async (d) => {
+      await d.store.get('openekm/readiness');
+      return { status: 'SERVING', firestore: 'reachable' };
+    },
+  }),
+  route({
+    fn: 'healthCheck',
+    method: 'POST',
+    path: '/health/tasks:run',
+    rpc: 'openekm.Health.RunScheduledTasks',
+    permission: RUN_TASKS,
+    handler: (d) => runScheduledTasks(d),
+  }),
+  route({
+    fn: 'healthCheck',
+    method: 'POST',
+    path: '/health/probe',
+    rpc: 'openekm.Health.RunProbe',
+    permission: RUN_TASKS,
+    handler: (d, ctx) => runProbe(d, ctx.signal),
+  }),
+  // Authenticated unless OPENEKM_STATUS_PUBLIC=true (the pipeline's authenticate stage).
+  route({
+    fn: 'healthCheck',
+    method: 'GET',
+    path: '/health/ekm',
+    rpc: 'openekm.Health.EkmStatus',
+    permission: VIEW_STATUS,
+    handler: (d) => buildReport(d),
+  }),
+  route({
+    fn: 'healthCheck',
+    method: 'GET',
+    path: '/health/status',
+    rpc: 'openekm.Health.StatusPage',
+    permission: VIEW_STATUS,
+    handler: async (d) =>
+      new Rendered('text/html; charset=utf-8', renderStatusPage(await buildReport(d)), STATUS_PAGE_HEADERS),
+  }),
+  route({
+    fn: 'healthCheck',
+    method: 'GET',
+    path: JWKS_PATH,
+    rpc: 'openekm.Health.Jwks',
+    authenticated: false,
+    handler: async (d) => {
+      if (!d.identity)
+        throw new RpcError('NOT_FOUND', 'This deployment has no gateway signing key configured.');
+      return d.identity.jwks();
+    },
+  }),
+  // --- EKM connections and the EKM config -------------------------------------------------------------------
+  route({
+    fn: 'keyAdmin',
+    method: 'POST',
+    path: `/v1/{parent=${LOCATION}}/ekmConnections`,
+    rpc: `${EKM}CreateEkmConnection`,
+    permission: `${EC}create`,
+    audit: 'admin',
+    query: { ekmConnectionId: text },
+    handler: (d, _ctx, c) => createEkmConnection(d, c.name, c.query.ekmConnectionId ?? null, c.body),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{parent=${LOCATION}}/ekmConnections`,
+    rpc: `${EKM}ListEkmConnections`,
+    permission: `${EC}list`,
+    audit: 'data',
+    query: LIST_QUERY,
+    handler: async (d, _ctx, c) =>
+      page('ekmConnections', await listEkmConnections(d, c.name, listRequest(c.query))),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{name=${CONNECTION}}`,
+    rpc: `${EKM}GetEkmConnection`,
+    permission: `${EC}get`,
+    audit: 'data',
+    handler: (d, _ctx, c) => getEkmConnection(d, c.name),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'PATCH',
+    path: `/v1/{name=${CONNECTION}}`,
+    rpc: `${EKM}UpdateEkmConnection`,
+    permission: `${EC}update`,
+    audit: 'admin',
+    query: { updateMask: text },
+    handler: (d, _ctx, c) => patchEkmConnection(d, c.name, fieldMask(c.query.updateMask ?? null), c.body),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{name=${CONNECTION}}:verifyConnectivity`,
+    rpc: `${EKM}VerifyConnectivity`,
+    permission: `${EC}get`,
+    audit: 'data',
+    handler: (d, ctx, c) => verifyConnectivity(d, ctx, c.name),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{name=${LOCATION}/ekmConfig}`,
+    rpc: `${EKM}GetEkmConfig`,
+    permission: 'cloudkms.ekmConfigs.get',
+    audit: 'data',
+    handler: (d, _ctx, c) => getEkmConfig(d, c.name),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'PATCH',
+    path: `/v1/{name=${LOCATION}/ekmConfig}`,
+    rpc: `${EKM}UpdateEkmConfig`,
+    permission: 'cloudkms.ekmConfigs.update',
+    audit: 'admin',
+    query: { updateMask: text },
+    handler: (d, _ctx, c) => updateEkmConfig(d, c.name, fieldMask(c.query.updateMask ?? null), c.body),
+  }),
+  // --- Key rings -------------------------------------------------------------------------------------------
+  route({
+    fn: 'keyAdmin',
+    method: 'POST',
+    path: `/v1/{parent=${LOCATION}}/keyRings`,
+    rpc: `${KMS}CreateKeyRing`,
+    permission: `${KR}create`,
+    audit: 'admin',
+    query: { keyRingId: text },
+    handler: (d, _ctx, c) => createKeyRing(d, c.name, c.query.keyRingId ?? null, c.body),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{parent=${LOCATION}}/keyRings`,
+    rpc: `${KMS}ListKeyRings`,
+    permission: `${KR}list`,
+    audit: 'data',
+    query: LIST_QUERY,
+    handler: async (d, _ctx, c) => page('keyRings', await listKeyRings(d, c.name, listRequest(c.query))),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{name=${KEY_RING}}`,
+    rpc: `${KMS}GetKeyRing`,
+    permission: `${KR}get`,
+    audit: 'data',
+    handler: (d, _ctx, c) => getKeyRing(d, c.name),
+  }),
+  // --- Crypto keys -----------------------------------------------------------------------------------------
+  route({
+    fn: 'keyAdmin',
+    method: 'POST',
+    path: `/v1/{parent=${KEY_RING}}/cryptoKeys`,
+    rpc: `${KMS}CreateCryptoKey`,
+    permission: `${CK}create`,
+    audit: 'admin',
+    query: { cryptoKeyId: text, skipInitialVersionCreation: bool },
+    handler: (d, ctx, c) =>
+      createCryptoKey(
+        d,
+        ctx,
+        c.name,
+        c.query.cryptoKeyId ?? null,
+        c.query.skipInitialVersionCreation ?? false,
+        c.body,
+      ),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{parent=${KEY_RING}}/cryptoKeys`,
+    rpc: `${KMS}ListCryptoKeys`,
+    permission: `${CK}list`,
+    audit: 'data',
+    query: { ...LIST_QUERY, versionView: view },
+    handler: async (d, _ctx, c) => page('cryptoKeys', await listCryptoKeys(d, c.name, listRequest(c.query))),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{name=${CRYPTO_KEY}}`,
+    rpc: `${KMS}GetCryptoKey`,
+    permission: `${CK}get`,
+    audit: 'data',
+    handler: (d, _ctx, c) => getCryptoKey(d, c.name),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'PATCH',
+    path: `/v1/{name=${CRYPTO_KEY}}`,
+    rpc: `${KMS}UpdateCryptoKey`,
+    permission: `${CK}update`,
+    audit: 'admin',
+    query: { updateMask: text },
+    handler: (d, _ctx, c) => patchCryptoKey(d, c.name, fieldMask(c.query.updateMask ?? null), c.body),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'POST',
+    path: `/v1/{name=${CRYPTO_KEY}}:updatePrimaryVersion`,
+    rpc: `${KMS}UpdateCryptoKeyPrimaryVersion`,
+    permission: `${CK}update`,
+    audit: 'admin',
+    handler: (d, _ctx, c) => updatePrimaryVersion(d, c.name, c.body),
+  }),
+  // --- Crypto: encrypt and decrypt (their own functions) ---------------------------------------------------
+  route({
+    fn: 'encrypt',
+    method: 'POST',
+    path: `/v1/{name=${CRYPTO_KEY}}:encrypt`,
+    rpc: `${KMS}Encrypt`,
+    permission: USE_TO_ENCRYPT,
+    audit: 'data',
+    handler: (d, ctx, c) => encrypt(d, ctx, c.name, c.body),
+  }),
+  route({
+    fn: 'encrypt',
+    method: 'POST',
+    path: `/v1/{name=${VERSION}}:encrypt`,
+    rpc: `${KMS}Encrypt`,
+    permission: USE_TO_ENCRYPT,
+    audit: 'data',
+    handler: (d, ctx, c) => encrypt(d, ctx, c.name, c.body),
+  }),
+  route({
+    fn: 'decrypt',
+    method: 'POST',
+    path: `/v1/{name=${CRYPTO_KEY}}:decrypt`,
+    rpc: `${KMS}Decrypt`,
+    permission: USE_TO_DECRYPT,
+    audit: 'data',
+    handler: (d, ctx, c) => decrypt(d, ctx, c.name, c.body),
+  }),
+  // Not in Cloud KMS's URL map; routed so the caller learns to use the key name instead of a bare 404.
+  route({
+    fn: 'decrypt',
+    method: 'POST',
+    path: `/v1/{name=${VERSION}}:decrypt`,
+    rpc: `${KMS}Decrypt`,
+    permission: USE_TO_DECRYPT,
+    audit: 'data',
+    handler: (d, ctx, c) => decrypt(d, ctx, c.name, c.body),
+  }),
+  // --- Crypto key versions ---------------------------------------------------------------------------------
+  route({
+    fn: 'keyAdmin',
+    method: 'POST',
+    path: `/v1/{parent=${CRYPTO_KEY}}/cryptoKeyVersions`,
+    rpc: `${KMS}CreateCryptoKeyVersion`,
+    permission: `${CKV}create`,
+    audit: 'admin',
+    handler: (d, ctx, c) => createCryptoKeyVersion(d, ctx, c.name, c.body),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{parent=${CRYPTO_KEY}}/cryptoKeyVersions`,
+    rpc: `${KMS}ListCryptoKeyVersions`,
+    permission: `${CKV}list`,
+    audit: 'data',
+    query: { ...LIST_QUERY, view },
+    handler: async (d, _ctx, c) =>
+      page('cryptoKeyVersions', await listCryptoKeyVersions(d, c.name, listRequest(c.query))),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{name=${VERSION}}`,
+    rpc: `${KMS}GetCryptoKeyVersion`,
+    permission: `${CKV}get`,
+    audit: 'data',
+    handler: (d, _ctx, c) => getCryptoKeyVersion(d, c.name),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'PATCH',
+    path: `/v1/{name=${VERSION}}`,
+    rpc: `${KMS}UpdateCryptoKeyVersion`,
+    permission: `${CKV}update`,
+    audit: 'admin',
+    query: { updateMask: text },
+    handler: (d, ctx, c) =>
+      patchCryptoKeyVersion(d, ctx, c.name, fieldMask(c.query.updateMask ?? null), c.body),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'POST',
+    path: `/v1/{name=${VERSION}}:destroy`,
+    rpc: `${KMS}DestroyCryptoKeyVersion`,
+    permission: `${CKV}destroy`,
+    audit: 'admin',
+    handler: (d, _ctx, c) => destroyCryptoKeyVersion(d, c.name, c.body),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'POST',
+    path: `/v1/{name=${VERSION}}:restore`,
+    rpc: `${KMS}RestoreCryptoKeyVersion`,
+    permission: `${CKV}restore`,
+    audit: 'admin',
+    handler: (d, _ctx, c) => restoreCryptoKeyVersion(d, c.name, c.body),
+  }),
+  // --- IAM on key rings, keys and EKM connections ----------------------------------------------------------
+  ...iamRoutes(KEY_RING, KR),
+  ...iamRoutes(CRYPTO_KEY, CK),
+  ...iamRoutes(CONNECTION, EC),
+];

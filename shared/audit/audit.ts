@@ -1,12 +1,10 @@
 /**
  * Audit entries in the Cloud Audit Logs shape: one per KMS method call (admin and crypto, refused and failed ones
  * included), written as one JSON line on stdout so Cloud Logging ingests it. The entry is built in one place
- * (Gateway.handle) from what the pipeline knows (who, what, outcome, latency) plus what operations report through
+ * (shared/api/record.ts) from what the pipeline knows (who, what, outcome, latency) plus what operations report through
  * the request's mutable `AuditRecord` (the version actually used, the justification, the EKM error domain, the
  * authorization decisions). Only names, identifiers and outcomes ever enter it: no bodies, tokens or key material.
  */
-import type { OperationId } from '../api/routes.js';
-
 /** One authorization decision, as in google.cloud.audit.AuthorizationInfo. */
 export interface AuthorizationInfo {
   /** The resource the permission was checked on (a resource name, or `projects/p` for the project). */
@@ -47,115 +45,12 @@ export function recordAuthorization(audit: AuditRecord | undefined, info: Author
   else audit.authorization = [info];
 }
 
-const KMS = 'google.cloud.kms.v1.KeyManagementService';
-const IAM = 'google.iam.v1.IAMPolicy';
-
-interface MethodInfo {
+/** The audited method: its full RPC name, the permission it checks, and which log it goes to. */
+export interface MethodInfo {
   method: string;
   permission: string;
   /** Admin writes go to the Admin Activity log; reads and crypto to Data Access. */
   write: boolean;
-}
-
-const METHODS: Partial<Record<OperationId, MethodInfo>> = {
-  createKeyRing: { method: 'CreateKeyRing', permission: 'cloudkms.keyRings.create', write: true },
-  getKeyRing: { method: 'GetKeyRing', permission: 'cloudkms.keyRings.get', write: false },
-  createEkmConnection: {
-    method: 'CreateEkmConnection',
-    permission: 'cloudkms.ekmConnections.create',
-    write: true,
-  },
-  getEkmConnection: { method: 'GetEkmConnection', permission: 'cloudkms.ekmConnections.get', write: false },
-  listEkmConnections: {
-    method: 'ListEkmConnections',
-    permission: 'cloudkms.ekmConnections.list',
-    write: false,
-  },
-  patchEkmConnection: {
-    method: 'UpdateEkmConnection',
-    permission: 'cloudkms.ekmConnections.update',
-    write: true,
-  },
-  verifyConnectivity: {
-    method: 'VerifyConnectivity',
-    permission: 'cloudkms.ekmConnections.get',
-    write: false,
-  },
-  getEkmConfig: { method: 'GetEkmConfig', permission: 'cloudkms.ekmConfigs.get', write: false },
-  updateEkmConfig: { method: 'UpdateEkmConfig', permission: 'cloudkms.ekmConfigs.update', write: true },
-  listKeyRings: { method: 'ListKeyRings', permission: 'cloudkms.keyRings.list', write: false },
-  createCryptoKey: { method: 'CreateCryptoKey', permission: 'cloudkms.cryptoKeys.create', write: true },
-  getCryptoKey: { method: 'GetCryptoKey', permission: 'cloudkms.cryptoKeys.get', write: false },
-  listCryptoKeys: { method: 'ListCryptoKeys', permission: 'cloudkms.cryptoKeys.list', write: false },
-  patchCryptoKey: { method: 'UpdateCryptoKey', permission: 'cloudkms.cryptoKeys.update', write: true },
-  updatePrimaryVersion: {
-    method: 'UpdateCryptoKeyPrimaryVersion',
-    permission: 'cloudkms.cryptoKeys.update',
-    write: true,
-  },
-  encrypt: { method: 'Encrypt', permission: 'cloudkms.cryptoKeyVersions.useToEncrypt', write: false },
-  decrypt: { method: 'Decrypt', permission: 'cloudkms.cryptoKeyVersions.useToDecrypt', write: false },
-  createCryptoKeyVersion: {
-    method: 'CreateCryptoKeyVersion',
-    permission: 'cloudkms.cryptoKeyVersions.create',
-    write: true,
-  },
-  getCryptoKeyVersion: {
-    method: 'GetCryptoKeyVersion',
-    permission: 'cloudkms.cryptoKeyVersions.get',
-    write: false,
-  },
-  listCryptoKeyVersions: {
-    method: 'ListCryptoKeyVersions',
-    permission: 'cloudkms.cryptoKeyVersions.list',
-    write: false,
-  },
-  patchCryptoKeyVersion: {
-    method: 'UpdateCryptoKeyVersion',
-    permission: 'cloudkms.cryptoKeyVersions.update',
-    write: true,
-  },
-  destroyCryptoKeyVersion: {
-    method: 'DestroyCryptoKeyVersion',
-    permission: 'cloudkms.cryptoKeyVersions.destroy',
-    write: true,
-  },
-  restoreCryptoKeyVersion: {
-    method: 'RestoreCryptoKeyVersion',
-    permission: 'cloudkms.cryptoKeyVersions.restore',
-    write: true,
-  },
-};
-
-const IAM_METHODS: Record<string, { method: string; action: string; write: boolean }> = {
-  getIamPolicy: { method: 'GetIamPolicy', action: 'getIamPolicy', write: false },
-  setIamPolicy: { method: 'SetIamPolicy', action: 'setIamPolicy', write: true },
-  testIamPermissions: { method: 'TestIamPermissions', action: '', write: false },
-};
-
-/** The audited method of an operation (IAM routes by their verb); undefined for health, JWKS and the like. */
-export function auditedMethod(
-  operation: OperationId | undefined,
-  verb: string,
-  resourceName: string,
-): MethodInfo | undefined {
-  if (!operation) return undefined;
-  if (operation === 'iam') {
-    const m = IAM_METHODS[verb];
-    if (!m) return undefined;
-    const kind = resourceName.includes('/cryptoKeys/')
-      ? 'cryptoKeys'
-      : resourceName.includes('/ekmConnections/')
-        ? 'ekmConnections'
-        : 'keyRings';
-    return {
-      method: `${IAM}.${m.method}`,
-      permission: m.action ? `cloudkms.${kind}.${m.action}` : '',
-      write: m.write,
-    };
-  }
-  const m = METHODS[operation];
-  return m ? { ...m, method: `${KMS}.${m.method}` } : undefined;
 }
 
 export interface AuditInput {

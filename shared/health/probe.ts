@@ -11,7 +11,7 @@ import { endpointTargets, type ProbeTarget } from '../ekm/connections.js';
 import { EkmFailure, FAILOVER } from '../ekm/errors.js';
 import { systemCall } from '../ekm/protocols.js';
 import type { ProbeState } from '../ekm/replicas.js';
-import { replicasOf } from '../operations/ekmConnections.js';
+import { replicasOf } from '../operations/ekm-connections.js';
 import { runScheduledTasks } from '../operations/scheduled.js';
 import type { JsonObject } from '../resources/fields.js';
 import type { EkmConnection } from '../resources/types.js';

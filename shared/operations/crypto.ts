@@ -12,8 +12,8 @@ import { allowOnly, bytesValue, type JsonObject, uint32Value } from '../resource
 import { cryptoKeyOfVersion, parseCryptoKeyName, parseCryptoKeyVersionName } from '../resources/names.js';
 import { ProtectionLevel, type StoredCryptoKey, type StoredCryptoKeyVersion } from '../resources/types.js';
 import { notEnabled } from '../resources/versions.js';
-import { readKey } from './cryptoKeys.js';
-import { readVersion } from './cryptoKeyVersions.js';
+import { readVersion } from './crypto-key-versions.js';
+import { readKey } from './crypto-keys.js';
 import { ekmKeyProtection } from './external.js';
 
 export const MAX_PLAINTEXT_BYTES = 64 * 1024;

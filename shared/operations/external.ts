@@ -14,7 +14,7 @@ import { RpcError } from '../errors.js';
 import type { JsonObject } from '../resources/fields.js';
 import { cryptoKeyOfVersion } from '../resources/names.js';
 import type { StoredCryptoKey, StoredCryptoKeyVersion } from '../resources/types.js';
-import { readConnection, replicasOf } from './ekmConnections.js';
+import { readConnection, replicasOf } from './ekm-connections.js';
 
 /**
  * The AAD the EKM binds into its layer: SHA-256 of the version's resource name and the caller's AAD (length-

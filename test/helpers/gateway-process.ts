@@ -7,13 +7,12 @@
  * Run: node --import tsx test/helpers/gateway-process.ts
  */
 import { startLocalServer } from '../../scripts/lib/local-server.js';
-import { Gateway } from '../../shared/api/app.js';
+import { Gateway } from '../../shared/api/gateway.js';
 
 const gateway = new Gateway();
 const server = await startLocalServer({
   gateway,
   port: 0,
-  maxRequestBytes: gateway.deps.config.maxRequestBytes,
 });
 process.stdout.write(`OPENEKM_GATEWAY_URL=${server.url}\n`);
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { type LocalEkm, startLocalEkm } from '../../scripts/lib/local-ekm.js';
 import { type LocalServer, startLocalServer } from '../../scripts/lib/local-server.js';
 import { localGatewayEnv, mintLocalToken } from '../../scripts/lib/local-state.js';
-import { Gateway } from '../../shared/api/app.js';
+import { Gateway } from '../../shared/api/gateway.js';
 import { loadConfig } from '../../shared/config.js';
 import type { TransportOptions } from '../../shared/ekm/transport.js';
 import { createLogger } from '../../shared/log.js';
@@ -93,7 +93,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     logger: createLogger('debug', (l) => logs.push(l)),
     ...(options.ekmTransport ? { ekmTransport: options.ekmTransport } : {}),
   });
-  const server = await startLocalServer({ gateway, maxRequestBytes: config.maxRequestBytes });
+  const server = await startLocalServer({ gateway });
   const ownerToken = await mintLocalToken({ dir: stateDir });
   const stack: TestStack = {
     url: server.url,

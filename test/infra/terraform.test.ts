@@ -21,7 +21,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from '@cdktf/hcl2json';
-import { FUNCTION_NAMES, JWKS_PATH, parsePath, ROUTES, type Target } from '../../shared/api/routes.js';
+import { findRoute, functionForPath } from '../../shared/api/match.js';
+import { FUNCTION_NAMES, JWKS_PATH, ROUTES, type Route } from '../../shared/api/routes.js';
 import { loadConfig } from '../../shared/config.js';
 import { ConfigError } from '../../shared/errors.js';
 
@@ -213,27 +214,10 @@ function checkFunctions(infra: Infra, code: Code): string[] {
   return problems;
 }
 
-/** A path that parsePath classifies as `target` (with `verb`). */
-function samplePath(target: Target | string, verb: string): string | undefined {
-  const loc = '/v1/projects/p/locations/l';
-  const base: Record<string, string> = {
-    health: '/health',
-    jwks: JWKS_PATH,
-    keyRings: `${loc}/keyRings`,
-    keyRing: `${loc}/keyRings/r`,
-    cryptoKeys: `${loc}/keyRings/r/cryptoKeys`,
-    cryptoKey: `${loc}/keyRings/r/cryptoKeys/k`,
-    cryptoKeyVersions: `${loc}/keyRings/r/cryptoKeys/k/cryptoKeyVersions`,
-    cryptoKeyVersion: `${loc}/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1`,
-    ekmConnections: `${loc}/ekmConnections`,
-    ekmConnection: `${loc}/ekmConnections/c`,
-    ekmConfig: `${loc}/ekmConfig`,
-  };
-  const path = base[target] ?? (target.startsWith('health.') ? `/health/${target.slice(7)}` : undefined);
-  if (!path) return undefined;
-  const full = verb ? `${path}:${verb}` : path;
-  const parsed = parsePath(full);
-  return parsed?.target === target && parsed.verb === verb ? full : undefined;
+/** A concrete path of a route's template (`{name=projects/*}` → `projects/x`), that the table matches to it. */
+function samplePath(route: Route): string | undefined {
+  const path = route.path.replace(/\{\w+=([^}]*)\}/g, '$1').replace(/\*/g, 'x');
+  return findRoute(route.method, path)?.route === route ? path : undefined;
 }
 
 /** Google's URL-map path template → RegExp: `*` one segment, `**` any number, `{v=…}` captures. */
@@ -288,9 +272,9 @@ function checkRouting(infra: Infra): string[] {
     problems.push('the NEGs and backends cover different functions');
   const fronted = new Set(Object.keys(evalMap(infra, backend.for_each)));
   for (const route of ROUTES) {
-    const path = samplePath(route.target, route.verb);
+    const path = samplePath(route);
     if (!path) {
-      problems.push(`no sample path for route target ${route.target}:${route.verb} (add one to samplePath)`);
+      problems.push(`no sample path for route ${route.method} ${route.path}`);
       continue;
     }
     const to = routeOf(infra, path);
@@ -303,8 +287,7 @@ function checkRouting(infra: Infra): string[] {
   if (tests.length === 0) problems.push('the URL map has no test blocks');
   for (const t of tests) {
     const want = refKey(t.service, 'google_compute_backend_service', 'fn', 'id');
-    const parsed = parsePath(t.path);
-    const owner = parsed && ROUTES.find((r) => r.target === parsed.target && r.verb === parsed.verb)?.fn;
+    const owner = functionForPath(t.path);
     if (owner !== want)
       problems.push(`URL map test ${t.path} expects ${want}, but the code has ${owner} serve it`);
     if (routeOf(infra, t.path) !== want)
@@ -603,10 +586,7 @@ function checkScheduler(infra: Infra): string[] {
   const allowed: string[] =
     v?.validation?.[0]?.condition?.match(/"\/[^"]+"/g)?.map((s: string) => s.slice(1, -1)) ?? [];
   for (const path of [v?.default, ...allowed]) {
-    const parsed = parsePath(path);
-    const route =
-      parsed &&
-      ROUTES.find((r) => r.target === parsed.target && r.verb === parsed.verb && r.method === 'POST');
+    const route = findRoute('POST', path)?.route;
     if (!route) problems.push(`scheduled path ${path} is not a POST route of the code`);
     if (route && route.fn !== 'healthCheck') problems.push(`scheduled path ${path} is served by ${route.fn}`);
   }

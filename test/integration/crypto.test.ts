@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { crc32c } from '@node-rs/crc32';
 import { localGatewayEnv } from '../../scripts/lib/local-state.js';
-import { Gateway } from '../../shared/api/app.js';
+import { Gateway } from '../../shared/api/gateway.js';
 import { loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';

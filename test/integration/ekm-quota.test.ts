@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { type ApiRequest, Gateway } from '../../shared/api/app.js';
+import { type ApiRequest, Gateway } from '../../shared/api/gateway.js';
 import { createLogger } from '../../shared/log.js';
 import { EkmQuota, QUOTA_MAX_WAIT_MS } from '../../shared/quota/ekm-quota.js';
 import { FirestoreStore } from '../../shared/store/firestore.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { localGatewayEnv } from '../../scripts/lib/local-state.js';
-import { Gateway } from '../../shared/api/app.js';
+import { Gateway } from '../../shared/api/gateway.js';
 import { loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';

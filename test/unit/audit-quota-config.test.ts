@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { auditedMethod } from '../../shared/audit/audit.js';
 import { loadConfig } from '../../shared/config.js';
 import { ConfigError } from '../../shared/errors.js';
 import { EkmQuota } from '../../shared/quota/ekm-quota.js';
@@ -45,20 +44,4 @@ test('a bad OPENEKM_EKM_QUOTA stops start-up with an example of a good one', () 
 test('OPENEKM_AUDIT_DATA_ACCESS switches Data Access entries', () => {
   assert.equal(loadConfig(base).auditDataAccess, true);
   assert.equal(loadConfig({ ...base, OPENEKM_AUDIT_DATA_ACCESS: 'false' }).auditDataAccess, false);
-});
-
-test('admin writes go to the Admin Activity log, reads and crypto to Data Access', () => {
-  const key = 'projects/p/locations/l/keyRings/r/cryptoKeys/k';
-  assert.equal(auditedMethod('createCryptoKey', '', key)?.write, true);
-  assert.equal(auditedMethod('destroyCryptoKeyVersion', 'destroy', key)?.write, true);
-  assert.equal(auditedMethod('encrypt', 'encrypt', key)?.write, false);
-  assert.equal(auditedMethod('listKeyRings', '', 'projects/p/locations/l')?.write, false);
-  assert.deepEqual(auditedMethod('iam', 'setIamPolicy', key), {
-    method: 'google.iam.v1.IAMPolicy.SetIamPolicy',
-    permission: 'cloudkms.cryptoKeys.setIamPolicy',
-    write: true,
-  });
-  assert.equal(auditedMethod('iam', 'getIamPolicy', key)?.write, false);
-  assert.equal(auditedMethod('health', '', ''), undefined);
-  assert.equal(auditedMethod(undefined, '', ''), undefined);
 });

@@ -12,12 +12,12 @@ import { ROUTES } from '../../shared/api/routes.js';
 
 test('every authenticated route but testIamPermissions checks a known permission', () => {
   for (const r of ROUTES) {
-    const label = `${r.method} ${r.target}:${r.verb} (${r.operation})`;
+    const label = `${r.method} ${r.path} (${r.rpc})`;
     if (!r.authenticated) {
       assert.equal(r.permission, undefined, label);
       continue;
     }
-    if (r.verb === 'testIamPermissions') {
+    if (r.path.endsWith(':testIamPermissions')) {
       assert.equal(r.permission, undefined, label);
       continue;
     }

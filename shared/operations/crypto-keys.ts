@@ -39,7 +39,7 @@ import {
 import { toApiKey } from '../resources/versions.js';
 import type { Tx } from '../store/firestore.js';
 import { connectionBackend, generateCoordinated } from './coordinated.js';
-import { newVersion, readVersion } from './cryptoKeyVersions.js';
+import { newVersion, readVersion } from './crypto-key-versions.js';
 import { type ListRequest, type Page, paginate } from './list.js';
 
 const KEY_FIELDS = [

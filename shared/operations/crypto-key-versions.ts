@@ -30,7 +30,7 @@ import {
   toApiVersion,
 } from '../resources/versions.js';
 import { generateCoordinated } from './coordinated.js';
-import { readConnection } from './ekmConnections.js';
+import { readConnection } from './ekm-connections.js';
 import { checkExternalKey, connectionReplicas } from './external.js';
 import { type ListRequest, type Page, paginate } from './list.js';
 

@@ -1,0 +1,126 @@
+/**
+ * Reading a request at the edge, the same for every entry point (functions framework, the one-port server, AWS
+ * Lambda): the path and query without URL parsing surprises, and the body bounded while it is read — before any
+ * authentication, so nobody can make an instance buffer more than the limit. Compressed bodies are refused
+ * (Cloud KMS clients never compress requests, and inflating them is how a small request becomes a large one). An
+ * oversize body is read and discarded up to a bound so that the client, which is still sending, gets the answer.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApiRequest, ApiResponse } from '../shared/api/gateway.js';
+import { renderError } from '../shared/api/render.js';
+import { RpcError } from '../shared/errors.js';
+
+/** How much of a refused body is read and thrown away before the answer, so clients see it (not EPIPE). */
+const DRAIN_BYTES = 16 * 1024 * 1024;
+
+export interface BodyRead {
+  body?: Buffer;
+  error?: RpcError;
+  /** The connection must close after the answer (the rest of the body was not read). */
+  close?: boolean;
+}
+
+function tooLarge(size: number | undefined, limit: number): RpcError {
+  return RpcError.invalidArgument(
+    `The request body is ${size === undefined ? 'larger than that' : `${size} bytes`}; the limit is ${limit} bytes. Plaintexts are limited to 64 KiB: for larger data use envelope encryption (encrypt the data locally with a data key, and only that key with this service).`,
+  );
+}
+
+function refuseEncoding(req: IncomingMessage): RpcError | undefined {
+  const enc = req.headers['content-encoding'];
+  if (enc === undefined || enc.trim() === '' || enc.trim().toLowerCase() === 'identity') return undefined;
+  return RpcError.invalidArgument(
+    `Compressed request bodies are not accepted (Content-Encoding: ${enc.slice(0, 40)}); send the JSON body uncompressed.`,
+  );
+}
+
+/** The body of `req`, at most `limit` bytes; a refusal instead of a body when it is too large or compressed. */
+export function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
+  const given = (req as IncomingMessage & { body?: unknown }).body;
+  const encoding = refuseEncoding(req);
+  if (Buffer.isBuffer(given)) {
+    // Already read by the platform (serverless-http gives the Lambda event's body).
+    if (encoding) return Promise.resolve({ error: encoding });
+    return Promise.resolve(given.length > limit ? { error: tooLarge(given.length, limit) } : { body: given });
+  }
+  const declared = Number(req.headers['content-length']);
+  let refused = encoding ?? (declared > limit ? tooLarge(declared, limit) : undefined);
+  if (refused && declared > DRAIN_BYTES) {
+    req.resume();
+    return Promise.resolve({ error: refused, close: true });
+  }
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (result: BodyRead) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (!refused && size > limit) {
+        refused = tooLarge(undefined, limit);
+        chunks.length = 0;
+      }
+      if (refused) {
+        if (size > DRAIN_BYTES) {
+          req.pause();
+          finish({ error: refused, close: true });
+        }
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => finish(refused ? { error: refused } : { body: Buffer.concat(chunks, size) }));
+    req.once('error', () =>
+      finish({
+        error: new RpcError('CANCELLED', 'The client went away while sending the request.'),
+        close: true,
+      }),
+    );
+  });
+}
+
+/** The path and query of a request target, without resolving it against a base URL. */
+export function splitTarget(target: string): { path: string; query: URLSearchParams } {
+  const q = target.indexOf('?');
+  return q < 0
+    ? { path: target, query: new URLSearchParams() }
+    : { path: target.slice(0, q), query: new URLSearchParams(target.slice(q + 1)) };
+}
+
+export function toApiRequest(
+  req: IncomingMessage,
+  target: string,
+  body: Buffer | undefined,
+  remoteAddress: string | undefined,
+): ApiRequest {
+  const { path, query } = splitTarget(target);
+  return { method: req.method ?? 'GET', path, query, headers: req.headers, body, remoteAddress };
+}
+
+export function send(res: ServerResponse, out: ApiResponse, close = false): void {
+  if (res.headersSent) return;
+  res.statusCode = out.status;
+  for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
+  if (close) res.setHeader('connection', 'close');
+  res.end(out.body.endsWith('\n') ? out.body : `${out.body}\n`);
+}
+
+export function sendError(res: ServerResponse, e: RpcError, close = false): void {
+  send(res, renderError(e), close);
+}
+
+/** Cancels the request's work when the client goes away before the answer. */
+export function cancelOnClose(res: ServerResponse): { signal: AbortSignal; done: () => void } {
+  const cancelled = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) cancelled.abort();
+  };
+  res.once('close', onClose);
+  return { signal: cancelled.signal, done: () => res.off('close', onClose) };
+}

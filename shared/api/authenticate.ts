@@ -1,0 +1,39 @@
+/**
+ * Stage 3, authenticate: who calls. The Bearer token is verified (shared/access/identity.ts) unless the route is
+ * open (health, JWKS, and the EKM status routes when OPENEKM_STATUS_PUBLIC is set). The access reason the caller
+ * states is read here too.
+ */
+import type { Caller, TokenVerifier } from '../access/identity.js';
+import type { Config } from '../config.js';
+import { enumValue } from '../resources/fields.js';
+import { AccessReason, type AccessReasonName } from '../resources/types.js';
+import type { Route } from './routes.js';
+
+export const ANONYMOUS: Caller = { principal: 'anonymous', issuer: '' };
+
+/** Whether the route answers without identity under this configuration. */
+export function isOpen(route: Route, config: Config): boolean {
+  return (
+    !route.authenticated ||
+    (config.statusPublic && (route.path === '/health/ekm' || route.path === '/health/status'))
+  );
+}
+
+export async function authenticate(
+  verifier: TokenVerifier,
+  open: boolean,
+  authorization: string | undefined,
+): Promise<Caller> {
+  return open ? ANONYMOUS : verifier.verify(authorization);
+}
+
+/** The header in which a caller states why it uses a key (Key Access Justifications), by name or number. */
+export const ACCESS_REASON_HEADER = 'x-openekm-access-reason';
+const DEFAULT_ACCESS_REASON: AccessReasonName = 'CUSTOMER_INITIATED_ACCESS';
+
+export function accessReason(raw: string | undefined): AccessReasonName {
+  if (raw === undefined || raw.trim() === '') return DEFAULT_ACCESS_REASON;
+  const name = enumValue(AccessReason, raw.trim(), ACCESS_REASON_HEADER) as AccessReasonName;
+  if (name === 'REASON_UNSPECIFIED') return DEFAULT_ACCESS_REASON;
+  return name;
+}
