@@ -8,6 +8,9 @@ echo "== type-check (tsc)"
 npx tsc -p tsconfig.json --noEmit
 echo "== lint and format (biome)"
 npx biome check .
+echo "== layering (dependency-cruiser) and dead code (knip)"
+npx depcruise --no-progress shared functions reference-ekm scripts test bench firebase/emulators.ts
+npx knip --no-progress
 echo "== tests (node:test, Firestore emulator)"
 export METADATA_SERVER_DETECTION=none
 exec npx tsx scripts/run-tests.ts "$@"

@@ -106,7 +106,13 @@ export function ekmError(failure: EkmFailure, keyUri: string, versionName: strin
       {
         '@type': 'type.googleapis.com/google.rpc.PreconditionFailure',
         violations: [
-          { type: 'STATE', subject: versionName, description: `The key version's state is ${state}.` },
+          {
+            type: 'STATE',
+            subject: versionName,
+            description: state.startsWith('DISABLED (')
+              ? `The key version's state is ${state}. Once access is restored at the EKM, enable it again: cryptoKeyVersions.patch with state ENABLED (gcloud kms keys versions enable).`
+              : `The key version's state is ${state}.`,
+          },
           { type: failure.domain, subject: keyUri, description: HINTS[failure.domain] },
         ],
       },

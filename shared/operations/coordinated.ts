@@ -20,8 +20,8 @@ import type {
   StoredCryptoKey,
   StoredCryptoKeyVersion,
 } from '../resources/types.js';
-import { newVersion } from './crypto-key-versions.js';
 import { ekmConfigDoc, readConnection, replicasOf } from './ekm-connections.js';
+import { newVersion } from './new-version.js';
 
 /** A version waiting this long for an EKM step that no instance is finishing is settled as failed. */
 const STUCK_AFTER_MS = 5 * 60_000;

@@ -1,7 +1,6 @@
 /** cryptoKeyVersions.create / get / list / patch / destroy / restore, and finishing due destructions. */
 
 import type { Deps, RequestContext } from '../context.js';
-import { RootKeyring } from '../crypto/material.js';
 import { replicaKeys } from '../ekm/connections.js';
 import { RpcError } from '../errors.js';
 import {
@@ -33,6 +32,7 @@ import { generateCoordinated } from './coordinated.js';
 import { readConnection } from './ekm-connections.js';
 import { checkExternalKey, connectionReplicas } from './external.js';
 import { type ListRequest, type Page, paginate } from './list.js';
+import { newVersion } from './new-version.js';
 
 const VERSION_FIELDS = [
   'name',
@@ -52,37 +52,6 @@ const VERSION_FIELDS = [
   'externalProtectionLevelOptions',
   'reimportEligible',
 ];
-
-const MAX_VERSIONS_PER_KEY = 0xffffffff;
-
-/**
- * A new version of `key` (which is mutated: its counter advances). Called inside the transaction that writes
- * both, so concurrent creates get distinct, gap-free ids.
- */
-export function newVersion(
-  deps: Deps,
-  key: StoredCryptoKey,
-  state: 'ENABLED' | 'DISABLED',
-  external: ExternalProtectionLevelOptions | undefined,
-): StoredCryptoKeyVersion {
-  if (key.versionCounter >= MAX_VERSIONS_PER_KEY) {
-    throw RpcError.failedPrecondition(`${key.name} has reached the maximum number of versions.`);
-  }
-  key.versionCounter += 1;
-  const name = `${key.name}/cryptoKeyVersions/${key.versionCounter}`;
-  const now = deps.now().toISOString();
-  const v: StoredCryptoKeyVersion = {
-    name,
-    state,
-    protectionLevel: key.versionTemplate.protectionLevel,
-    algorithm: key.versionTemplate.algorithm,
-    createTime: now,
-    generateTime: now,
-    material: deps.rootKeys.seal(RootKeyring.generateMaterial(), name),
-  };
-  if (external) v.externalProtectionLevelOptions = external;
-  return v;
-}
 
 function externalOptions(
   deps: Deps,

@@ -39,8 +39,9 @@ import {
 import { toApiKey } from '../resources/versions.js';
 import type { Tx } from '../store/firestore.js';
 import { connectionBackend, generateCoordinated } from './coordinated.js';
-import { newVersion, readVersion } from './crypto-key-versions.js';
+import { readVersion } from './crypto-key-versions.js';
 import { type ListRequest, type Page, paginate } from './list.js';
+import { newVersion } from './new-version.js';
 
 const KEY_FIELDS = [
   'name',

@@ -83,28 +83,38 @@ export async function connectionReplicas(deps: Deps, keyName: string) {
   return replicasOf(deps, await readConnection(deps, key.cryptoKeyBackend, true));
 }
 
-/** Disables the version after the EKM refused our identity; logged, never fatal to the request's answer. */
+/**
+ * Disables the version after the EKM refused our identity, as Cloud EKM does; logged, never fatal to the
+ * request's answer. Returns the version's state afterwards, for the caller's error.
+ */
 async function disableAfterRefusal(
   deps: Deps,
   version: StoredCryptoKeyVersion,
   failure: EkmFailure,
-): Promise<void> {
+): Promise<string> {
   try {
-    const disabled = await deps.store.transaction(async (tx) => {
+    const state = await deps.store.transaction(async (tx) => {
       const v = await tx.get<StoredCryptoKeyVersion & Record<string, unknown>>(version.name);
-      if (v?.state !== 'ENABLED') return false;
+      if (v?.state !== 'ENABLED') return v?.state ?? version.state;
       tx.set(version.name, { ...v, state: 'DISABLED' });
-      return true;
+      return 'DISABLED (disabled now, because the EKM refused OpenEKM)';
     });
     deps.cache.invalidate(version.name);
-    if (disabled) {
+    if (state.startsWith('DISABLED (')) {
       deps.log.warn(
         `Disabled ${version.name}: the external key manager refused OpenEKM (${failure.domain}). Restore access at the EKM, then enable the version.`,
         { version: version.name, errorDomain: failure.domain },
       );
     }
-  } catch {
+    return state;
+  } catch (err) {
     // The caller still gets the EKM error; the next refusal tries again.
+    deps.log.error(`Could not disable ${version.name} after the external key manager refused OpenEKM.`, {
+      version: version.name,
+      errorDomain: failure.domain,
+      cause: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+    });
+    return version.state;
   }
 }
 
@@ -117,10 +127,11 @@ async function fail(
   const failure = EkmFailure.from(err);
   if (ctx.audit) ctx.audit.ekmErrorDomain = failure.domain;
   logFailure(deps, ctx, version.name, externalKeyUriOf(version), failure);
-  if (failure.domain === 'EXTERNAL_PERMISSION_DENIED' && failure.identityRefused) {
-    await disableAfterRefusal(deps, version, failure);
-  }
-  return ekmError(failure, externalKeyUriOf(version), version.name, version.state);
+  const state =
+    failure.domain === 'EXTERNAL_PERMISSION_DENIED' && failure.identityRefused
+      ? await disableAfterRefusal(deps, version, failure)
+      : version.state;
+  return ekmError(failure, externalKeyUriOf(version), version.name, state);
 }
 
 /** Notes for the audit entry that the request's access reason goes to the EKM. */

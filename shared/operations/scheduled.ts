@@ -10,7 +10,8 @@ import type { JsonObject } from '../resources/fields.js';
 import type { StoredCryptoKey } from '../resources/types.js';
 import { parseDurationString } from '../resources/validate.js';
 import { finishPendingVersions, generateCoordinatedIf, systemContext } from './coordinated.js';
-import { finishDueDestructions, newVersion } from './crypto-key-versions.js';
+import { finishDueDestructions } from './crypto-key-versions.js';
+import { newVersion } from './new-version.js';
 
 /**
  * Rotates every key whose nextRotationTime has passed: a new version becomes primary and nextRotationTime

@@ -186,7 +186,11 @@ test('an EXTERNAL key at the reference EKM: encrypt and decrypt from the emulato
 
 test('the functions logged through the emulator, without tokens or plaintext', () => {
   const all = emu!.output.join('\n');
-  assert.match(all, /"operation":"encrypt"/, 'the encrypt function logged its request');
+  assert.match(
+    all,
+    /"operation":"google.cloud.kms.v1.KeyManagementService.Encrypt"/,
+    'the encrypt function logged its request',
+  );
   assert.ok(!all.includes(token.split('.')[2]!), 'no token signature in the logs');
   assert.ok(!all.includes(b64('hello from the emulator')), 'no plaintext in the logs');
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { EkmHealthReport, ProbePoint, TargetReport } from '../../shared/health/report.js';
+import type { EkmHealthReport, ProbePoint, TargetReport } from '../../../shared/health/report.js';
 import {
   availabilityRuns,
   escapeHtml,
@@ -11,7 +11,7 @@ import {
   formatTime,
   niceCeil,
   renderStatusPage,
-} from '../../shared/health/status-page.js';
+} from '../../../shared/health/status-page.js';
 
 const NOW = Date.parse('2026-11-29T20:00:00Z');
 const iso = (msAgo: number) => new Date(NOW - msAgo).toISOString();

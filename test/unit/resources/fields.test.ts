@@ -1,8 +1,7 @@
-/** Request decoding (shared/api/body.ts, shared/resources/fields.ts): bodies, base64, checksums, booleans, enums, durations, masks. */
+/** proto3 JSON field decoding (shared/resources/fields.ts): base64, checksums, booleans, enums, durations, masks. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseBody } from '../../shared/api/body.js';
-import { RpcError } from '../../shared/errors.js';
+import { RpcError } from '../../../shared/errors.js';
 import {
   bytesValue,
   durationSeconds,
@@ -11,8 +10,8 @@ import {
   parseBool,
   timestampValue,
   uint32Value,
-} from '../../shared/resources/fields.js';
-import { CryptoKeyPurpose } from '../../shared/resources/types.js';
+} from '../../../shared/resources/fields.js';
+import { CryptoKeyPurpose } from '../../../shared/resources/types.js';
 
 const invalid = (field?: string, message?: RegExp) => (err: unknown) => {
   assert.ok(err instanceof RpcError, String(err));
@@ -25,42 +24,6 @@ const invalid = (field?: string, message?: RegExp) => (err: unknown) => {
   }
   return true;
 };
-
-test('parseBody: empty, "", whitespace and {} are the empty message', () => {
-  for (const raw of [undefined, '', '""', '  ', '\n""\n', '{}']) {
-    assert.deepEqual(parseBody(raw === undefined ? undefined : Buffer.from(raw)), {});
-  }
-});
-
-test('parseBody: snake_case becomes camelCase, except inside labels; odd names stay as sent', () => {
-  const body = parseBody(
-    Buffer.from(
-      '{"version_template":{"protection_level":1},"labels":{"team_name":"a"},"plaintextCrc32c":"1","__proto__":{"x":1},"_x":1}',
-    ),
-  );
-  assert.deepEqual(Object.keys(body), ['versionTemplate', 'labels', 'plaintextCrc32c', '__proto__', '_x']);
-  assert.deepEqual(body.versionTemplate, { protectionLevel: 1 });
-  assert.deepEqual(body.labels, { team_name: 'a' });
-  assert.equal(
-    Object.getPrototypeOf(body),
-    Object.prototype,
-    '"__proto__" is an own field, not the prototype',
-  );
-  assert.equal((body as Record<string, unknown>).x, undefined);
-});
-
-test('parseBody: refuses what is not a JSON object, and nesting deeper than 16', () => {
-  for (const raw of ['[]', '1', 'null', 'true', '"x"', '{', '{"a":}', 'plaintext=abc']) {
-    assert.throws(
-      () => parseBody(Buffer.from(raw)),
-      invalid(undefined, /^Invalid JSON payload received/),
-      raw,
-    );
-  }
-  const deep = (n: number) => `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`;
-  assert.doesNotThrow(() => parseBody(Buffer.from(deep(16))));
-  assert.throws(() => parseBody(Buffer.from(deep(18))), invalid(undefined, /nested too deeply/));
-});
 
 test('bytesValue: both alphabets, padded or not, whitespace ignored; invalid names the field', () => {
   const bytes = Buffer.from([0xfb, 0xff, 0xbf, 0x01]);

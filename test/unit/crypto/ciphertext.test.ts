@@ -8,8 +8,8 @@ import {
   parseCiphertext,
   SEALED_DEK_BYTES,
   seal,
-} from '../../shared/crypto/ciphertext.js';
-import { RpcError } from '../../shared/errors.js';
+} from '../../../shared/crypto/ciphertext.js';
+import { RpcError } from '../../../shared/errors.js';
 
 const NAME = 'projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/7';
 const material = randomBytes(32);

@@ -7,8 +7,8 @@ import {
   KNOWN_PERMISSIONS,
   memberMatches,
   ROLES,
-} from '../../shared/access/roles.js';
-import { ROUTES } from '../../shared/api/routes.js';
+} from '../../../shared/access/roles.js';
+import { ROUTES } from '../../../shared/api/routes.js';
 
 test('every authenticated route but testIamPermissions checks a known permission', () => {
   for (const r of ROUTES) {

@@ -1,0 +1,40 @@
+/** A new CryptoKeyVersion of a key: its id from the key's counter, its state, and fresh internal key material. */
+import type { Deps } from '../context.js';
+import { RootKeyring } from '../crypto/material.js';
+import { RpcError } from '../errors.js';
+import type {
+  ExternalProtectionLevelOptions,
+  StoredCryptoKey,
+  StoredCryptoKeyVersion,
+} from '../resources/types.js';
+
+const MAX_VERSIONS_PER_KEY = 0xffffffff;
+
+/**
+ * A new version of `key` (which is mutated: its counter advances). Called inside the transaction that writes
+ * both, so concurrent creates get distinct, gap-free ids.
+ */
+export function newVersion(
+  deps: Deps,
+  key: StoredCryptoKey,
+  state: 'ENABLED' | 'DISABLED',
+  external: ExternalProtectionLevelOptions | undefined,
+): StoredCryptoKeyVersion {
+  if (key.versionCounter >= MAX_VERSIONS_PER_KEY) {
+    throw RpcError.failedPrecondition(`${key.name} has reached the maximum number of versions.`);
+  }
+  key.versionCounter += 1;
+  const name = `${key.name}/cryptoKeyVersions/${key.versionCounter}`;
+  const now = deps.now().toISOString();
+  const v: StoredCryptoKeyVersion = {
+    name,
+    state,
+    protectionLevel: key.versionTemplate.protectionLevel,
+    algorithm: key.versionTemplate.algorithm,
+    createTime: now,
+    generateTime: now,
+    material: deps.rootKeys.seal(RootKeyring.generateMaterial(), name),
+  };
+  if (external) v.externalProtectionLevelOptions = external;
+  return v;
+}
