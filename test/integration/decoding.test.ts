@@ -256,6 +256,46 @@ test('a body over 1 MiB gets a 400 envelope (with Content-Length, and chunked wi
   assert.match(JSON.parse(chunked.body).error.message, /limit is 1048576 bytes/);
 });
 
+test('a 2 MB plaintext gets the envelope through Node fetch and the Node client, not a broken pipe', async () => {
+  // The server reads and discards the rest of an oversize body before answering, so a client that is still
+  // sending gets the answer (not EPIPE), and the message says what to do instead.
+  const token = await s.token();
+  const plaintext = Buffer.alloc(2 * 1024 * 1024, 0x41).toString('base64');
+  const res = await fetch(`${s.url}${key}:encrypt`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ plaintext }),
+  });
+  assert.equal(res.status, 400);
+  const text = await res.text();
+  assert.ok(text.endsWith('\n'), 'JSON answers end with a newline');
+  const err = JSON.parse(text).error;
+  assert.equal(err.status, 'INVALID_ARGUMENT');
+  assert.match(
+    err.message,
+    /the limit is 1048576 bytes\. Plaintexts are limited to 64 KiB: .*envelope encryption/,
+  );
+});
+
+test('compressed request bodies are refused before anything else, with what to do', async () => {
+  const { gzipSync } = await import('node:zlib');
+  const token = await s.token();
+  const res = await fetch(`${s.url}${key}:encrypt`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      'content-encoding': 'gzip',
+    },
+    body: gzipSync(JSON.stringify({ plaintext: 'aGk=' })),
+  });
+  assert.equal(res.status, 400);
+  assert.match(
+    (await res.json()).error.message,
+    /Compressed request bodies are not accepted \(Content-Encoding: gzip\)/,
+  );
+});
+
 test('the content type does not matter for a JSON body; a body that is not JSON is refused', async () => {
   for (const ct of [
     'text/plain',
