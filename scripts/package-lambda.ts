@@ -16,13 +16,13 @@
  * `workspaces`, `devDependencies` and `scripts` — and the GCF zip a package-lock.json cut to that closure, so
  * Cloud Build's `npm ci` installs exactly what the Lambda zip carries. The Lambda's node_modules are copied from
  * this checkout (so run `npm ci` first, on Linux x86_64 for an x86_64 Lambda: native packages are copied as
- * built). Zips are written by fflate and reproducible: entries sorted, timestamps fixed, so the same build gives
+ * built). Zips are written by yazl and reproducible: entries sorted, timestamps fixed, so the same build gives
  * the same bytes (and the same object name in infra/).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { type Zippable, zipSync } from 'fflate';
+import { ZipFile } from 'yazl';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..');
 
@@ -251,14 +251,24 @@ function productionModules(lock: Lock, closure: string[]): Entry[] {
 const ZIP_DATE = new Date(1980, 0, 1, 0, 0, 0);
 
 /** A zip of `entries`, sorted by name, with fixed dates and Unix modes: the same entries give the same bytes. */
-function zip(entries: Entry[]): Uint8Array {
-  const files: Zippable = {};
+async function zip(entries: Entry[]): Promise<Buffer> {
+  const file = new ZipFile();
+  const seen = new Set<string>();
   for (const e of [...entries].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    if (e.name in files) throw new Error(`${e.name} is packaged twice`);
-    // attrs: the Unix mode in the high half of the external attributes (regular file); os 3 = Unix.
-    files[e.name] = [e.data, { level: 9, mtime: ZIP_DATE, os: 3, attrs: ((0o100000 | e.mode) << 16) >>> 0 }];
+    if (seen.has(e.name)) throw new Error(`${e.name} is packaged twice`);
+    seen.add(e.name);
+    // A DOS timestamp only (no extended-timestamp field) and a regular file's Unix mode.
+    file.addBuffer(e.data, e.name, {
+      mtime: ZIP_DATE,
+      forceDosTimestamp: true,
+      mode: 0o100000 | e.mode,
+      compressionLevel: 9,
+    });
   }
-  return zipSync(files);
+  file.end();
+  const chunks: Buffer[] = [];
+  for await (const chunk of file.outputStream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
 
 // --- Main -------------------------------------------------------------------------------------------------------
@@ -300,7 +310,7 @@ const entries: Entry[] = gcf
       { name: 'lambda.mjs', data: Buffer.from(LAMBDA_MJS), mode: 0o644 },
     ];
 
-const bytes = zip(entries);
+const bytes = await zip(entries);
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, bytes);
 const unpacked = entries.reduce((n, e) => n + e.data.length, 0);
