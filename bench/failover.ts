@@ -35,7 +35,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { type ReferenceEkm, startReferenceEkm } from '../reference-ekm/index.js';
+import { type ReferenceEkm, startReferenceEkm } from '@openekm/reference-ekm';
 import { type RunningEmulator, startFirestoreEmulator } from '../scripts/lib/firestore-emulator.js';
 import { type LocalEkm, startLocalEkm } from '../scripts/lib/local-ekm.js';
 import { type LocalServer, startLocalServer } from '../scripts/lib/local-server.js';

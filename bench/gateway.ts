@@ -112,7 +112,8 @@ export async function startStack(options: {
   nodeArgs?: string[];
 }): Promise<RunningStack> {
   const child = track(
-    spawn(process.execPath, [...(options.nodeArgs ?? []), 'dist/scripts/stack.js'], {
+    // As `npm start` runs it: the gateway compiled, the reference EKM package (TypeScript source) through tsx.
+    spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', 'dist/scripts/stack.js'], {
       cwd: ROOT,
       env: {
         ...process.env,

@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Sha256 } from '@aws-crypto/sha256-js';
+import { EkmAdmin } from '@openekm/reference-ekm/admin/admin';
+import { findSoftHsmModule } from '@openekm/reference-ekm/config';
+import { openKeyStore } from '@openekm/reference-ekm/keystore/open';
+import { StateStore } from '@openekm/reference-ekm/state/state-store';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { EkmAdmin } from '../reference-ekm/admin/admin.js';
-import { findSoftHsmModule } from '../reference-ekm/config.js';
-import { openKeyStore } from '../reference-ekm/keystore/open.js';
-import { StateStore } from '../reference-ekm/state/state-store.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const SECONDS = Number(process.env.OPENEKM_BENCH_SECONDS ?? 3);

@@ -179,11 +179,7 @@ class Cli {
         this.out(JSON.stringify({ faults: this.admin(false).listFaults() }));
         return;
       default:
-        throw new UsageError(
-          group === undefined || group === 'help' || group === '--help'
-            ? ''
-            : `unknown command: ${args.join(' ')}`,
-        );
+        throw new UsageError(group === undefined ? '' : `unknown command: ${args.join(' ')}`);
     }
   }
 
@@ -224,8 +220,25 @@ export interface CliIo {
   stderr(text: string): void;
 }
 
-/** Runs one CLI command; returns the exit status (0 ok, 2 refused or bad usage, 1 unexpected failure). */
+/** `help`, or `--help`/`-h` anywhere on the line, asks for the usage text. */
+function wantsHelp(args: string[]): boolean {
+  if (args[0] === 'help') return true;
+  for (let i = 0; i < args.length; i += 1) {
+    if (args[i] === '--help' || args[i] === '-h') return true;
+    if (args[i] === '--usage' || args[i] === '--prefix') i += 1; // their value, whatever it reads
+  }
+  return false;
+}
+
+/**
+ * Runs one CLI command; returns the exit status (0 ok or help asked for, 2 refused or bad usage, 1 unexpected
+ * failure).
+ */
 export async function runCli(args: string[], io: CliIo): Promise<number> {
+  if (wantsHelp(args)) {
+    io.stdout(USAGE);
+    return 0;
+  }
   let cli: Cli | undefined;
   try {
     cli = new Cli(configFromEnv(io.env), io.stdout);

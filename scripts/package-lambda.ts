@@ -1,5 +1,5 @@
 /**
- * Packages the functions for deployment, with Node built-ins only (no zip program, no npm, no network):
+ * Packages the functions for deployment (no zip program, no npm, no network):
  *
  *   npx tsx scripts/package-lambda.ts            AWS Lambda: .openekm/lambda.zip — dist/functions, dist/shared,
  *                                                 package.json, the production node_modules and lambda.mjs (the
@@ -9,15 +9,20 @@
  *                                                 the dependencies (infra/README.md, "Source")
  *
  * Options: --out <file> writes elsewhere; --skip-build uses dist/ as it is instead of running `npm run build`.
- * The production node_modules are the installed packages package-lock.json does not mark `dev`, copied from this
- * checkout's node_modules (so run `npm ci` first, on Linux x86_64 for an x86_64 Lambda: native packages are
- * copied as built). The zip is reproducible: entries sorted, timestamps fixed, so the same build gives the same
- * bytes (and the same object name in infra/).
+ *
+ * What ships is the gateway alone: the closure of the root package's production `dependencies`, walked through
+ * package-lock.json as Node resolves them. Dev dependencies and the reference EKM workspace (@openekm/reference-ekm,
+ * with its own dependencies) never ship. Both zips carry a deploy package.json — the root one without
+ * `workspaces`, `devDependencies` and `scripts` — and the GCF zip a package-lock.json cut to that closure, so
+ * Cloud Build's `npm ci` installs exactly what the Lambda zip carries. The Lambda's node_modules are copied from
+ * this checkout (so run `npm ci` first, on Linux x86_64 for an x86_64 Lambda: native packages are copied as
+ * built). Zips are written by yazl and reproducible: entries sorted, timestamps fixed, so the same build gives
+ * the same bytes (and the same object name in infra/).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { deflateRawSync } from 'node:zlib';
+import { ZipFile } from 'yazl';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..');
 
@@ -110,20 +115,115 @@ function filesUnder(dir: string, skip: (rel: string) => boolean = () => false): 
   return out;
 }
 
-function file(rel: string): Entry {
-  return { name: rel, data: readFileSync(join(ROOT, rel)), mode: 0o644 };
+interface LockPackage {
+  version?: string;
+  link?: boolean;
+  resolved?: string;
+  dev?: boolean;
+  optional?: boolean;
+  devOptional?: boolean;
+  peer?: boolean;
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+  [field: string]: unknown;
 }
 
-/** The installed packages that package-lock.json does not mark dev-only, each without its nested node_modules. */
-function productionModules(): Entry[] {
-  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
-    packages: Record<string, { dev?: boolean; optional?: boolean }>;
+interface Lock {
+  name: string;
+  version: string;
+  lockfileVersion: number;
+  requires?: boolean;
+  packages: Record<string, LockPackage>;
+}
+
+interface Manifest {
+  dependencies?: Record<string, string>;
+  allowScripts?: Record<string, boolean>;
+  [field: string]: unknown;
+}
+
+const readJson = <T>(rel: string): T => JSON.parse(readFileSync(join(ROOT, rel), 'utf8')) as T;
+
+/** Where Node finds `name` from the package at `from` ("" is the root): the nearest node_modules going up. */
+function locate(lock: Lock, from: string, name: string): string | undefined {
+  let base = from;
+  for (;;) {
+    const candidate = base ? `${base}/node_modules/${name}` : `node_modules/${name}`;
+    if (lock.packages[candidate]) return candidate;
+    if (!base) return undefined;
+    const up = base.lastIndexOf('/node_modules/');
+    base = up >= 0 ? base.slice(0, up) : '';
+  }
+}
+
+/**
+ * The lock paths (node_modules/…) of the root's production dependencies and everything they depend on. A missing
+ * optional or optional-peer dependency is skipped; any other missing one means the lock is out of date.
+ */
+function productionClosure(lock: Lock, rootDependencies: Record<string, string>): string[] {
+  const found = new Set<string>();
+  const visit = (from: string, deps: Record<string, string>, optional: (name: string) => boolean) => {
+    for (const name of Object.keys(deps)) {
+      const path = locate(lock, from, name);
+      if (!path) {
+        if (optional(name)) continue;
+        throw new Error(
+          `${name} (needed by ${from || 'the root package'}) is not in package-lock.json: run npm install.`,
+        );
+      }
+      if (found.has(path)) continue;
+      const meta = lock.packages[path]!;
+      if (meta.link)
+        throw new Error(`${name} is a workspace link; the gateway must not depend on a workspace.`);
+      found.add(path);
+      visit(path, meta.dependencies ?? {}, () => false);
+      visit(path, meta.optionalDependencies ?? {}, () => true);
+      visit(path, meta.peerDependencies ?? {}, (n) => meta.peerDependenciesMeta?.[n]?.optional === true);
+    }
   };
+  visit('', rootDependencies, () => false);
+  return [...found].sort();
+}
+
+/** The root package.json as a deployment needs it: no workspaces, dev dependencies or build scripts. */
+function deployManifest(root: Manifest, closure: string[]): Manifest {
+  const { workspaces, devDependencies, scripts, allowScripts, ...rest } = root;
+  const shipped = new Set(
+    closure.map((p) => p.slice(p.lastIndexOf('node_modules/') + 'node_modules/'.length)),
+  );
+  const kept = Object.entries(allowScripts ?? {}).filter(([name]) =>
+    shipped.has(name.replace(/(.)@.*$/, '$1')),
+  );
+  return kept.length > 0 ? { ...rest, allowScripts: Object.fromEntries(kept) } : rest;
+}
+
+/** package-lock.json cut to the deploy manifest and the production closure, so that `npm ci` accepts it. */
+function deployLock(lock: Lock, manifest: Manifest, closure: string[]): Lock {
+  const { name, version, license, engines } = lock.packages['']!;
+  const top = { name, version, license, dependencies: manifest.dependencies, engines };
+  const packages: Record<string, LockPackage> = { '': JSON.parse(JSON.stringify(top)) as LockPackage };
+  for (const path of closure) {
+    const { dev, devOptional, ...meta } = lock.packages[path]!;
+    // Optional for dev or prod ("devOptional") is plainly optional once the dev side is gone.
+    packages[path] = devOptional ? { ...meta, optional: true } : meta;
+  }
+  return {
+    name: lock.name,
+    version: lock.version,
+    lockfileVersion: lock.lockfileVersion,
+    requires: true,
+    packages,
+  };
+}
+
+/** The installed files of the closure's packages, each without its nested node_modules. */
+function productionModules(lock: Lock, closure: string[]): Entry[] {
   const out: Entry[] = [];
-  for (const [path, meta] of Object.entries(lock.packages)) {
-    if (!path.startsWith('node_modules/') || meta.dev) continue;
+  for (const path of closure) {
     if (!existsSync(join(ROOT, path))) {
-      if (meta.optional) continue; // another platform's binary, say
+      if (lock.packages[path]!.optional) continue; // another platform's binary, say
       throw new Error(`${path} is in package-lock.json but not installed: run npm ci first.`);
     }
     out.push(
@@ -133,74 +233,28 @@ function productionModules(): Entry[] {
   return out;
 }
 
-// --- A minimal, reproducible zip writer (PKZIP 2.0: deflate or store, no ZIP64) ---------------------------------
+/** 1980-01-01 00:00 local time (the earliest zip date; local because zip dates have no zone): fixed. */
+const ZIP_DATE = new Date(1980, 0, 1, 0, 0, 0);
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(buf: Buffer): number {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-/** 1980-01-01 00:00, the earliest DOS date: fixed so the same input gives the same zip. */
-const DOS_TIME = 0;
-const DOS_DATE = (0 << 9) | (1 << 5) | 1;
-
-function zip(entries: Entry[]): Buffer {
-  if (entries.length >= 0xffff) throw new Error(`${entries.length} files: too many for a zip without ZIP64`);
-  const locals: Buffer[] = [];
-  const central: Buffer[] = [];
-  let offset = 0;
+/** A zip of `entries`, sorted by name, with fixed dates and Unix modes: the same entries give the same bytes. */
+async function zip(entries: Entry[]): Promise<Buffer> {
+  const file = new ZipFile();
+  const seen = new Set<string>();
   for (const e of [...entries].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    const name = Buffer.from(e.name, 'utf8');
-    const deflated = deflateRawSync(e.data, { level: 9 });
-    const stored = deflated.length >= e.data.length;
-    const body = stored ? e.data : deflated;
-    const crc = crc32(e.data);
-    if (offset + body.length > 0xffffffff) throw new Error('the zip would exceed 4 GiB');
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4); // version needed
-    local.writeUInt16LE(0x0800, 6); // UTF-8 names
-    local.writeUInt16LE(stored ? 0 : 8, 8);
-    local.writeUInt16LE(DOS_TIME, 10);
-    local.writeUInt16LE(DOS_DATE, 12);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(body.length, 18);
-    local.writeUInt32LE(e.data.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    local.writeUInt16LE(0, 28);
-    const cd = Buffer.alloc(46);
-    cd.writeUInt32LE(0x02014b50, 0);
-    cd.writeUInt16LE((3 << 8) | 20, 4); // made by Unix, so the permissions below count
-    cd.writeUInt16LE(20, 6);
-    cd.writeUInt16LE(0x0800, 8);
-    cd.writeUInt16LE(stored ? 0 : 8, 10);
-    cd.writeUInt16LE(DOS_TIME, 12);
-    cd.writeUInt16LE(DOS_DATE, 14);
-    cd.writeUInt32LE(crc, 16);
-    cd.writeUInt32LE(body.length, 20);
-    cd.writeUInt32LE(e.data.length, 24);
-    cd.writeUInt16LE(name.length, 28);
-    cd.writeUInt32LE(((0o100000 | e.mode) << 16) >>> 0, 38); // regular file, rw-r--r-- or rwxr-xr-x
-    cd.writeUInt32LE(offset, 42);
-    locals.push(local, name, body);
-    central.push(cd, name);
-    offset += local.length + name.length + body.length;
+    if (seen.has(e.name)) throw new Error(`${e.name} is packaged twice`);
+    seen.add(e.name);
+    // A DOS timestamp only (no extended-timestamp field) and a regular file's Unix mode.
+    file.addBuffer(e.data, e.name, {
+      mtime: ZIP_DATE,
+      forceDosTimestamp: true,
+      mode: 0o100000 | e.mode,
+      compressionLevel: 9,
+    });
   }
-  const cdSize = central.reduce((n, b) => n + b.length, 0);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(cdSize, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, ...central, end]);
+  file.end();
+  const chunks: Buffer[] = [];
+  for await (const chunk of file.outputStream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
 
 // --- Main -------------------------------------------------------------------------------------------------------
@@ -220,16 +274,29 @@ if (!gcf && (process.platform !== 'linux' || !['x64', 'arm64'].includes(process.
 const compiled = [...filesUnder('dist/functions'), ...filesUnder('dist/shared')].filter(
   (e) => !e.name.endsWith('.map'),
 );
+const lock = readJson<Lock>('package-lock.json');
+const rootManifest = readJson<Manifest>('package.json');
+const closure = productionClosure(lock, rootManifest.dependencies ?? {});
+const manifest = deployManifest(rootManifest, closure);
+const json = (name: string, value: unknown): Entry => ({
+  name,
+  data: Buffer.from(`${JSON.stringify(value, null, 2)}\n`),
+  mode: 0o644,
+});
 const entries: Entry[] = gcf
-  ? [...compiled, file('package.json'), file('package-lock.json')]
+  ? [
+      ...compiled,
+      json('package.json', manifest),
+      json('package-lock.json', deployLock(lock, manifest, closure)),
+    ]
   : [
       ...compiled,
-      file('package.json'),
-      ...productionModules(),
+      json('package.json', manifest),
+      ...productionModules(lock, closure),
       { name: 'lambda.mjs', data: Buffer.from(LAMBDA_MJS), mode: 0o644 },
     ];
 
-const bytes = zip(entries);
+const bytes = await zip(entries);
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, bytes);
 const unpacked = entries.reduce((n, e) => n + e.data.length, 0);

@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run --silent build
 export METADATA_SERVER_DETECTION=none
-exec node --enable-source-maps dist/scripts/stack.js
+# The gateway runs compiled (dist/); the reference EKM package (@openekm/reference-ekm) is TypeScript source,
+# loaded through tsx.
+exec node --enable-source-maps --import tsx dist/scripts/stack.js

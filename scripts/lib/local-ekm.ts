@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ReferenceEkm, startReferenceEkm } from '../../reference-ekm/index.js';
+import { type ReferenceEkm, startReferenceEkm } from '@openekm/reference-ekm';
 import { ensureGatewaySigningKey, LOCAL_GATEWAY_ISSUER, stateDir } from './local-state.js';
 
 export const LOCAL_XKS_PREFIX = 'openekm';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { ReferenceEkm } from '../../reference-ekm/index.js';
+import type { ReferenceEkm } from '@openekm/reference-ekm';
 import { blockNonLoopback, launchChromium, pngSize } from '../helpers/browser.js';
 import { hostOf, serverCertDer, startReplica } from '../helpers/ekm-replicas.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';

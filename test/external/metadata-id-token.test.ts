@@ -11,8 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { type ReferenceEkm, startReferenceEkm } from '@openekm/reference-ekm';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { type ReferenceEkm, startReferenceEkm } from '../../reference-ekm/index.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 const FAKE_GOOGLE_ISSUER = 'https://accounts.google.example';

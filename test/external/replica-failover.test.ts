@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import type { ReferenceEkm } from '../../reference-ekm/index.js';
+import type { ReferenceEkm } from '@openekm/reference-ekm';
 import { FaultRelay, hostOf, type RelayMode, serverCertDer, startReplica } from '../helpers/ekm-replicas.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { b64, keyRing } from './ext-helpers.js';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { type ReferenceEkm, startReferenceEkm } from '../../reference-ekm/index.js';
+import { type ReferenceEkm, startReferenceEkm } from '@openekm/reference-ekm';
 import { ensureGatewaySigningKey, LOCAL_GATEWAY_ISSUER } from '../../scripts/lib/local-state.js';
 import type { TestStack } from './stack.js';
 

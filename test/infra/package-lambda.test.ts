@@ -3,8 +3,10 @@
  * a directory outside the repository (so nothing resolves from the repository's node_modules), and loaded by a
  * separate Node process with only the environment a Lambda would have. That proves the production dependencies
  * are complete, lambda.mjs fetches secrets into files before the functions load (a stand-in for the AWS SDK the
- * Lambda runtime provides), and routerLambda sends each path to the function that owns it. The Cloud Functions
- * zip (--gcf) holds the compiled code and the package files, and no node_modules.
+ * Lambda runtime provides), and routerLambda sends each path to the function that owns it. Only the gateway
+ * ships: the closure of the root package's production dependencies, never the reference EKM workspace or its
+ * dependencies. The Cloud Functions zip (--gcf) holds the compiled code and a deploy package.json and
+ * package-lock.json (no workspace, no dev dependencies) that `npm ci` accepts as they are, and no node_modules.
  *
  * Uses dist/ (rebuilt when a source under functions/ or shared/ is newer, as the functions-framework test does).
  */
@@ -19,6 +21,16 @@ import { ensureBuilt } from '../../scripts/lib/build.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 let work: string;
+/** The package-lock.json of the Cloud Functions zip: its packages are what the Lambda zip must carry. */
+let gcfLock: { packages: Record<string, { optional?: boolean }> } | undefined;
+
+/** The reference EKM and what only it uses: none of it may be deployed. */
+const NOT_SHIPPED = [
+  'node_modules/@openekm/',
+  'node_modules/pkcs11js/',
+  'node_modules/node-forge/',
+  'reference-ekm/',
+];
 
 function pack(out: string, ...extra: string[]): void {
   execFileSync(
@@ -83,6 +95,44 @@ test('the Cloud Functions source zip: compiled code and package files, no depend
   // Reproducible: the same input gives the same bytes.
   pack(join(work, 'gcf2.zip'), '--gcf');
   assert.ok(readFileSync(join(work, 'gcf.zip')).equals(readFileSync(join(work, 'gcf2.zip'))));
+
+  // The deploy package.json: the gateway's own, without the workspace, dev dependencies or build scripts.
+  const root = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  const manifest = JSON.parse(entries.get('package.json')!.data.toString());
+  assert.ok(
+    root.workspaces && root.devDependencies,
+    'the root package.json has a workspace and dev dependencies',
+  );
+  for (const field of ['workspaces', 'devDependencies', 'scripts'])
+    assert.equal(manifest[field], undefined, `no ${field}`);
+  assert.deepEqual(manifest.dependencies, root.dependencies);
+  assert.equal(manifest.main, root.main);
+  assert.equal(manifest.type, 'module');
+  gcfLock = JSON.parse(entries.get('package-lock.json')!.data.toString());
+  const locked = Object.keys(gcfLock!.packages);
+  assert.ok(locked.includes('node_modules/@google-cloud/firestore'));
+  for (const prefix of NOT_SHIPPED)
+    assert.ok(!locked.some((p) => `${p}/`.startsWith(prefix)), `${prefix} is not in the deploy lock`);
+  // What Cloud Build runs: `npm ci` takes this package.json and lock as they are (offline: a dry run that would
+  // have to resolve anything not in the lock fails).
+  const unpacked = join(work, 'gcf');
+  mkdirSync(unpacked);
+  for (const name of ['package.json', 'package-lock.json'])
+    writeFileSync(join(unpacked, name), entries.get(name)!.data);
+  // Without the npm_* variables of an enclosing `npm test`, so that nothing points npm back at this checkout.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+  const ci = execFileSync(
+    'npm',
+    ['ci', '--prefix', unpacked, '--dry-run', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'],
+    { cwd: unpacked, stdio: 'pipe', timeout: 120_000, env },
+  ).toString();
+  const added = Number(/added (\d+) packages/.exec(ci)?.[1]);
+  const required = locked.filter((p) => p !== '' && !gcfLock!.packages[p]!.optional).length;
+  // Every locked package, less the optional ones for other platforms (native binaries).
+  assert.ok(
+    added >= required && added <= locked.length - 1,
+    `npm ci would add ${added} of ${locked.length - 1}`,
+  );
 });
 
 test('the Lambda zip loads on its own, fetches secrets into files, and routes every function', () => {
@@ -100,6 +150,22 @@ test('the Lambda zip loads on its own, fetches secrets into files, and routes ev
     !modules.some((n) => n.startsWith('node_modules/typescript/')),
     'dev dependencies are not packaged',
   );
+  for (const prefix of NOT_SHIPPED)
+    assert.ok(![...entries.keys()].some((n) => n.startsWith(prefix)), `${prefix} is not packaged`);
+  // Exactly the closure the Cloud Functions lock names: every package in it, nothing outside it.
+  if (gcfLock) {
+    const closure = Object.entries(gcfLock.packages).filter(([p]) => p !== '');
+    for (const [path, meta] of closure)
+      assert.ok(meta.optional || entries.has(`${path}/package.json`), `${path} is packaged`);
+    const paths = new Set(closure.map(([p]) => p));
+    const owner = (name: string) => {
+      for (let i = name.lastIndexOf('/'); i > 0; i = name.lastIndexOf('/', i - 1))
+        if (paths.has(name.slice(0, i))) return true;
+      return false;
+    };
+    const stray = modules.filter((n) => !owner(n));
+    assert.deepEqual(stray, [], 'every packaged module file belongs to a locked production package');
+  }
 
   const bundle = join(work, 'bundle');
   for (const [name, { data }] of entries) {

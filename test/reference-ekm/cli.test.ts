@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { runCli } from '../../reference-ekm/cli.js';
+import { runCli } from '@openekm/reference-ekm/cli';
 import {
   b64,
   createIssuer,
@@ -208,6 +208,28 @@ describe('CLI configuration errors and production mode', () => {
     const issuers = await cli({ OPENEKM_EKM_TRUSTED_ISSUERS: '[{"issuer":"x"}]' }, 'keys', 'list');
     assert.equal(issuers.code, 2);
     assert.match(issuers.stderr, /jwksUrl or jwksFile/);
+  });
+
+  test('--help, -h and help print the usage and exit 0; no command or an unknown one exits 2', async () => {
+    const spawned = await run(process.execPath, ['--import', 'tsx', 'reference-ekm/cli.ts', '--help'], {});
+    assert.equal(spawned.code, 0, spawned.stderr);
+    assert.match(spawned.stdout, /^usage: npm run --silent ekm -- <command>\n/);
+    assert.equal(spawned.stderr, '');
+    for (const args of [['-h'], ['help'], ['keys', 'create', '--help'], ['keys', 'list', '-h']]) {
+      const res = await cli({}, ...args);
+      assert.equal(res.code, 0, `${args.join(' ')}: ${res.stderr}`);
+      assert.match(res.stdout, /keys create <keyId>/);
+    }
+    // A flag value that reads "-h" is a value, not a request for help.
+    const prefixed = await cli({}, 'keys', 'create', 'k', '--usage', '-h');
+    assert.equal(prefixed.code, 2);
+    assert.match(prefixed.stderr, /unknown key usage/);
+    const none = await cli({});
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /^usage:/);
+    const unknown = await cli({}, 'keys', 'frobnicate');
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /^unknown command: keys frobnicate\nusage:/);
   });
 
   test('fault injection is refused in production mode', async () => {

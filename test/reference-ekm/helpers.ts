@@ -3,10 +3,10 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Sha256 } from '@aws-crypto/sha256-js';
+import { type ReferenceEkm, type ReferenceEkmOptions, startReferenceEkm } from '@openekm/reference-ekm';
+import { findSoftHsmModule } from '@openekm/reference-ekm/config';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
-import { findSoftHsmModule } from '../../reference-ekm/config.js';
-import { type ReferenceEkm, type ReferenceEkmOptions, startReferenceEkm } from '../../reference-ekm/index.js';
 
 export type Backend = 'software' | 'softhsm';
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, test } from 'node:test';
+import { findSoftHsmModule } from '@openekm/reference-ekm/config';
+import { KeyStoreError } from '@openekm/reference-ekm/keystore/key-store';
+import { openKeyStore } from '@openekm/reference-ekm/keystore/open';
 import pkcs11js from 'pkcs11js';
-import { findSoftHsmModule } from '../../reference-ekm/config.js';
-import { KeyStoreError } from '../../reference-ekm/keystore/key-store.js';
-import { openKeyStore } from '../../reference-ekm/keystore/open.js';
 import { type Backend, requireSoftHsm, testDirs } from './helpers.js';
 
 const dirs = testDirs('keystores');

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { ciphertextDataIntegrityValue, gcmAad } from '../../reference-ekm/xks/aad.js';
-import { SigV4Error, verifySigV4 } from '../../reference-ekm/xks/sigv4.js';
+import { ciphertextDataIntegrityValue, gcmAad } from '@openekm/reference-ekm/xks/aad';
+import { SigV4Error, verifySigV4 } from '@openekm/reference-ekm/xks/sigv4';
 
 const suite = JSON.parse(readFileSync(new URL('./fixtures/sigv4-vectors.json', import.meta.url), 'utf8')) as {
   secretAccessKey: string;

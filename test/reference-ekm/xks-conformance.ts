@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import type { XksCredential } from '../../reference-ekm/state/types.js';
-import { gcmAad } from '../../reference-ekm/xks/aad.js';
+import type { XksCredential } from '@openekm/reference-ekm/state/types';
+import { gcmAad } from '@openekm/reference-ekm/xks/aad';
 import {
   type Backend,
   b64,
