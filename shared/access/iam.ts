@@ -21,7 +21,7 @@ import type { Config } from '../config.js';
 import { RpcError } from '../errors.js';
 import { isValidId } from '../resources/names.js';
 import type { MetadataCache } from '../store/cache.js';
-import { type CompiledCondition, type ConditionInput, compileCondition } from './conditions.js';
+import { type CompiledCondition, type ConditionInput, compileCondition } from './conditions/evaluate.js';
 import type { Caller } from './identity.js';
 import { DEPLOYMENT_PERMISSIONS, memberMatches, ROLES } from './roles.js';
 
