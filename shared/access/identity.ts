@@ -29,7 +29,7 @@ export interface Caller {
 
 const CLOCK_SKEW_SECONDS = 30;
 
-export function principalFromClaims(claims: { email?: unknown; sub?: unknown }): string {
+function principalFromClaims(claims: { email?: unknown; sub?: unknown }): string {
   if (typeof claims.email === 'string' && claims.email.includes('@')) {
     return claims.email.endsWith('gserviceaccount.com')
       ? `serviceAccount:${claims.email}`

@@ -7,7 +7,7 @@
 import { ConditionError } from './error.js';
 
 /** 'bad' holds a refusal, raised when the parser reaches it (so refusals come in reading order). */
-export type TokenKind = 'ident' | 'string' | 'op' | 'end' | 'bad';
+type TokenKind = 'ident' | 'string' | 'op' | 'end' | 'bad';
 export interface Token {
   kind: TokenKind;
   value: string;

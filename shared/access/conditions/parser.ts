@@ -25,7 +25,7 @@ export const MAX_EXPRESSION_LENGTH = 12_800;
 const MAX_DEPTH = 64;
 
 export const KMS_SERVICE = 'cloudkms.googleapis.com';
-export const RESOURCE_TYPES = [
+const RESOURCE_TYPES = [
   'KeyRing',
   'CryptoKey',
   'CryptoKeyVersion',
@@ -37,7 +37,7 @@ export const RESOURCE_TYPES = [
 const SUPPORTED =
   'supported: request.time compared with timestamp("…"), resource.name (==, !=, startsWith, endsWith), resource.type, resource.service, &&, ||, !, parentheses, string literals, true and false';
 
-export type Type = 'bool' | 'string' | 'timestamp';
+type Type = 'bool' | 'string' | 'timestamp';
 /** A value at evaluation: a timestamp is epoch milliseconds (with a fraction for sub-millisecond digits). */
 export type Value = boolean | string | number;
 export type Attribute = 'request.time' | 'resource.name' | 'resource.type' | 'resource.service';

@@ -28,7 +28,7 @@ import { failIn, tokenize } from './lexer.js';
 import { type Comparator, type Literal, type Node, parse } from './parser.js';
 
 export type Resource = Record<string, unknown>;
-export type Predicate = (resource: Resource) => boolean;
+type Predicate = (resource: Resource) => boolean;
 
 /** The longest filter accepted, in UTF-16 code units (characters for all practical filters). */
 const MAX_FILTER_LENGTH = 2000;

@@ -10,17 +10,7 @@
  */
 import { RpcError } from '../../errors.js';
 
-export type TokenKind =
-  | 'word'
-  | 'string'
-  | 'op'
-  | 'lparen'
-  | 'rparen'
-  | 'and'
-  | 'or'
-  | 'not'
-  | 'minus'
-  | 'end';
+type TokenKind = 'word' | 'string' | 'op' | 'lparen' | 'rparen' | 'and' | 'or' | 'not' | 'minus' | 'end';
 
 export interface Token {
   kind: TokenKind;
