@@ -11,7 +11,7 @@
  * the key's policies in parallel through the metadata cache, so a policy is evaluated from a copy at most
  * OPENEKM_METADATA_CACHE_MS old (1 s by default) and a setIamPolicy through this instance is seen at once.
  *
- * A conditional binding (shared/access/conditions.ts) grants when its condition holds for the name the permission
+ * A conditional binding (shared/access/conditions/) grants when its condition holds for the name the permission
  * is checked on, at the request time; conditions are compiled once per policy document and evaluated only when
  * no unconditional grant answered. `group:` members grant to the principals OPENEKM_GROUPS lists for the group
  * (configuration: Google Groups are not queried), in policies and in the owner and operator lists alike.
@@ -21,7 +21,7 @@ import type { Config } from '../config.js';
 import { RpcError } from '../errors.js';
 import { isValidId } from '../resources/names.js';
 import type { MetadataCache } from '../store/cache.js';
-import { type CompiledCondition, type ConditionInput, compileCondition } from './conditions.js';
+import { type CompiledCondition, type ConditionInput, compileCondition } from './conditions/evaluate.js';
 import type { Caller } from './identity.js';
 import { DEPLOYMENT_PERMISSIONS, memberMatches, ROLES } from './roles.js';
 

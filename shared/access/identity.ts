@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  decodeJwt,
   type JSONWebKeySet,
   type JWTVerifyGetKey,
   errors as joseErrors,
@@ -28,7 +29,7 @@ export interface Caller {
 
 const CLOCK_SKEW_SECONDS = 30;
 
-export function principalFromClaims(claims: { email?: unknown; sub?: unknown }): string {
+function principalFromClaims(claims: { email?: unknown; sub?: unknown }): string {
   if (typeof claims.email === 'string' && claims.email.includes('@')) {
     return claims.email.endsWith('gserviceaccount.com')
       ? `serviceAccount:${claims.email}`
@@ -76,10 +77,10 @@ export class TokenVerifier {
     const hit = this.verified.get(cacheKey);
     if (hit && hit.expMs > this.now()) return hit.caller;
 
-    const parts = token.split('.');
     let iss: unknown;
     try {
-      iss = JSON.parse(Buffer.from(parts[1] ?? '', 'base64url').toString('utf8')).iss;
+      // Unverified: only to pick the issuer whose keys verify the token below.
+      iss = decodeJwt(token).iss;
     } catch {
       throw RpcError.unauthenticated('The access token is not a JWT.');
     }

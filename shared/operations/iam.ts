@@ -5,7 +5,8 @@
  * read-modify-write guarded by the etag.
  */
 import { randomBytes } from 'node:crypto';
-import { ConditionError, compileCondition } from '../access/conditions.js';
+import { ConditionError } from '../access/conditions/error.js';
+import { compileCondition } from '../access/conditions/evaluate.js';
 import {
   type Authorizer,
   type Binding,

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { RpcError } from '../errors.js';
-import { compileFilter, type Resource } from '../resources/filter.js';
+import { compileFilter, type Resource } from '../resources/filter/evaluate.js';
 
 export interface ListRequest {
   pageSize?: string | null;

@@ -5,6 +5,7 @@
  * HTTP edge's job: shared/api/body.ts.)
  */
 import { RpcError } from '../errors.js';
+import { parseDuration, parseTimestamp, timestampDate } from '../time.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
@@ -108,30 +109,30 @@ export function uint32Value(raw: Json | undefined, field: string): number | unde
   return Number(s);
 }
 
-/** A google.protobuf.Duration in JSON ("86400s", "1.5s"), returned in whole seconds. */
+/**
+ * A google.protobuf.Duration in JSON ("86400s", "1.5s"), not negative and under 10¹² seconds, returned in whole
+ * seconds (a fraction is dropped).
+ */
 export function durationSeconds(raw: Json | undefined, field: string): number | undefined {
   if (raw === undefined || raw === null) return undefined;
-  const m = typeof raw === 'string' ? /^([0-9]{1,12})(?:\.([0-9]{1,9}))?s$/.exec(raw) : null;
-  if (!m) {
+  const nanos = typeof raw === 'string' && !/^-|^\d{13}/.test(raw) ? parseDuration(raw) : undefined;
+  if (nanos === undefined) {
     throw RpcError.invalidArgument(`Invalid value at '${field}': expected a duration like "86400s".`, field);
   }
-  return Number(m[1]);
+  return Number(nanos / 1_000_000_000n);
 }
 
-/** A google.protobuf.Timestamp in RFC 3339. */
+/** A google.protobuf.Timestamp in RFC 3339 (see parseTimestamp), as a Date (whole milliseconds). */
 export function timestampValue(raw: Json | undefined, field: string): Date | undefined {
   if (raw === undefined || raw === null) return undefined;
-  const ok =
-    typeof raw === 'string' &&
-    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(raw);
-  const d = ok ? new Date(raw as string) : undefined;
-  if (!d || Number.isNaN(d.getTime())) {
+  const t = typeof raw === 'string' ? parseTimestamp(raw) : undefined;
+  if (t === undefined) {
     throw RpcError.invalidArgument(
       `Invalid value at '${field}': expected an RFC 3339 timestamp like "2030-01-01T00:00:00Z".`,
       field,
     );
   }
-  return d;
+  return timestampDate(t);
 }
 
 /** A google.protobuf.FieldMask in its query form "a,b.c". */
