@@ -2,7 +2,7 @@
  * The HTTP edge of the one error type: google.rpc.Status codes as HTTP statuses and the JSON error envelope of
  * Google REST APIs (`{"error": {"code", "message", "status", "details"}}`). The only place an RpcError becomes HTTP.
  */
-import { type Code, type ErrorDetail, RpcError } from '../errors.js';
+import type { Code, ErrorDetail, RpcError } from '../errors.js';
 
 const HTTP_STATUS: Record<Code, number> = {
   CANCELLED: 499,
@@ -36,10 +36,4 @@ export function envelope(err: RpcError): Envelope {
   const error: Envelope['error'] = { code: httpStatus(err.code), message: err.message, status: err.code };
   if (err.details.length > 0) error.details = err.details;
   return { error };
-}
-
-/** Any thrown value as an HTTP answer: status and the serialized envelope. */
-export function errorResponse(err: unknown): { status: number; body: string } {
-  const e = RpcError.from(err);
-  return { status: httpStatus(e.code), body: JSON.stringify(envelope(e)) };
 }

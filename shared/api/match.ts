@@ -17,7 +17,7 @@ interface Compiled {
 }
 
 /** `/v1/{name=projects/*}/keyRings:verb` → its segments, verb and the bound span. */
-export function compileTemplate(route: Route): Compiled {
+function compileTemplate(route: Route): Compiled {
   let path = route.path.replace(/^\//, '');
   let verb = '';
   const colon = path.lastIndexOf(':');

@@ -6,7 +6,7 @@ import type { Json, JsonObject } from './fields.js';
 const LABEL_KEY = /^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$/u;
 const LABEL_VALUE = /^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$/u;
 
-export const DAY_SECONDS = 86_400;
+const DAY_SECONDS = 86_400;
 export const MIN_DESTROY_SCHEDULED_SECONDS = DAY_SECONDS;
 export const MAX_DESTROY_SCHEDULED_SECONDS = 120 * DAY_SECONDS;
 export const DEFAULT_DESTROY_SCHEDULED_SECONDS = 30 * DAY_SECONDS;

@@ -9,7 +9,7 @@ import { inflateSync } from 'node:zlib';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 
 /** The flags every test browser runs with: headless, no sandbox (containers), and nothing that phones home. */
-export const CHROMIUM_ARGS = [
+const CHROMIUM_ARGS = [
   '--headless=new',
   '--no-sandbox',
   '--disable-gpu',

@@ -6,7 +6,7 @@ import { compileFilter, type Resource } from '../../../../shared/resources/filte
 const RING_1 = 'projects/p/locations/global/keyRings/ring-1';
 
 /** Four CryptoKeys in the API's JSON shape. `weight` and `bindings` are test-only fields (a number, an array). */
-export const KEYS: Resource[] = [
+const KEYS: Resource[] = [
   {
     name: `${RING_1}/cryptoKeys/alpha`,
     createTime: '2024-03-01T12:00:00.123456789Z',
