@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# npm start: install what a fresh clone lacks, build, and run the local stack.
+# npm start [-- --fresh]: install what a fresh clone lacks, build, and run the local stack (scripts/stack.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run --silent build
 export METADATA_SERVER_DETECTION=none
-exec node --enable-source-maps dist/scripts/stack.js
+exec node --enable-source-maps dist/scripts/stack.js "$@"
