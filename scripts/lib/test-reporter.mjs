@@ -40,6 +40,8 @@ function seconds(ms) {
 /** @param {AsyncIterable<{type: string, data: any}>} source */
 export default async function* reporter(source) {
   const files = new Map();
+  /** Files already printed: anything they still send is ignored. */
+  const done = new Set();
   const running = new Set();
   const skips = new Map();
   const failedTitles = [];
@@ -52,7 +54,17 @@ export default async function* reporter(source) {
   const stateOf = (file) => {
     let s = files.get(file);
     if (!s) {
-      s = { passed: 0, failed: 0, skipped: 0, names: [], failures: [], output: [] };
+      s = {
+        passed: 0,
+        failed: 0,
+        skipped: 0,
+        names: [],
+        failures: [],
+        output: [],
+        enqueued: 0,
+        completed: 0,
+        end: null,
+      };
       files.set(file, s);
     }
     return s;
@@ -99,16 +111,19 @@ export default async function* reporter(source) {
       }
     }
     files.delete(file);
+    done.add(file);
     return out + progress();
   };
 
   for await (const event of source) {
     const d = event.data ?? {};
     const file = d.file;
+    if (file && done.has(file)) continue;
     const isFile = file !== undefined && d.name === file && d.nesting === 0;
     switch (event.type) {
       case 'test:enqueue':
         if (isFile) filesTotal++;
+        else if (file && d.nesting === 0) stateOf(file).enqueued++;
         break;
       case 'test:dequeue':
         // Tests start in this order (one at a time within a file): it gives each test its suites' names.
@@ -129,16 +144,18 @@ export default async function* reporter(source) {
           if (out.length > OUTPUT_LINES) out.splice(0, out.length - OUTPUT_LINES);
         }
         break;
-      // test:complete comes as each test ends, and before its file's own test:complete (test:pass and test:fail
-      // come in declaration order, possibly after it).
+      // A file's own test:complete comes when its process exits, but its tests' events may be reported later (the
+      // runner reports one file at a time): a file is done when it has ended and all its top-level tests have.
       case 'test:complete': {
         if (!file) break;
+        const s = stateOf(file);
         if (isFile) {
-          yield fileDone(file, d);
+          s.end = d;
+          if (s.enqueued > 0 && s.completed >= s.enqueued) yield fileDone(file, d);
           break;
         }
-        const s = stateOf(file);
         const nesting = d.nesting ?? 0;
+        if (nesting === 0) s.completed++;
         s.names[nesting] = d.name ?? '';
         const title = s.names.slice(0, nesting + 1).join(' › ');
         const suite = d.details?.type === 'suite';
@@ -152,11 +169,13 @@ export default async function* reporter(source) {
           const err = d.details?.error;
           const cause = err?.cause instanceof Error ? err.cause.message : String(err?.message ?? '');
           // A suite that failed only because a test in it failed is already reported through that test.
-          if (suite && SUBTESTS_FAILED.test(cause)) break;
-          s.failed++;
-          s.failures.push(`    ${red('✖')} ${title}\n${errorText(d.details?.error)}`);
-          failedTitles.push(`${relative(process.cwd(), file)}: ${title}`);
+          if (!(suite && SUBTESTS_FAILED.test(cause))) {
+            s.failed++;
+            s.failures.push(`    ${red('✖')} ${title}\n${errorText(d.details?.error)}`);
+            failedTitles.push(`${relative(process.cwd(), file)}: ${title}`);
+          }
         }
+        if (s.end && nesting === 0 && s.completed >= s.enqueued) yield fileDone(file, s.end);
         break;
       }
       case 'test:diagnostic':
@@ -170,6 +189,8 @@ export default async function* reporter(source) {
     }
   }
 
+  // Files whose tests never reported (a file that failed while loading has none) end the list.
+  for (const [file, s] of files) yield fileDone(file, s.end ?? { details: {} });
   let out = clearProgress();
   const n = (k) => Number(totals[k] ?? 0);
   if (failedTitles.length) {
