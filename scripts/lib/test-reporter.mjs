@@ -42,6 +42,8 @@ export default async function* reporter(source) {
   const files = new Map();
   /** Files already printed: anything they still send is ignored. */
   const done = new Set();
+  /** The test files in the order they were queued (and are reported). */
+  const order = [];
   const running = new Set();
   const skips = new Map();
   const failedTitles = [];
@@ -117,9 +119,13 @@ export default async function* reporter(source) {
 
   for await (const event of source) {
     const d = event.data ?? {};
-    const file = d.file;
+    const isFile = d.file !== undefined && d.name === d.file && d.nesting === 0;
+    if (isFile && event.type === 'test:enqueue') order.push(d.file);
+    // A test's `file` is where it was declared, which for a suite shared by several test files (a function that
+    // declares tests, imported by each) is not the test file. The runner reports one test file after another, in
+    // the order they were queued, so a test declared elsewhere belongs to the first test file not yet finished.
+    const file = isFile || order.includes(d.file) ? d.file : d.file && order.find((f) => !done.has(f));
     if (file && done.has(file)) continue;
-    const isFile = file !== undefined && d.name === file && d.nesting === 0;
     switch (event.type) {
       case 'test:enqueue':
         if (isFile) filesTotal++;
@@ -151,7 +157,8 @@ export default async function* reporter(source) {
         const s = stateOf(file);
         if (isFile) {
           s.end = d;
-          if (s.enqueued > 0 && s.completed >= s.enqueued) yield fileDone(file, d);
+          // Done when its tests have all reported — or at once when it failed without any (it failed to load).
+          if (s.enqueued > 0 ? s.completed >= s.enqueued : !!d.details?.error) yield fileDone(file, d);
           break;
         }
         const nesting = d.nesting ?? 0;
