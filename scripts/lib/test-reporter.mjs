@@ -157,8 +157,9 @@ export default async function* reporter(source) {
         const s = stateOf(file);
         if (isFile) {
           s.end = d;
-          // Done when its tests have all reported — or at once when it failed without any (it failed to load).
-          if (s.enqueued > 0 ? s.completed >= s.enqueued : !!d.details?.error) yield fileDone(file, d);
+          // Done when its tests have all reported (they may come later; a file that failed to load has none and is
+          // listed at the end).
+          if (s.enqueued > 0 && s.completed >= s.enqueued) yield fileDone(file, d);
           break;
         }
         const nesting = d.nesting ?? 0;
