@@ -13,7 +13,7 @@ import { StateStore } from './state/state-store.js';
 import type { KeyRecord } from './state/types.js';
 
 const USAGE = `usage: npm run --silent ekm -- <command>
-  keys create <keyId> [--usage ENCRYPT,DECRYPT,...]   prints the key's Google EKM URI
+  keys create <keyId> [--usage ENCRYPT,DECRYPT,...] [--if-missing]   prints the key's Google EKM URI
   keys list | keys show <keyId>
   keys disable|enable|destroy <keyId>
   access grant|revoke <keyId|cryptospaces/ID> [<principal>]
@@ -82,6 +82,16 @@ class Cli {
     switch (`${group} ${command}`) {
       case 'keys create': {
         const usage = typeof flags.usage === 'string' ? parseUsage(flags.usage) : undefined;
+        // --if-missing: an existing key is not an error (its URI is printed), so scripts can run twice.
+        if (
+          flags['if-missing'] === true &&
+          this.admin(false)
+            .listKeys()
+            .some((k) => k.keyId === positional[0])
+        ) {
+          this.out(`${this.origins().httpsUrl}/v0/keys/${positional[0]}`);
+          return;
+        }
         const key = await this.admin(true).createKey(arg(0, 'keyId'), usage);
         this.out(`${this.origins().httpsUrl}/v0/keys/${key.keyId}`);
         return;
@@ -110,11 +120,17 @@ class Cli {
       case 'access grant':
       case 'access revoke': {
         const admin = this.admin(false);
+        const target = arg(0, 'keyId');
+        const principal = positional[1] ?? this.config.defaultPrincipal;
+        const before = target.startsWith('cryptospaces/')
+          ? admin.listCryptoSpaces().find((c) => `cryptospaces/${c.cryptoSpaceId}` === target)?.grants
+          : admin.listKeys().find((k) => k.keyId === target)?.grants;
         const grants =
-          command === 'grant'
-            ? await admin.grant(arg(0, 'keyId'), positional[1])
-            : await admin.revoke(arg(0, 'keyId'), positional[1]);
-        this.out(JSON.stringify({ target: positional[0], grants }));
+          command === 'grant' ? await admin.grant(target, principal) : await admin.revoke(target, principal);
+        // Say exactly what changed, for whom, and who still has access.
+        const changed = command === 'grant' ? !before?.includes(principal) : !!before?.includes(principal);
+        const verb = command === 'grant' ? 'granted' : 'revoked';
+        this.out(JSON.stringify({ target, principal, [verb]: changed, grants }));
         return;
       }
       case 'justifications set': {
@@ -202,7 +218,7 @@ function parseArgs(args: string[]): { positional: string[]; flags: Record<string
         if (value === undefined) throw new UsageError(`--${name} needs a value`);
         if (inline === undefined) i += 1;
         flags[name] = value;
-      } else if (name === 'allow-missing' || name === 'allow-unknown') {
+      } else if (name === 'allow-missing' || name === 'allow-unknown' || name === 'if-missing') {
         flags[name] = true;
       } else {
         throw new UsageError(`unknown option --${name}`);

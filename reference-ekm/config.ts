@@ -109,7 +109,9 @@ export function validateIssuer(entry: unknown, where: string): TrustedIssuer {
 
 /** Reads the OPENEKM_EKM_* environment. Throws ConfigError naming the variable on a bad value. */
 export function configFromEnv(env: Env = process.env, cwd = process.cwd()): EkmConfig {
-  const dataDirRaw = env.OPENEKM_EKM_DATA_DIR || DEFAULTS.dataDir;
+  // The local stack keeps the EKM's data in its state directory (OPENEKM_STATE_DIR), so the CLI follows it.
+  const dataDirRaw =
+    env.OPENEKM_EKM_DATA_DIR || (env.OPENEKM_STATE_DIR ? `${env.OPENEKM_STATE_DIR}/ekm` : DEFAULTS.dataDir);
   const rateRaw = env.OPENEKM_EKM_RATE_LIMIT ?? '0';
   if (!/^\d+$/.test(rateRaw))
     throw new ConfigError(

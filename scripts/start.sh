@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# npm start: install what a fresh clone lacks, build, and run the local stack.
+# npm start [-- --fresh]: install what a fresh clone lacks, build, and run the local stack (scripts/stack.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund
@@ -7,4 +7,4 @@ npm run --silent build
 export METADATA_SERVER_DETECTION=none
 # The gateway runs compiled (dist/); the reference EKM package (@openekm/reference-ekm) is TypeScript source,
 # loaded through tsx.
-exec node --enable-source-maps --import tsx dist/scripts/stack.js
+exec node --enable-source-maps --import tsx dist/scripts/stack.js "$@"

@@ -49,6 +49,10 @@ export interface Config {
   /** Default deadline for a request when the caller sends none, in ms. */
   requestDeadlineMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** OPENEKM_LOG_FORMAT: `json` (default, one JSON object per line) or `human` (short lines; JSON to logFile). */
+  logFormat: 'json' | 'human';
+  /** OPENEKM_LOG_FILE: append the JSON log lines to this file instead of stdout. */
+  logFile?: string;
   /** External key managers this deployment may call (docs/configuration.md, "EKM endpoints"). */
   ekmEndpoints: EkmEndpoint[];
   /** EKM crypto requests per second per project and location (docs/audit-and-metrics.md). */
@@ -321,6 +325,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
     throw new ConfigError(`OPENEKM_LOG_LEVEL="${logLevel}" is invalid: expected debug, info, warn or error.`);
   }
+  const logFormat = (env.OPENEKM_LOG_FORMAT || 'json') as Config['logFormat'];
+  if (!['json', 'human'].includes(logFormat)) {
+    throw new ConfigError(`OPENEKM_LOG_FORMAT="${logFormat}" is invalid: expected json or human.`);
+  }
   const listMaxPageSize = int(env, 'OPENEKM_LIST_MAX_PAGE_SIZE', 1000, 1, 10000);
   const ekmEndpoints = parseEndpoints(env);
   const gatewayIdentity = gatewayIdentityFrom(env);
@@ -343,6 +351,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxRequestBytes: int(env, 'OPENEKM_MAX_REQUEST_BYTES', 1024 * 1024, 256 * 1024, 32 * 1024 * 1024),
     requestDeadlineMs: int(env, 'OPENEKM_REQUEST_DEADLINE_MS', 30_000, 100, 600_000),
     logLevel,
+    logFormat,
+    ...(env.OPENEKM_LOG_FILE ? { logFile: env.OPENEKM_LOG_FILE } : {}),
     auditDataAccess: bool(env, 'OPENEKM_AUDIT_DATA_ACCESS', true),
     ekmQuota: ekmQuotaFrom(env),
     ekmEndpoints,

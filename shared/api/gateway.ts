@@ -76,7 +76,12 @@ export class Gateway {
     const identity = config.gatewayIdentity
       ? new GatewayIdentity(config.gatewayIdentity) // real time: the EKM checks exp/nbf against its clock
       : undefined;
-    const log = options.logger ?? createLogger(config.logLevel);
+    const log =
+      options.logger ??
+      createLogger(config.logLevel, {
+        format: config.logFormat,
+        ...(config.logFile ? { file: config.logFile } : {}),
+      });
     const cache = new MetadataCache(store, {
       ttlMs: config.metadataCacheMs,
       maxEntries: config.metadataCacheEntries,

@@ -302,8 +302,8 @@ describe('EXTERNAL_VPC keys through two replicas', () => {
       assert.equal(res?.status(), 200);
       const down = page.locator('[data-state="DOWN"]');
       assert.ok((await down.count()) >= 1, 'the stopped replica is shown DOWN');
-      assert.match((await down.first().innerText()).toUpperCase(), /DOWN/);
-      assert.match(await down.first().innerText(), /UNREACHABLE_NETWORK/);
+      assert.match(((await down.first().textContent()) ?? '').toUpperCase(), /DOWN/);
+      assert.match((await down.first().textContent()) ?? '', /UNREACHABLE_NETWORK/);
       assert.ok((await page.locator('[data-state="UP"]').count()) >= 1);
       const png = await page.screenshot();
       assert.deepEqual(pngSize(png), { width: 390, height: 844 });

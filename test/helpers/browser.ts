@@ -3,10 +3,11 @@
  * installs with `apt-get install chromium`), kept on loopback: the helpers here launch it without the background
  * services that call home, block every page request that is not for 127.0.0.1, and read the PNGs it takes.
  */
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { findChromium } from '../../scripts/lib/system-packages.js';
+
+export { findChromium };
 
 /** The flags every test browser runs with: headless, no sandbox (containers), and nothing that phones home. */
 const CHROMIUM_ARGS = [
@@ -22,46 +23,6 @@ const CHROMIUM_ARGS = [
   '--metrics-recording-only',
   '--disable-features=Translate,OptimizationHints,MediaRouter',
 ];
-
-const CHROMIUM_NAMES = ['chromium', 'chromium-browser'];
-/** Debian's and Ubuntu's package path, when PATH does not have it. */
-const CHROMIUM_FALLBACK = '/usr/bin/chromium';
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * The Chromium executable: `OPENEKM_CHROMIUM` if set, else `chromium` (or `chromium-browser`) on PATH, else
- * /usr/bin/chromium. Throws, saying how to install it, when there is none: a missing browser fails the test, it
- * does not skip it.
- */
-export function findChromium(env: NodeJS.ProcessEnv = process.env): string {
-  const override = env.OPENEKM_CHROMIUM;
-  if (override) {
-    if (isExecutable(override)) return override;
-    throw new Error(
-      `OPENEKM_CHROMIUM=${override} is not an executable file: point it at Chromium, or unset it and \`apt-get install chromium\``,
-    );
-  }
-  const dirs = (env.PATH ?? '').split(delimiter).filter(Boolean);
-  for (const name of CHROMIUM_NAMES) {
-    for (const dir of dirs) {
-      const candidate = join(dir, name);
-      if (isExecutable(candidate)) return candidate;
-    }
-  }
-  if (isExecutable(CHROMIUM_FALLBACK)) return CHROMIUM_FALLBACK;
-  throw new Error(
-    'Chromium not found (looked for OPENEKM_CHROMIUM, chromium and chromium-browser on PATH, /usr/bin/chromium): ' +
-      'install it with `apt-get install chromium` (CI does), or point OPENEKM_CHROMIUM at a Chromium binary',
-  );
-}
 
 /** A headless Chromium with CHROMIUM_ARGS. Close it in an `after` hook. */
 export async function launchChromium(options: { executablePath?: string } = {}): Promise<Browser> {

@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContextOptions } from 'playwright-core';
+import { skipWithout } from '../../scripts/lib/system-packages.js';
 import type { EkmHealthReport, ProbePoint, TargetReport } from '../../shared/health/report.js';
 import { renderStatusPage } from '../../shared/health/status-page.js';
 import {
@@ -144,7 +145,7 @@ const VIEWPORTS: Array<{ name: string; phone: boolean; options: BrowserContextOp
   },
 ];
 
-describe('status page in headless Chromium', { timeout: 30_000 }, () => {
+describe('status page in headless Chromium', { timeout: 30_000, skip: skipWithout('chromium') }, () => {
   let browser: Browser | undefined;
   let server: Server | undefined;
   let origin = '';

@@ -11,6 +11,7 @@ import {
   type HttpResult,
   post,
   requireSoftHsm,
+  skipWithoutSoftHsm,
   startTestEkm,
   type TestEkm,
   testDirs,
@@ -20,7 +21,7 @@ type Issuer = Awaited<ReturnType<typeof createIssuer>>;
 
 /** Google EKM API v0 against the real server: wrap/unwrap, tokens, grants, justifications, coordinated keys. */
 export function googleEkmConformance(backend: Backend): void {
-  describe(`Google EKM API v0 (${backend} keys)`, () => {
+  describe(`Google EKM API v0 (${backend} keys)`, { skip: skipWithoutSoftHsm(backend) }, () => {
     const dirs = testDirs(`gekm-${backend}`);
     let t: TestEkm;
     let issuer: Issuer;
@@ -344,7 +345,7 @@ export function googleEkmConformance(backend: Backend): void {
     });
   });
 
-  describe(`restart persistence (${backend} keys)`, () => {
+  describe(`restart persistence (${backend} keys)`, { skip: skipWithoutSoftHsm(backend) }, () => {
     const dirs = testDirs(`restart-${backend}`);
     after(() => dirs.cleanup());
     test('keys, grants and policies survive a restart; blobs wrapped before still unwrap', async () => {

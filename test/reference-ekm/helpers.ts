@@ -7,6 +7,7 @@ import { type ReferenceEkm, type ReferenceEkmOptions, startReferenceEkm } from '
 import { findSoftHsmModule } from '@openekm/reference-ekm/config';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
+import { skipWithout } from '../../scripts/lib/system-packages.js';
 
 export type Backend = 'software' | 'softhsm';
 
@@ -31,7 +32,15 @@ export function testDirs(name: string): { root: string; dataDir: (n: string) => 
   };
 }
 
-/** Fails (does not skip) when SoftHSM2 is missing: CI installs it, so its absence is a broken setup. */
+/**
+ * The `skip` option for a SoftHSM test: the reason (package and install command) when SoftHSM2 is missing outside
+ * CI, else false. The test runner prints one loud line for it; in CI the test runs and requireSoftHsm fails it.
+ */
+export function skipWithoutSoftHsm(backend: Backend): string | false {
+  return backend === 'softhsm' && skipWithout('softhsm2');
+}
+
+/** Fails when SoftHSM2 is missing (in CI, where nothing is skipped, its absence is a broken setup). */
 export function requireSoftHsm(backend: Backend): void {
   if (backend === 'softhsm' && !findSoftHsmModule()) {
     throw new Error('SoftHSM2 is not installed (libsofthsm2.so not found): run apt-get install -y softhsm2');

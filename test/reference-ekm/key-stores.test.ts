@@ -5,13 +5,15 @@ import { findSoftHsmModule } from '@openekm/reference-ekm/config';
 import { KeyStoreError } from '@openekm/reference-ekm/keystore/key-store';
 import { openKeyStore } from '@openekm/reference-ekm/keystore/open';
 import pkcs11js from 'pkcs11js';
-import { type Backend, requireSoftHsm, testDirs } from './helpers.js';
+import { type Backend, requireSoftHsm, skipWithoutSoftHsm, testDirs } from './helpers.js';
 
 const dirs = testDirs('keystores');
 after(() => dirs.cleanup());
 
 for (const backend of ['software', 'softhsm'] as Backend[]) {
-  test(`${backend}: AES-256-GCM round trips with 12- and 16-byte IVs; tampering is DECRYPT_FAILED`, async () => {
+  test(`${backend}: AES-256-GCM round trips with 12- and 16-byte IVs; tampering is DECRYPT_FAILED`, {
+    skip: skipWithoutSoftHsm(backend),
+  }, async () => {
     requireSoftHsm(backend);
     const store = openKeyStore({
       backend,
@@ -61,7 +63,9 @@ for (const backend of ['software', 'softhsm'] as Backend[]) {
   });
 }
 
-test('softhsm: keys are generated in the token as sensitive, non-extractable AES-256 objects', async () => {
+test('softhsm: keys are generated in the token as sensitive, non-extractable AES-256 objects', {
+  skip: skipWithoutSoftHsm('softhsm'),
+}, async () => {
   requireSoftHsm('softhsm');
   const dataDir = dirs.dataDir('attrs');
   const store = openKeyStore({ backend: 'softhsm', dataDir, mode: 'test', pkcs11: { tokenLabel: 'attrs' } });

@@ -9,6 +9,7 @@ import {
   type HttpResult,
   requestMetadata,
   requireSoftHsm,
+  skipWithoutSoftHsm,
   startTestEkm,
   type TestEkm,
   testDirs,
@@ -23,7 +24,7 @@ const AAD = b64('project=nile,department=marketing');
  * skew, two credentials, unknown kmsOperation). Runs against the real server over HTTP.
  */
 export function xksConformance(backend: Backend): void {
-  describe(`XKS proxy API v1 (${backend} keys)`, () => {
+  describe(`XKS proxy API v1 (${backend} keys)`, { skip: skipWithoutSoftHsm(backend) }, () => {
     const dirs = testDirs(`xks-${backend}`);
     let t: TestEkm;
     let cred: XksCredential;
@@ -416,7 +417,7 @@ export function xksConformance(backend: Backend): void {
     });
   });
 
-  describe(`XKS throttling (${backend} keys)`, () => {
+  describe(`XKS throttling (${backend} keys)`, { skip: skipWithoutSoftHsm(backend) }, () => {
     const dirs = testDirs(`xks-throttle-${backend}`);
     let t: TestEkm;
     after(async () => {
