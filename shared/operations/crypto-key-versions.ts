@@ -1,6 +1,7 @@
 /** cryptoKeyVersions.create / get / list / patch / destroy / restore, and finishing due destructions. */
 
 import type { Deps, RequestContext } from '../context.js';
+import { generateMaterial } from '../crypto/algorithms.js';
 import { RootKeyring } from '../crypto/material.js';
 import { replicaKeys } from '../ekm/connections.js';
 import { RpcError } from '../errors.js';
@@ -57,13 +58,15 @@ const MAX_VERSIONS_PER_KEY = 0xffffffff;
 
 /**
  * A new version of `key` (which is mutated: its counter advances). Called inside the transaction that writes
- * both, so concurrent creates get distinct, gap-free ids.
+ * both, so concurrent creates get distinct, gap-free ids. `material` is the version's key material generated
+ * beforehand for its algorithm (materialFor); without it, 32 random bytes (ENCRYPT_DECRYPT keys).
  */
 export function newVersion(
   deps: Deps,
   key: StoredCryptoKey,
   state: 'ENABLED' | 'DISABLED',
   external: ExternalProtectionLevelOptions | undefined,
+  material?: Buffer,
 ): StoredCryptoKeyVersion {
   if (key.versionCounter >= MAX_VERSIONS_PER_KEY) {
     throw RpcError.failedPrecondition(`${key.name} has reached the maximum number of versions.`);
@@ -78,7 +81,7 @@ export function newVersion(
     algorithm: key.versionTemplate.algorithm,
     createTime: now,
     generateTime: now,
-    material: deps.rootKeys.seal(RootKeyring.generateMaterial(), name),
+    material: deps.rootKeys.seal(material ?? RootKeyring.generateMaterial(), name),
   };
   if (external) v.externalProtectionLevelOptions = external;
   return v;
@@ -139,6 +142,15 @@ function externalOptions(
   return { externalKeyUri: uri };
 }
 
+/**
+ * The key material of a new version of a key of any purpose but ENCRYPT_DECRYPT, generated outside any
+ * transaction (an RSA key pair takes a while); undefined for ENCRYPT_DECRYPT keys, whose material newVersion makes.
+ */
+export async function materialFor(key: StoredCryptoKey): Promise<Buffer | undefined> {
+  if (key.purpose === 'ENCRYPT_DECRYPT') return undefined;
+  return generateMaterial(key.versionTemplate.algorithm);
+}
+
 function initialState(body: JsonObject): 'ENABLED' | 'DISABLED' {
   const s = enumValue(CryptoKeyVersionState, body.state, 'state');
   if (s === undefined || s === 'CRYPTO_KEY_VERSION_STATE_UNSPECIFIED' || s === 'ENABLED') return 'ENABLED';
@@ -191,14 +203,20 @@ export async function createCryptoKeyVersion(
       'not created',
     );
   }
+  const material = await materialFor(current);
   const version = await deps.store.transaction(
     async (tx) => {
       const key = await tx.get<StoredCryptoKey & JsonObject>(parent);
       if (!key) throw RpcError.notFound(parent);
       if (key.importOnly) throw RpcError.failedPrecondition(`${parent} is import-only.`);
+      if (key.versionTemplate.algorithm !== current.versionTemplate.algorithm) {
+        throw RpcError.aborted(
+          `The version template of ${parent} changed while the version was being made; retry the request.`,
+        );
+      }
       const external = externalOptions(deps, key, rawExternal, 'externalProtectionLevelOptions');
       const next = { ...key };
-      const v = newVersion(deps, next, state, external);
+      const v = newVersion(deps, next, state, external, material);
       tx.set(parent, { ...next });
       tx.create(v.name, { ...v });
       return v;

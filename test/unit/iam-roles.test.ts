@@ -34,7 +34,7 @@ test('admin manages but cannot use keys; viewer only reads; owner holds everythi
   assert.ok(!admin.has('cloudkms.cryptoKeyVersions.useToEncrypt'));
   assert.ok(!admin.has('cloudkms.cryptoKeyVersions.useToDecrypt'));
   assert.ok(admin.has('cloudkms.cryptoKeyVersions.destroy'));
-  for (const p of ROLES['roles/cloudkms.viewer']!) assert.match(p, /\.(get|list)$/);
+  for (const p of ROLES['roles/cloudkms.viewer']!) assert.match(p, /\.(get|list|showEffective\w+)$/);
   assert.deepEqual(new Set(ROLES['roles/owner']), KNOWN_PERMISSIONS);
 });
 
