@@ -95,7 +95,13 @@ test('purpose is required; other purposes need their algorithm; unimplemented on
     assert.equal(violationField(res), 'versionTemplate.algorithm');
   }
   for (const purpose of ['KEY_ENCAPSULATION', 10]) {
-    assertError(await create('p1', { purpose }), 501, 'UNIMPLEMENTED', 'KEY_ENCAPSULATION', 'not implemented');
+    assertError(
+      await create('p1', { purpose }),
+      501,
+      'UNIMPLEMENTED',
+      'KEY_ENCAPSULATION',
+      'not implemented',
+    );
   }
   const bogus = await create('p2', { purpose: 'ENCRYPT' });
   assertError(bogus, 400, 'INVALID_ARGUMENT', "'purpose'", 'ENCRYPT_DECRYPT');
