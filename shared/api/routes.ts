@@ -157,6 +157,33 @@ function requestedPolicyVersionOf(body: JsonObject): string | undefined {
   return String(v);
 }
 
+/**
+ * A Cloud KMS method OpenEKM does not implement: routed (with Cloud KMS's permission) so that the caller gets
+ * 501 UNIMPLEMENTED naming it, never a 404 that reads as a wrong path.
+ */
+function notImplemented(
+  method: Route['method'],
+  path: string,
+  rpc: string,
+  permission: string,
+  what: string,
+): Route {
+  return route({
+    fn: 'keyAdmin',
+    method,
+    path,
+    rpc: rpc.includes('.') ? rpc : `${KMS}${rpc}`,
+    permission,
+    audit: method === 'GET' ? 'data' : 'admin',
+    query: { ...LIST_QUERY, importJobId: text, publicKeyFormat: text },
+    handler: async () => {
+      throw RpcError.unimplemented(
+        `${rpc.slice(rpc.lastIndexOf('.') + 1)} is not implemented by OpenEKM: ${what}`,
+      );
+    },
+  });
+}
+
 /** getIamPolicy, setIamPolicy and testIamPermissions on one resource type. */
 function iamRoutes(resource: string, prefix: string) {
   return [
@@ -609,4 +636,54 @@ export const ROUTES: readonly Route[] = [
     audit: 'data',
     handler: (d, _ctx, c) => generateRandomBytes(d, c.name, c.body),
   }),
+  // --- Cloud KMS methods not implemented: 501 naming them ---------------------------------------------------
+  notImplemented(
+    'POST',
+    `/v1/{name=${VERSION}}:decapsulate`,
+    'Decapsulate',
+    `${CKV}useToDecapsulate`,
+    'KEY_ENCAPSULATION keys (ML-KEM, X-Wing) cannot be created here.',
+  ),
+  notImplemented(
+    'POST',
+    `/v1/{parent=${KEY_RING}}/importJobs`,
+    'CreateImportJob',
+    'cloudkms.importJobs.create',
+    'key import is not available; create keys in OpenEKM.',
+  ),
+  notImplemented(
+    'GET',
+    `/v1/{parent=${KEY_RING}}/importJobs`,
+    'ListImportJobs',
+    'cloudkms.importJobs.list',
+    'key import is not available; create keys in OpenEKM.',
+  ),
+  notImplemented(
+    'GET',
+    `/v1/{name=${KEY_RING}/importJobs/*}`,
+    'GetImportJob',
+    'cloudkms.importJobs.get',
+    'key import is not available; create keys in OpenEKM.',
+  ),
+  notImplemented(
+    'POST',
+    `/v1/{parent=${CRYPTO_KEY}}/cryptoKeyVersions:import`,
+    'ImportCryptoKeyVersion',
+    `${CKV}create`,
+    'key import is not available; create versions with cryptoKeyVersions.create.',
+  ),
+  notImplemented(
+    'GET',
+    '/v1/{name=projects/*}/locations',
+    'google.cloud.location.Locations.ListLocations',
+    'cloudkms.locations.list',
+    'any location name may be used for key rings and EKM connections.',
+  ),
+  notImplemented(
+    'GET',
+    `/v1/{name=${LOCATION}}`,
+    'google.cloud.location.Locations.GetLocation',
+    'cloudkms.locations.get',
+    'any location name may be used for key rings and EKM connections.',
+  ),
 ];

@@ -519,3 +519,26 @@ test('generateRandomBytes: lengths 8..1024 checked, then UNIMPLEMENTED as Cloud 
   assertError(await gen({ lengthBytes: 32, protectionLevel: 'SOFTWARE' }), 501, 'UNIMPLEMENTED', 'HSM');
   assertError(await gen({ lengthBytes: 32, protectionLevel: 'HSM' }), 501, 'UNIMPLEMENTED', 'HSM');
 });
+
+test('Cloud KMS methods OpenEKM does not implement answer 501 UNIMPLEMENTED naming the method, never 404', async () => {
+  const loc = `/v1/projects/${s.project}/locations/us-east1`;
+  const key = `${ring}/cryptoKeys/ec256`;
+  const cases: [string, string, string][] = [
+    ['POST', `${key}/cryptoKeyVersions/1:decapsulate`, 'Decapsulate'],
+    ['POST', `${ring}/importJobs?importJobId=j`, 'CreateImportJob'],
+    ['GET', `${ring}/importJobs`, 'ListImportJobs'],
+    ['GET', `${ring}/importJobs/j`, 'GetImportJob'],
+    ['POST', `${key}/cryptoKeyVersions:import`, 'ImportCryptoKeyVersion'],
+    ['GET', `/v1/projects/${s.project}/locations`, 'ListLocations'],
+    ['GET', loc, 'GetLocation'],
+  ];
+  for (const [method, path, rpc] of cases) {
+    assertError(
+      await s.call(method, path, method === 'POST' ? {} : undefined),
+      501,
+      'UNIMPLEMENTED',
+      rpc,
+      'not implemented',
+    );
+  }
+});
