@@ -1,7 +1,8 @@
 # One HTTPS front that routes by path, as the local stack does (docs/architecture.md, "Why four functions"):
 #
-#   /v1/**:encrypt                → encrypt
-#   /v1/**:decrypt                → decrypt
+#   /v1/**:encrypt                → encrypt   (also :rawEncrypt, :asymmetricSign, :macSign: they make a ciphertext,
+#                                              signature or tag with a key version)
+#   /v1/**:decrypt                → decrypt   (also :rawDecrypt, :asymmetricDecrypt, :macVerify)
 #   /health, /health/…            → healthCheck   (liveness, readiness, tasks:run, probe, EKM status)
 #   /.well-known/…                → healthCheck   (the gateway JWKS)
 #   everything else (/v1/…)       → keyAdmin      (which answers 404 for paths that are not part of the API)
@@ -64,6 +65,15 @@ resource "google_compute_url_map" "front" {
       match_rules {
         path_template_match = "/v1/**:encrypt"
       }
+      match_rules {
+        path_template_match = "/v1/**:rawEncrypt"
+      }
+      match_rules {
+        path_template_match = "/v1/**:asymmetricSign"
+      }
+      match_rules {
+        path_template_match = "/v1/**:macSign"
+      }
     }
 
     route_rules {
@@ -71,6 +81,15 @@ resource "google_compute_url_map" "front" {
       service  = google_compute_backend_service.fn["decrypt"].id
       match_rules {
         path_template_match = "/v1/**:decrypt"
+      }
+      match_rules {
+        path_template_match = "/v1/**:rawDecrypt"
+      }
+      match_rules {
+        path_template_match = "/v1/**:asymmetricDecrypt"
+      }
+      match_rules {
+        path_template_match = "/v1/**:macVerify"
       }
     }
 
@@ -111,6 +130,27 @@ resource "google_compute_url_map" "front" {
     host        = var.domain
     path        = "/v1/projects/p/locations/l/keyRings/r/cryptoKeys/k:decrypt"
     service     = google_compute_backend_service.fn["decrypt"].id
+  }
+
+  test {
+    description = "asymmetricSign"
+    host        = var.domain
+    path        = "/v1/projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1:asymmetricSign"
+    service     = google_compute_backend_service.fn["encrypt"].id
+  }
+
+  test {
+    description = "asymmetricDecrypt"
+    host        = var.domain
+    path        = "/v1/projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1:asymmetricDecrypt"
+    service     = google_compute_backend_service.fn["decrypt"].id
+  }
+
+  test {
+    description = "a public key"
+    host        = var.domain
+    path        = "/v1/projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1/publicKey"
+    service     = google_compute_backend_service.fn["keyAdmin"].id
   }
 
   test {

@@ -4,7 +4,7 @@
  * than Google's system parameters, are refused by the check stage.
  */
 import { enumValue, parseBool } from '../resources/fields.js';
-import { CryptoKeyVersionView } from '../resources/types.js';
+import { CryptoKeyVersionView, PublicKeyFormat } from '../resources/types.js';
 
 export type QueryDecoder<T> = (raw: string, field: string) => T;
 export type QuerySchema = Record<string, QueryDecoder<unknown>>;
@@ -15,6 +15,10 @@ export const text: QueryDecoder<string> = (raw) => raw;
 export const bool: QueryDecoder<boolean> = (raw, field) => parseBool(raw, field);
 /** `view` / `versionView` (FULL adds HSM attestation) change nothing here, but a bad value is still refused. */
 export const view: QueryDecoder<string> = (raw, field) => String(enumValue(CryptoKeyVersionView, raw, field));
+
+/** getPublicKey's `publicKeyFormat`, by name or number. */
+export const publicKeyFormat: QueryDecoder<string> = (raw, field) =>
+  String(enumValue(PublicKeyFormat, raw, field));
 
 export const LIST_QUERY = { pageSize: text, pageToken: text, filter: text, orderBy: text };
 

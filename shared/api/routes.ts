@@ -5,11 +5,22 @@
  * query schema, and its handler. Adding a Cloud KMS method is one handler (an operation in shared/operations/)
  * plus one entry here; the matcher (match.ts), the Lambda router and the infra test all read this table.
  */
-import { RUN_TASKS, USE_TO_DECRYPT, USE_TO_ENCRYPT, VIEW_STATUS } from '../access/roles.js';
+import {
+  GENERATE_RANDOM_BYTES,
+  RUN_TASKS,
+  USE_TO_DECRYPT,
+  USE_TO_ENCRYPT,
+  USE_TO_SIGN,
+  USE_TO_VERIFY,
+  VIEW_PUBLIC_KEY,
+  VIEW_STATUS,
+} from '../access/roles.js';
 import type { Deps, RequestContext } from '../context.js';
 import { RpcError } from '../errors.js';
 import { buildReport, runProbe } from '../health/probe.js';
 import { renderStatusPage } from '../health/status-page.js';
+import { asymmetricDecrypt } from '../operations/asymmetric-decrypt.js';
+import { asymmetricSign } from '../operations/asymmetric-sign.js';
 import { decrypt, encrypt } from '../operations/crypto.js';
 import {
   createCryptoKeyVersion,
@@ -35,12 +46,16 @@ import {
   updateEkmConfig,
   verifyConnectivity,
 } from '../operations/ekm-connections.js';
+import { getPublicKey } from '../operations/get-public-key.js';
 import { getIamPolicy, setIamPolicy, testIamPermissions } from '../operations/iam.js';
 import { createKeyRing, getKeyRing, listKeyRings } from '../operations/key-rings.js';
 import type { ListRequest } from '../operations/list.js';
+import { macSign, macVerify } from '../operations/mac.js';
+import { generateRandomBytes } from '../operations/random-bytes.js';
+import { rawDecrypt, rawEncrypt } from '../operations/raw-encryption.js';
 import { runScheduledTasks } from '../operations/scheduled.js';
 import { fieldMask, type JsonObject } from '../resources/fields.js';
-import { bool, LIST_QUERY, type QueryOf, type QuerySchema, text, view } from './query.js';
+import { bool, LIST_QUERY, publicKeyFormat, type QueryOf, type QuerySchema, text, view } from './query.js';
 
 export type FunctionName = 'keyAdmin' | 'encrypt' | 'decrypt' | 'healthCheck';
 export const FUNCTION_NAMES: readonly FunctionName[] = ['keyAdmin', 'encrypt', 'decrypt', 'healthCheck'];
@@ -124,6 +139,51 @@ const STATUS_PAGE_HEADERS = {
 /** Where the gateway publishes the public keys of its EKM tokens (served by healthCheck). */
 export const JWKS_PATH = '/.well-known/openekm/jwks.json';
 
+/** `options.requestedPolicyVersion` of a getIamPolicy body (`{options: {requestedPolicyVersion}}`), as text. */
+function requestedPolicyVersionOf(body: JsonObject): string | undefined {
+  const options = body.options;
+  if (options === undefined || options === null) return undefined;
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw RpcError.invalidArgument('options must be an object {requestedPolicyVersion}.', 'options');
+  }
+  const v = options.requestedPolicyVersion;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' && typeof v !== 'string') {
+    throw RpcError.invalidArgument(
+      'options.requestedPolicyVersion must be 1 or 3.',
+      'options.requestedPolicyVersion',
+    );
+  }
+  return String(v);
+}
+
+/**
+ * A Cloud KMS method OpenEKM does not implement: routed (with Cloud KMS's permission) so that the caller gets
+ * 501 UNIMPLEMENTED naming it, never a 404 that reads as a wrong path.
+ */
+function notImplemented(
+  method: Route['method'],
+  path: string,
+  rpc: string,
+  permission: string,
+  what: string,
+): Route {
+  return route({
+    fn: 'keyAdmin',
+    method,
+    path,
+    rpc: rpc.includes('.') ? rpc : `${KMS}${rpc}`,
+    permission,
+    audit: method === 'GET' ? 'data' : 'admin',
+    query: { ...LIST_QUERY, importJobId: text, publicKeyFormat: text },
+    handler: async () => {
+      throw RpcError.unimplemented(
+        `${rpc.slice(rpc.lastIndexOf('.') + 1)} is not implemented by OpenEKM: ${what}`,
+      );
+    },
+  });
+}
+
 /** getIamPolicy, setIamPolicy and testIamPermissions on one resource type. */
 function iamRoutes(resource: string, prefix: string) {
   return [
@@ -136,6 +196,23 @@ function iamRoutes(resource: string, prefix: string) {
       audit: 'data',
       query: { 'options.requestedPolicyVersion': text },
       handler: (d, _ctx, c) => getIamPolicy(d, c.name, c.query['options.requestedPolicyVersion'] ?? null),
+    }),
+    // The REST binding is a GET, but google-gax's REST transport (the Node client) sends a POST with the options
+    // in a JSON body (googleapis/gax-nodejs#1462); both are served.
+    route({
+      fn: 'keyAdmin',
+      method: 'POST',
+      path: `/v1/{resource=${resource}}:getIamPolicy`,
+      rpc: `${IAM}GetIamPolicy`,
+      permission: `${prefix}getIamPolicy`,
+      audit: 'data',
+      query: { 'options.requestedPolicyVersion': text },
+      handler: (d, _ctx, c) =>
+        getIamPolicy(
+          d,
+          c.name,
+          c.query['options.requestedPolicyVersion'] ?? requestedPolicyVersionOf(c.body) ?? null,
+        ),
     }),
     route({
       fn: 'keyAdmin',
@@ -482,4 +559,131 @@ export const ROUTES: readonly Route[] = [
   ...iamRoutes(KEY_RING, KR),
   ...iamRoutes(CRYPTO_KEY, CK),
   ...iamRoutes(CONNECTION, EC),
+  // --- Keys of the other purposes: signing, asymmetric decryption, MAC, raw AES, random bytes ---------------
+  // Methods that make a signature, tag or ciphertext are served by encrypt, those that check or open one by
+  // decrypt (the URL map, infra/routing.tf, sends them there by their verb); reading a public key and random
+  // bytes are keyAdmin's.
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{name=${VERSION}}/publicKey`,
+    rpc: `${KMS}GetPublicKey`,
+    permission: VIEW_PUBLIC_KEY,
+    audit: 'data',
+    query: { publicKeyFormat },
+    handler: (d, _ctx, c) => getPublicKey(d, c.name, c.query.publicKeyFormat),
+  }),
+  route({
+    fn: 'encrypt',
+    method: 'POST',
+    path: `/v1/{name=${VERSION}}:asymmetricSign`,
+    rpc: `${KMS}AsymmetricSign`,
+    permission: USE_TO_SIGN,
+    audit: 'data',
+    handler: (d, ctx, c) => asymmetricSign(d, ctx, c.name, c.body),
+  }),
+  route({
+    fn: 'decrypt',
+    method: 'POST',
+    path: `/v1/{name=${VERSION}}:asymmetricDecrypt`,
+    rpc: `${KMS}AsymmetricDecrypt`,
+    permission: USE_TO_DECRYPT,
+    audit: 'data',
+    handler: (d, ctx, c) => asymmetricDecrypt(d, ctx, c.name, c.body),
+  }),
+  route({
+    fn: 'encrypt',
+    method: 'POST',
+    path: `/v1/{name=${VERSION}}:macSign`,
+    rpc: `${KMS}MacSign`,
+    permission: USE_TO_SIGN,
+    audit: 'data',
+    handler: (d, ctx, c) => macSign(d, ctx, c.name, c.body),
+  }),
+  route({
+    fn: 'decrypt',
+    method: 'POST',
+    path: `/v1/{name=${VERSION}}:macVerify`,
+    rpc: `${KMS}MacVerify`,
+    permission: USE_TO_VERIFY,
+    audit: 'data',
+    handler: (d, ctx, c) => macVerify(d, ctx, c.name, c.body),
+  }),
+  route({
+    fn: 'encrypt',
+    method: 'POST',
+    path: `/v1/{name=${VERSION}}:rawEncrypt`,
+    rpc: `${KMS}RawEncrypt`,
+    permission: USE_TO_ENCRYPT,
+    audit: 'data',
+    handler: (d, ctx, c) => rawEncrypt(d, ctx, c.name, c.body),
+  }),
+  route({
+    fn: 'decrypt',
+    method: 'POST',
+    path: `/v1/{name=${VERSION}}:rawDecrypt`,
+    rpc: `${KMS}RawDecrypt`,
+    permission: USE_TO_DECRYPT,
+    audit: 'data',
+    handler: (d, ctx, c) => rawDecrypt(d, ctx, c.name, c.body),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'POST',
+    path: `/v1/{location=${LOCATION}}:generateRandomBytes`,
+    rpc: `${KMS}GenerateRandomBytes`,
+    permission: GENERATE_RANDOM_BYTES,
+    audit: 'data',
+    handler: (d, _ctx, c) => generateRandomBytes(d, c.name, c.body),
+  }),
+  // --- Cloud KMS methods not implemented: 501 naming them ---------------------------------------------------
+  notImplemented(
+    'POST',
+    `/v1/{name=${VERSION}}:decapsulate`,
+    'Decapsulate',
+    `${CKV}useToDecapsulate`,
+    'KEY_ENCAPSULATION keys (ML-KEM, X-Wing) cannot be created here.',
+  ),
+  notImplemented(
+    'POST',
+    `/v1/{parent=${KEY_RING}}/importJobs`,
+    'CreateImportJob',
+    'cloudkms.importJobs.create',
+    'key import is not available; create keys in OpenEKM.',
+  ),
+  notImplemented(
+    'GET',
+    `/v1/{parent=${KEY_RING}}/importJobs`,
+    'ListImportJobs',
+    'cloudkms.importJobs.list',
+    'key import is not available; create keys in OpenEKM.',
+  ),
+  notImplemented(
+    'GET',
+    `/v1/{name=${KEY_RING}/importJobs/*}`,
+    'GetImportJob',
+    'cloudkms.importJobs.get',
+    'key import is not available; create keys in OpenEKM.',
+  ),
+  notImplemented(
+    'POST',
+    `/v1/{parent=${CRYPTO_KEY}}/cryptoKeyVersions:import`,
+    'ImportCryptoKeyVersion',
+    `${CKV}create`,
+    'key import is not available; create versions with cryptoKeyVersions.create.',
+  ),
+  notImplemented(
+    'GET',
+    '/v1/{name=projects/*}/locations',
+    'google.cloud.location.Locations.ListLocations',
+    'cloudkms.locations.list',
+    'any location name may be used for key rings and EKM connections.',
+  ),
+  notImplemented(
+    'GET',
+    `/v1/{name=${LOCATION}}`,
+    'google.cloud.location.Locations.GetLocation',
+    'cloudkms.locations.get',
+    'any location name may be used for key rings and EKM connections.',
+  ),
 ];

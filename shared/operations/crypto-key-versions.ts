@@ -1,6 +1,7 @@
 /** cryptoKeyVersions.create / get / list / patch / destroy / restore, and finishing due destructions. */
 
 import type { Deps, RequestContext } from '../context.js';
+import { generateMaterial } from '../crypto/algorithms.js';
 import { replicaKeys } from '../ekm/connections.js';
 import { RpcError } from '../errors.js';
 import {
@@ -108,6 +109,15 @@ function externalOptions(
   return { externalKeyUri: uri };
 }
 
+/**
+ * The key material of a new version of a key of any purpose but ENCRYPT_DECRYPT, generated outside any
+ * transaction (an RSA key pair takes a while); undefined for ENCRYPT_DECRYPT keys, whose material newVersion makes.
+ */
+export async function materialFor(key: StoredCryptoKey): Promise<Buffer | undefined> {
+  if (key.purpose === 'ENCRYPT_DECRYPT') return undefined;
+  return generateMaterial(key.versionTemplate.algorithm);
+}
+
 function initialState(body: JsonObject): 'ENABLED' | 'DISABLED' {
   const s = enumValue(CryptoKeyVersionState, body.state, 'state');
   if (s === undefined || s === 'CRYPTO_KEY_VERSION_STATE_UNSPECIFIED' || s === 'ENABLED') return 'ENABLED';
@@ -160,14 +170,20 @@ export async function createCryptoKeyVersion(
       'not created',
     );
   }
+  const material = await materialFor(current);
   const version = await deps.store.transaction(
     async (tx) => {
       const key = await tx.get<StoredCryptoKey & JsonObject>(parent);
       if (!key) throw RpcError.notFound(parent);
       if (key.importOnly) throw RpcError.failedPrecondition(`${parent} is import-only.`);
+      if (key.versionTemplate.algorithm !== current.versionTemplate.algorithm) {
+        throw RpcError.aborted(
+          `The version template of ${parent} changed while the version was being made; retry the request.`,
+        );
+      }
       const external = externalOptions(deps, key, rawExternal, 'externalProtectionLevelOptions');
       const next = { ...key };
-      const v = newVersion(deps, next, state, external);
+      const v = newVersion(deps, next, state, external, material);
       tx.set(parent, { ...next });
       tx.create(v.name, { ...v });
       return v;

@@ -1,6 +1,7 @@
 /** cryptoKeys.create / get / list / patch / updatePrimaryVersion. */
 
 import type { Deps, RequestContext } from '../context.js';
+import { purposeOf, SPECS } from '../crypto/algorithms.js';
 import { RpcError } from '../errors.js';
 import {
   allowOnly,
@@ -21,6 +22,7 @@ import {
   type AlgorithmName,
   type CryptoKey,
   CryptoKeyPurpose,
+  type CryptoKeyPurposeName,
   CryptoKeyVersionAlgorithm,
   ProtectionLevel,
   type ProtectionLevelName,
@@ -39,7 +41,7 @@ import {
 import { toApiKey } from '../resources/versions.js';
 import type { Tx } from '../store/firestore.js';
 import { connectionBackend, generateCoordinated } from './coordinated.js';
-import { readVersion } from './crypto-key-versions.js';
+import { materialFor, readVersion } from './crypto-key-versions.js';
 import { type ListRequest, type Page, paginate } from './list.js';
 import { newVersion } from './new-version.js';
 
@@ -60,7 +62,55 @@ const KEY_FIELDS = [
 
 const UNSUPPORTED_LEVELS: Partial<Record<ProtectionLevelName, string>> = {
   HSM: 'HSM protection is not available in OpenEKM; use SOFTWARE, or EXTERNAL with your own HSM behind an EKM.',
+  HSM_SINGLE_TENANT:
+    'HSM_SINGLE_TENANT protection is not available in OpenEKM; use SOFTWARE, or EXTERNAL with your own HSM behind an EKM.',
 };
+
+/** Purposes of Cloud KMS that OpenEKM does not implement. */
+const UNIMPLEMENTED_PURPOSES: readonly string[] = ['KEY_ENCAPSULATION', 'AES_WRAPPING'];
+
+/** The algorithms a purpose takes, for messages. */
+function algorithmsOf(purpose: CryptoKeyPurposeName): string {
+  return Object.keys(SPECS)
+    .filter((a) => SPECS[a as AlgorithmName]!.purpose === purpose)
+    .join(', ');
+}
+
+/**
+ * The version algorithm of a key whose purpose is not ENCRYPT_DECRYPT: required, of that purpose, and one OpenEKM
+ * implements (UNIMPLEMENTED naming it otherwise). Such keys are SOFTWARE only here.
+ */
+function checkOtherAlgorithm(
+  purpose: CryptoKeyPurposeName,
+  level: ProtectionLevelName,
+  algorithm: AlgorithmName | undefined,
+  field: string,
+): AlgorithmName {
+  if (level !== 'SOFTWARE') {
+    throw RpcError.unimplemented(
+      `${purpose} keys at protection level ${level} are not implemented by OpenEKM; create the key with protection level SOFTWARE.`,
+    );
+  }
+  if (algorithm === undefined || algorithm === 'CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED') {
+    throw RpcError.invalidArgument(
+      `${field} is required for ${purpose} keys: one of ${algorithmsOf(purpose)}.`,
+      field,
+    );
+  }
+  const of = purposeOf(algorithm);
+  if (of !== purpose) {
+    throw RpcError.invalidArgument(
+      `Algorithm ${algorithm} is ${of ? `for ${of} keys` : 'not valid here'}; a ${purpose} key takes one of ${algorithmsOf(purpose)}.`,
+      field,
+    );
+  }
+  if (!SPECS[algorithm]) {
+    throw RpcError.unimplemented(
+      `Algorithm ${algorithm} is not implemented by OpenEKM; use one of ${algorithmsOf(purpose)}.`,
+    );
+  }
+  return algorithm;
+}
 
 function algorithmFor(level: ProtectionLevelName): AlgorithmName {
   return level === 'SOFTWARE' ? 'GOOGLE_SYMMETRIC_ENCRYPTION' : 'EXTERNAL_SYMMETRIC_ENCRYPTION';
@@ -171,12 +221,14 @@ export async function createCryptoKey(
   allowOnly(body, KEY_FIELDS);
   const purpose = enumValue(CryptoKeyPurpose, body.purpose, 'purpose');
   if (purpose === undefined || purpose === 'CRYPTO_KEY_PURPOSE_UNSPECIFIED') {
-    throw RpcError.invalidArgument('purpose is required: use ENCRYPT_DECRYPT.', 'purpose');
-  }
-  if (purpose !== 'ENCRYPT_DECRYPT') {
     throw RpcError.invalidArgument(
-      `purpose ${purpose} is not supported by OpenEKM: only ENCRYPT_DECRYPT keys can be created.`,
+      'purpose is required: ENCRYPT_DECRYPT, ASYMMETRIC_SIGN, ASYMMETRIC_DECRYPT, MAC or RAW_ENCRYPT_DECRYPT.',
       'purpose',
+    );
+  }
+  if (UNIMPLEMENTED_PURPOSES.includes(purpose)) {
+    throw RpcError.unimplemented(
+      `Keys with purpose ${purpose} are not implemented by OpenEKM; it offers ENCRYPT_DECRYPT, ASYMMETRIC_SIGN, ASYMMETRIC_DECRYPT, MAC and RAW_ENCRYPT_DECRYPT.`,
     );
   }
   const template = optionalObject(body, 'versionTemplate') ?? {};
@@ -186,11 +238,23 @@ export async function createCryptoKey(
   if (level === 'PROTECTION_LEVEL_UNSPECIFIED') level = 'SOFTWARE';
   const unsupported = UNSUPPORTED_LEVELS[level];
   if (unsupported) throw RpcError.unimplemented(unsupported);
-  let algorithm =
-    enumValue(CryptoKeyVersionAlgorithm, template.algorithm, 'versionTemplate.algorithm') ??
-    algorithmFor(level);
-  if (algorithm === 'CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED') algorithm = algorithmFor(level);
-  checkAlgorithm(level, algorithm, 'versionTemplate.algorithm');
+  const given = enumValue(CryptoKeyVersionAlgorithm, template.algorithm, 'versionTemplate.algorithm');
+  let algorithm: AlgorithmName;
+  if (purpose === 'ENCRYPT_DECRYPT') {
+    algorithm =
+      given === undefined || given === 'CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED'
+        ? algorithmFor(level)
+        : given;
+    checkAlgorithm(level, algorithm, 'versionTemplate.algorithm');
+  } else {
+    algorithm = checkOtherAlgorithm(purpose, level, given, 'versionTemplate.algorithm');
+    if (body.rotationPeriod != null || body.nextRotationTime != null) {
+      throw RpcError.invalidArgument(
+        `Only ENCRYPT_DECRYPT keys rotate automatically; a ${purpose} key takes no rotationPeriod or nextRotationTime. Create new versions instead.`,
+        body.rotationPeriod != null ? 'rotationPeriod' : 'nextRotationTime',
+      );
+    }
+  }
   if (optionalBool(body, 'importOnly')) {
     throw RpcError.unimplemented(
       'Key import is not available in OpenEKM; create the key without importOnly.',
@@ -240,6 +304,7 @@ export async function createCryptoKey(
   const policy = justificationsPolicy(body.keyAccessJustificationsPolicy);
   if (policy) key.keyAccessJustificationsPolicy = policy;
 
+  const material = skipInitialVersionCreation ? undefined : await materialFor(key);
   const primary = await deps.store.transaction(async (tx) => {
     const [parentDoc, existing] = await Promise.all([tx.get(parent), tx.get(name)]);
     if (!parentDoc) throw RpcError.notFound(parent);
@@ -247,8 +312,9 @@ export async function createCryptoKey(
     let initial: StoredCryptoKeyVersion | undefined;
     const stored = { ...key };
     if (!skipInitialVersionCreation && !backend?.coordinated) {
-      initial = newVersion(deps, stored, 'ENABLED', undefined);
-      stored.primaryVersionId = '1';
+      initial = newVersion(deps, stored, 'ENABLED', undefined, material);
+      // Only ENCRYPT_DECRYPT keys have a primary version; the others are used by version name.
+      if (purpose === 'ENCRYPT_DECRYPT') stored.primaryVersionId = '1';
       tx.create(initial.name, { ...initial });
     }
     tx.create(name, { ...stored });
@@ -360,6 +426,16 @@ export async function patchCryptoKey(
       if (l && Object.keys(l).length > 0) next.labels = l;
       else delete next.labels;
     }
+    if (
+      (mask.includes('rotationPeriod') || mask.includes('nextRotationTime')) &&
+      key.purpose !== 'ENCRYPT_DECRYPT' &&
+      (body.rotationPeriod != null || body.nextRotationTime != null)
+    ) {
+      throw RpcError.invalidArgument(
+        `Only ENCRYPT_DECRYPT keys rotate automatically; ${name} has purpose ${key.purpose}.`,
+        'updateMask',
+      );
+    }
     if (mask.includes('rotationPeriod') || mask.includes('nextRotationTime')) {
       const r = rotation(
         {
@@ -386,7 +462,8 @@ export async function patchCryptoKey(
           'versionTemplate.algorithm',
         );
       }
-      checkAlgorithm(level, algorithm, 'versionTemplate.algorithm');
+      if (key.purpose === 'ENCRYPT_DECRYPT') checkAlgorithm(level, algorithm, 'versionTemplate.algorithm');
+      else checkOtherAlgorithm(key.purpose, level, algorithm, 'versionTemplate.algorithm');
       next.versionTemplate = { ...key.versionTemplate, algorithm };
     }
     if (mask.includes('keyAccessJustificationsPolicy')) {
@@ -420,6 +497,11 @@ export async function updatePrimaryVersion(deps: Deps, name: string, body: JsonO
       tx.get<StoredCryptoKeyVersion & JsonObject>(versionName),
     ]);
     if (!key) throw RpcError.notFound(name);
+    if (key.purpose !== 'ENCRYPT_DECRYPT') {
+      throw RpcError.failedPrecondition(
+        `Only ENCRYPT_DECRYPT keys have a primary version; ${name} has purpose ${key.purpose}. Address its versions by name instead.`,
+      );
+    }
     if (!version) throw RpcError.notFound(versionName);
     const next = { ...key, primaryVersionId: versionId };
     tx.set(name, next);

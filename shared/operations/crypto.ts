@@ -21,14 +21,14 @@ export const MAX_AAD_BYTES = 64 * 1024;
 /** Plaintext limit plus room for the format's header, key-protection block and tag. */
 export const MAX_CIPHERTEXT_BYTES = MAX_PLAINTEXT_BYTES + 4096;
 
-function checksumMismatch(checksumField: string, dataField: string): RpcError {
+export function checksumMismatch(checksumField: string, dataField: string): RpcError {
   return RpcError.invalidArgument(
     `The checksum in field ${checksumField} did not match the data in field ${dataField}.`,
     checksumField,
   );
 }
 
-function verify(
+export function verify(
   data: Buffer,
   expected: number | undefined,
   checksumField: string,
@@ -39,7 +39,7 @@ function verify(
   return true;
 }
 
-function limit(data: Buffer, max: number, field: string): void {
+export function limit(data: Buffer, max: number, field: string): void {
   if (data.length > max) {
     throw RpcError.invalidArgument(
       `The ${field} is too large: ${data.length} bytes, the limit is ${max} bytes. Encrypt larger data locally under a data key (envelope encryption).`,
@@ -49,7 +49,11 @@ function limit(data: Buffer, max: number, field: string): void {
 }
 
 /** The key's own justification policy, enforced before any EKM is called. */
-function checkJustification(key: StoredCryptoKey, version: StoredCryptoKeyVersion, reason: string): void {
+export function checkJustification(
+  key: StoredCryptoKey,
+  version: StoredCryptoKeyVersion,
+  reason: string,
+): void {
   const policy = key.keyAccessJustificationsPolicy;
   if (policy && !(policy.allowedAccessReasons as string[]).includes(reason)) {
     throw RpcError.failedPrecondition(
@@ -66,7 +70,7 @@ function checkJustification(key: StoredCryptoKey, version: StoredCryptoKeyVersio
 }
 
 /** Reports the version a request uses, and its justification facts, for the request's audit entry. */
-function noteUse(ctx: RequestContext, key: StoredCryptoKey, version: StoredCryptoKeyVersion): void {
+export function noteUse(ctx: RequestContext, key: StoredCryptoKey, version: StoredCryptoKeyVersion): void {
   const audit = ctx.audit;
   if (!audit) return;
   audit.version = version.name;

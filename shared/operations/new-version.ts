@@ -12,13 +12,15 @@ const MAX_VERSIONS_PER_KEY = 0xffffffff;
 
 /**
  * A new version of `key` (which is mutated: its counter advances). Called inside the transaction that writes
- * both, so concurrent creates get distinct, gap-free ids.
+ * both, so concurrent creates get distinct, gap-free ids. `material` is the version's key material generated
+ * beforehand for its algorithm (materialFor); without it, 32 random bytes (ENCRYPT_DECRYPT keys).
  */
 export function newVersion(
   deps: Deps,
   key: StoredCryptoKey,
   state: 'ENABLED' | 'DISABLED',
   external: ExternalProtectionLevelOptions | undefined,
+  material?: Buffer,
 ): StoredCryptoKeyVersion {
   if (key.versionCounter >= MAX_VERSIONS_PER_KEY) {
     throw RpcError.failedPrecondition(`${key.name} has reached the maximum number of versions.`);
@@ -33,7 +35,7 @@ export function newVersion(
     algorithm: key.versionTemplate.algorithm,
     createTime: now,
     generateTime: now,
-    material: deps.rootKeys.seal(RootKeyring.generateMaterial(), name),
+    material: deps.rootKeys.seal(material ?? RootKeyring.generateMaterial(), name),
   };
   if (external) v.externalProtectionLevelOptions = external;
   return v;

@@ -10,6 +10,7 @@ export const ProtectionLevel = {
   HSM: 2,
   EXTERNAL: 3,
   EXTERNAL_VPC: 4,
+  HSM_SINGLE_TENANT: 5,
 } as const;
 export type ProtectionLevelName = keyof typeof ProtectionLevel;
 
@@ -21,10 +22,11 @@ export const CryptoKeyPurpose = {
   RAW_ENCRYPT_DECRYPT: 7,
   MAC: 9,
   KEY_ENCAPSULATION: 10,
+  AES_WRAPPING: 11,
 } as const;
 export type CryptoKeyPurposeName = keyof typeof CryptoKeyPurpose;
 
-/** The algorithms of google.cloud.kms.v1.CryptoKeyVersion.CryptoKeyVersionAlgorithm that we name in messages. */
+/** google.cloud.kms.v1.CryptoKeyVersion.CryptoKeyVersionAlgorithm: names and numbers as in resources.proto. */
 export const CryptoKeyVersionAlgorithm = {
   CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED: 0,
   GOOGLE_SYMMETRIC_ENCRYPTION: 1,
@@ -42,10 +44,16 @@ export const CryptoKeyVersionAlgorithm = {
   RSA_SIGN_PKCS1_3072_SHA256: 6,
   RSA_SIGN_PKCS1_4096_SHA256: 7,
   RSA_SIGN_PKCS1_4096_SHA512: 16,
+  RSA_SIGN_RAW_PKCS1_2048: 28,
+  RSA_SIGN_RAW_PKCS1_3072: 29,
+  RSA_SIGN_RAW_PKCS1_4096: 30,
   RSA_DECRYPT_OAEP_2048_SHA256: 8,
   RSA_DECRYPT_OAEP_3072_SHA256: 9,
   RSA_DECRYPT_OAEP_4096_SHA256: 10,
   RSA_DECRYPT_OAEP_4096_SHA512: 17,
+  RSA_DECRYPT_OAEP_2048_SHA1: 37,
+  RSA_DECRYPT_OAEP_3072_SHA1: 38,
+  RSA_DECRYPT_OAEP_4096_SHA1: 39,
   EC_SIGN_P256_SHA256: 12,
   EC_SIGN_P384_SHA384: 13,
   EC_SIGN_SECP256K1_SHA256: 31,
@@ -56,6 +64,18 @@ export const CryptoKeyVersionAlgorithm = {
   HMAC_SHA512: 35,
   HMAC_SHA224: 36,
   EXTERNAL_SYMMETRIC_ENCRYPTION: 18,
+  ML_KEM_768: 47,
+  ML_KEM_1024: 48,
+  KEM_XWING: 63,
+  PQ_SIGN_ML_DSA_44: 68,
+  PQ_SIGN_ML_DSA_65: 56,
+  PQ_SIGN_ML_DSA_87: 69,
+  PQ_SIGN_SLH_DSA_SHA2_128S: 57,
+  PQ_SIGN_HASH_SLH_DSA_SHA2_128S_SHA256: 60,
+  PQ_SIGN_ML_DSA_44_EXTERNAL_MU: 70,
+  PQ_SIGN_ML_DSA_65_EXTERNAL_MU: 67,
+  PQ_SIGN_ML_DSA_87_EXTERNAL_MU: 71,
+  AES_256_KWP: 73,
 } as const;
 export type AlgorithmName = keyof typeof CryptoKeyVersionAlgorithm;
 
@@ -73,6 +93,16 @@ export const CryptoKeyVersionState = {
   EXTERNAL_DESTRUCTION_FAILED: 10,
 } as const;
 export type StateName = keyof typeof CryptoKeyVersionState;
+
+/** google.cloud.kms.v1.PublicKey.PublicKeyFormat (getPublicKey's `publicKeyFormat`). */
+export const PublicKeyFormat = {
+  PUBLIC_KEY_FORMAT_UNSPECIFIED: 0,
+  PEM: 1,
+  DER: 2,
+  NIST_PQC: 3,
+  XWING_RAW_BYTES: 4,
+} as const;
+export type PublicKeyFormatName = keyof typeof PublicKeyFormat;
 
 export const CryptoKeyVersionView = {
   CRYPTO_KEY_VERSION_VIEW_UNSPECIFIED: 0,
@@ -110,6 +140,7 @@ export const enumsByField: Record<string, Record<string, number>> = {
   state: CryptoKeyVersionState,
   allowedAccessReasons: AccessReason,
   keyManagementMode: KeyManagementMode,
+  publicKeyFormat: PublicKeyFormat,
 };
 
 export interface KeyRing {

@@ -81,7 +81,7 @@ test('skipInitialVersionCreation=True, true and 1 create no version and no prima
   await assertAbsent('skip-bad');
 });
 
-test('purpose is required; other purposes are refused clearly; a bad enum names the field', async () => {
+test('purpose is required; other purposes need their algorithm; unimplemented ones are UNIMPLEMENTED; a bad enum names the field', async () => {
   assertError(await create('p0', {}), 400, 'INVALID_ARGUMENT', 'purpose is required', 'ENCRYPT_DECRYPT');
   assertError(
     await create('p0', { purpose: 'CRYPTO_KEY_PURPOSE_UNSPECIFIED' }),
@@ -91,8 +91,17 @@ test('purpose is required; other purposes are refused clearly; a bad enum names 
   );
   for (const purpose of ['ASYMMETRIC_SIGN', 'ASYMMETRIC_DECRYPT', 'RAW_ENCRYPT_DECRYPT', 'MAC', 5]) {
     const res = await create('p1', { purpose });
-    assertError(res, 400, 'INVALID_ARGUMENT', 'not supported', 'ENCRYPT_DECRYPT');
-    assert.equal(violationField(res), 'purpose');
+    assertError(res, 400, 'INVALID_ARGUMENT', 'versionTemplate.algorithm is required');
+    assert.equal(violationField(res), 'versionTemplate.algorithm');
+  }
+  for (const purpose of ['KEY_ENCAPSULATION', 10]) {
+    assertError(
+      await create('p1', { purpose }),
+      501,
+      'UNIMPLEMENTED',
+      'KEY_ENCAPSULATION',
+      'not implemented',
+    );
   }
   const bogus = await create('p2', { purpose: 'ENCRYPT' });
   assertError(bogus, 400, 'INVALID_ARGUMENT', "'purpose'", 'ENCRYPT_DECRYPT');
