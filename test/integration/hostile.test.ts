@@ -70,6 +70,8 @@ async function startChild(name: string, args: string[], env: NodeJS.ProcessEnv):
   child.stdout!.on('data', (d: Buffer) => p.output.push(d.toString()));
   child.stderr!.on('data', (d: Buffer) => p.output.push(d.toString()));
   served.push(p);
+  // Should this test process end without its after hook (a timeout), the servers end with it.
+  process.once('exit', () => child.kill('SIGKILL'));
   await waitUntilServing(p);
   return p;
 }
@@ -214,17 +216,20 @@ function rawRequest(
         done();
       }
     });
-    socket.on('end', () => {
-      if (!answered) {
-        answered = true;
-        done();
-      }
-    });
+    let failure: Error | undefined;
     socket.on('error', (err) => {
-      if (!answered && data.length > 0) {
-        answered = true;
-        done();
-      } else if (!answered) reject(err);
+      failure = err;
+    });
+    // A server that answers and closes while the client still writes makes the client's writes fail (EPIPE,
+    // ECONNRESET): the answer is what arrived before the connection closed.
+    socket.on('close', () => {
+      if (answered) return;
+      answered = true;
+      if (data.length > 0) done();
+      else {
+        clearTimeout(timer);
+        reject(failure ?? new Error('the connection closed without an answer'));
+      }
     });
     socket.on('connect', async () => {
       socket.write(head);
