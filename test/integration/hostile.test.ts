@@ -535,6 +535,16 @@ describe('the Lambda handler', () => {
     assertEnvelope(r, 400, 'INVALID_ARGUMENT', /Compressed request bodies are not accepted/);
   });
 
+  test('an oversize body event is refused at the limit', async () => {
+    const r = await invoke(
+      event('POST', `${loc}/keyRings/hostile/cryptoKeys/k:encrypt`, {
+        body: JSON.stringify({ plaintext: Buffer.alloc(1024 * 1024).toString('base64') }),
+        headers: { authorization: '' },
+      }),
+    );
+    assertEnvelope(r, 400, 'INVALID_ARGUMENT', /limit is 1048576 bytes/);
+  });
+
   test('forged forwarding headers: the audit entry records the source address API Gateway saw', async () => {
     const r = await invoke(
       event('GET', `${loc}/keyRings/hostile`, {
