@@ -84,7 +84,7 @@ export function httpFunction(name: FunctionName): HttpFunction {
     const raw = (req as ReadRequest).rawBody;
     const cancel = cancelOnClose(res);
     const out = await gateway.handle(name, {
-      ...toApiRequest(req, req.originalUrl ?? req.url, raw, req.ip ?? req.socket.remoteAddress),
+      ...toApiRequest(req, req.originalUrl ?? req.url, raw, req.socket.remoteAddress),
       signal: cancel.signal,
     });
     cancel.done();

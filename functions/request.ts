@@ -5,7 +5,8 @@
  * (Cloud KMS clients never compress requests, and inflating them is how a small request becomes a large one). An
  * oversize body is read and discarded up to a bound so that the client, which is still sending, gets the answer.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ApiRequest, ApiResponse } from '../shared/api/gateway.js';
 import { renderError } from '../shared/api/render.js';
 import { RpcError } from '../shared/errors.js';
@@ -123,4 +124,32 @@ export function cancelOnClose(res: ServerResponse): { signal: AbortSignal; done:
   };
   res.once('close', onClose);
   return { signal: cancelled.signal, done: () => res.off('close', onClose) };
+}
+
+/**
+ * The answer to a request Node's HTTP parser refused before any listener saw it (a request target that is not a
+ * path, such as `?x`; headers over the size limit; a malformed request line): the google.rpc envelope instead of
+ * Node's bare 400, then the connection is closed. Install with `server.on('clientError', answerClientError)`.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? RpcError.invalidArgument('The request headers are too large; send smaller headers.')
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new RpcError('DEADLINE_EXCEEDED', 'The request was not received in time.')
+        : RpcError.invalidArgument(
+            'The request could not be read as HTTP/1.1; its request line or headers are malformed. Request targets are paths such as /v1/projects/{project}/locations/{location}/keyRings.',
+          );
+  const out = renderError(e);
+  const head = [
+    `HTTP/1.1 ${out.status} ${STATUS_CODES[out.status] ?? ''}`,
+    ...Object.entries(out.headers).map(([k, v]) => `${k}: ${v}`),
+    `content-length: ${Buffer.byteLength(out.body)}`,
+    'connection: close',
+  ];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${out.body}`);
 }

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { getGateway } from './instance.js';
 import { listener } from './listener.js';
+import { answerClientError } from './request.js';
 
 export interface RunningServer {
   url: string;
@@ -19,6 +20,8 @@ export interface RunningServer {
 export async function startServer(options: { port?: number; host?: string } = {}): Promise<RunningServer> {
   const host = options.host ?? '127.0.0.1';
   const server = createServer(listener());
+  // Requests Node's parser refuses get the google.rpc envelope too, not a bare 400.
+  server.on('clientError', answerClientError);
   // Longer than the idle timeout of Google's and AWS's load balancers, so they close idle connections first.
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {

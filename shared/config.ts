@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { JWK } from 'jose';
 import { z } from 'zod';
+import { defaultPrincipalForms, isPrincipalForm } from './access/identity.js';
 import type { GatewayIdentityConfig } from './access/outgoing.js';
 import { isValidMember, MEMBER_FORMS } from './access/roles.js';
 import { type EkmEndpoint, parseEndpoints } from './ekm/endpoints.js';
@@ -19,6 +20,20 @@ const issuerSchema = z
     jwksUrl: z.url().optional(),
     jwksFile: z.string().min(1).optional(),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
+    /**
+     * The principal forms this issuer may assert (docs/configuration.md): `user:*`, `user:*@example.com`,
+     * `serviceAccount:*@*.iam.gserviceaccount.com`, exact principals. Default: Google's issuer any user and
+     * service account, others any user.
+     */
+    principals: z
+      .array(
+        z.string().refine(isPrincipalForm, {
+          message:
+            'each entry is "user:<email pattern>" or "serviceAccount:<email pattern>", e.g. "user:*@example.com" (* stands for any characters but @)',
+        }),
+      )
+      .min(1)
+      .optional(),
   })
   .refine((i) => [i.jwksUrl, i.jwksFile, i.jwks].filter((x) => x !== undefined).length === 1, {
     message: 'give exactly one of jwksUrl, jwksFile or jwks',
@@ -82,6 +97,21 @@ export interface Config {
   probeHistory: number;
   /** Whether /health/ekm and /health/status answer without authentication. */
   statusPublic: boolean;
+  /**
+   * How many proxies in front of the gateway append the caller's address to X-Forwarded-For
+   * (OPENEKM_TRUSTED_PROXY_HOPS); 0 believes no forwarding header (docs/security.md).
+   */
+  trustedProxyHops: number;
+  /**
+   * Who may state an access reason other than the default CUSTOMER_INITIATED_ACCESS in X-OpenEKM-Access-Reason
+   * (OPENEKM_ACCESS_REASON_PRINCIPALS); nobody by default.
+   */
+  accessReasonPrincipals: string[];
+  /**
+   * Separation of duties in setIamPolicy (OPENEKM_IAM_SEPARATION_OF_DUTIES, off by default as in Google IAM): a
+   * caller may grant only roles whose permissions it holds itself on the resource.
+   */
+  iamSeparationOfDuties: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -160,7 +190,18 @@ function issuersFrom(env: Env): TrustedIssuer[] {
   if (!result.success) {
     throw new ConfigError(`OPENEKM_TRUSTED_ISSUERS is invalid: ${z.prettifyError(result.error)}`);
   }
-  return result.data;
+  const issuers = result.data;
+  if (new Set(issuers.map((i) => i.issuer)).size !== issuers.length) {
+    throw new ConfigError('OPENEKM_TRUSTED_ISSUERS lists an issuer twice; list each once.');
+  }
+  // Two issuers that may both assert any user would each be able to mint the other's users.
+  const anyUser = issuers.filter((i) => (i.principals ?? defaultPrincipalForms(i.issuer)).includes('user:*'));
+  if (anyUser.length > 1) {
+    throw new ConfigError(
+      `OPENEKM_TRUSTED_ISSUERS: ${anyUser.map((i) => `"${i.issuer}"`).join(' and ')} may each assert any user (the default, or "user:*"). With more than one trusted issuer give each its own "principals", e.g. ["user:*@example.com"], so that no issuer can assert another's users.`,
+    );
+  }
+  return issuers;
 }
 
 function gatewayIdentityFrom(env: Env): GatewayIdentityConfig | undefined {
@@ -372,6 +413,12 @@ export function loadConfig(env: Env = process.env): Config {
     probeIntervalSeconds: int(env, 'OPENEKM_PROBE_INTERVAL_SECONDS', 60, 1, 3600),
     probeHistory: int(env, 'OPENEKM_PROBE_HISTORY', 1440, 10, 5000),
     statusPublic: bool(env, 'OPENEKM_STATUS_PUBLIC', false),
+    trustedProxyHops: int(env, 'OPENEKM_TRUSTED_PROXY_HOPS', 0, 0, 10),
+    accessReasonPrincipals: principals(
+      jsonEnv(env, 'OPENEKM_ACCESS_REASON_PRINCIPALS', '["serviceAccount:…"]') ?? [],
+      'OPENEKM_ACCESS_REASON_PRINCIPALS',
+    ),
+    iamSeparationOfDuties: bool(env, 'OPENEKM_IAM_SEPARATION_OF_DUTIES', false),
   };
 }
 

@@ -131,10 +131,18 @@ export async function localGatewayEnv(
     OPENEKM_FIRESTORE_PROJECT: process.env.OPENEKM_FIRESTORE_PROJECT ?? 'demo-openekm',
     OPENEKM_ROOT_KEYS_FILE: ensureRootKeys(dir),
     OPENEKM_TRUSTED_ISSUERS: JSON.stringify([
-      { issuer: LOCAL_ISSUER, audiences: [LOCAL_AUDIENCE], jwksFile: jwksPath },
+      // The local issuer mints any user and service account (npm run token): it is the only one trusted.
+      {
+        issuer: LOCAL_ISSUER,
+        audiences: [LOCAL_AUDIENCE],
+        jwksFile: jwksPath,
+        principals: ['user:*', 'serviceAccount:*'],
+      },
     ]),
     OPENEKM_ALLOW_LOOPBACK_HTTP_EKM: 'true',
     // The local owner owns every project; every other principal starts with nothing (docs/iam.md).
     OPENEKM_DEFAULT_OWNERS: JSON.stringify([LOCAL_OWNER]),
+    // The local owner may state access reasons, to try Key Access Justifications (docs/security.md).
+    OPENEKM_ACCESS_REASON_PRINCIPALS: JSON.stringify([LOCAL_OWNER]),
   };
 }

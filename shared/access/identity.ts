@@ -2,9 +2,13 @@
  * Caller identity: a Bearer JWT verified with jose against the configured trusted issuers (signature, iss, aud,
  * exp/nbf with a small skew). Verified tokens are cached until they expire, bounded in entries.
  *
- * Principal rules: the `email` claim gives `serviceAccount:<email>` when the address is a service account
- * (ends in "gserviceaccount.com"), else `user:<email>`; a token without `email` gives `user:<sub>`. A token whose
- * `email_verified` is false is refused.
+ * Principal rules (docs/security.md, "Who a caller is"): a caller is named by the token's `email` claim, which
+ * must be one address with `email_verified: true`; an address in a `.gserviceaccount.com` domain gives
+ * `serviceAccount:<email>`, any other `user:<email>`. A token without a verified email is refused (`sub` alone is
+ * an issuer's own identifier, not a principal). Each trusted issuer may assert only the principal forms the
+ * operator gives it (`principals` in OPENEKM_TRUSTED_ISSUERS, see shared/config.ts): by default Google's issuer
+ * any user and service account, every other issuer users only. A principal that the forms of two trusted issuers
+ * both cover is ambiguous and refused, so one issuer can never mint another's users.
  */
 
 import { createHash } from 'node:crypto';
@@ -29,18 +33,67 @@ export interface Caller {
 
 const CLOCK_SKEW_SECONDS = 30;
 
-function principalFromClaims(claims: { email?: unknown; sub?: unknown }): string {
-  if (typeof claims.email === 'string' && claims.email.includes('@')) {
-    return claims.email.endsWith('gserviceaccount.com')
-      ? `serviceAccount:${claims.email}`
-      : `user:${claims.email}`;
+/** One address, no spaces or control characters, a dot in the domain. */
+const EMAIL = /^[^@\s\p{Cc}]{1,64}@[^@\s\p{Cc}]+\.[^@\s\p{Cc}]+$/u;
+
+/**
+ * The principal a verified token's claims name: `serviceAccount:<email>` for an address in a
+ * `.gserviceaccount.com` domain, `user:<email>` for any other; refused without a verified email.
+ */
+export function principalFromClaims(claims: Record<string, unknown>): string {
+  const email = claims.email;
+  if (email === undefined) {
+    throw RpcError.unauthenticated(
+      'The access token has no email claim. OpenEKM names callers by their verified email; a token with only a subject ("sub") is not accepted.',
+    );
   }
-  if (typeof claims.sub === 'string' && claims.sub) return `user:${claims.sub}`;
-  throw RpcError.unauthenticated('The access token names no principal (no email or sub claim).');
+  if (typeof email !== 'string' || email.length > 320 || !EMAIL.test(email)) {
+    throw RpcError.unauthenticated("The access token's email claim is not a single email address.");
+  }
+  if (claims.email_verified !== true) {
+    throw RpcError.unauthenticated(
+      claims.email_verified === undefined
+        ? 'The access token does not say its email is verified (no email_verified claim); get a token for a verified email.'
+        : 'The access token has an unverified email; get a token for a verified email.',
+    );
+  }
+  return /\.gserviceaccount\.com$/i.test(email) ? `serviceAccount:${email}` : `user:${email}`;
+}
+
+/** Issuers that are Google's own: by default they may assert service accounts too. */
+const GOOGLE_ISSUERS = new Set(['https://accounts.google.com', 'accounts.google.com']);
+
+/** The principal forms an issuer may assert when the operator gives none. */
+export function defaultPrincipalForms(issuer: string): string[] {
+  return GOOGLE_ISSUERS.has(issuer) ? ['user:*', 'serviceAccount:*'] : ['user:*'];
+}
+
+/**
+ * A principal form (`user:*`, `user:*@example.com`, `serviceAccount:*@*.iam.gserviceaccount.com`,
+ * `user:alice@example.com`) as a test; `*` stands for one or more characters other than "@". Case-insensitive.
+ */
+export function principalForm(form: string): (principal: string) => boolean {
+  const i = form.indexOf(':');
+  const kind = form.slice(0, i);
+  const pattern = form.slice(i + 1);
+  const email = pattern
+    .split('*')
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('[^@]+');
+  const re = new RegExp(`^${kind}:${pattern === '*' ? '.+' : email}$`, 'i');
+  return (principal) => re.test(principal);
+}
+
+/** Whether `form` is a principal form principalForm() understands. */
+export function isPrincipalForm(form: string): boolean {
+  return /^(user|serviceAccount):(\*|[^@\s:]+@[^@\s:]+)$/.test(form);
 }
 
 export class TokenVerifier {
-  private readonly issuers = new Map<string, { getKey: JWTVerifyGetKey; audiences: string[] }>();
+  private readonly issuers = new Map<
+    string,
+    { getKey: JWTVerifyGetKey; audiences: string[]; asserts: Array<(principal: string) => boolean> }
+  >();
   private readonly verified = new LRUCache<string, { caller: Caller; expMs: number }>({ max: 10_000 });
 
   constructor(
@@ -59,7 +112,8 @@ export class TokenVerifier {
         const jwks = t.jwks ?? (JSON.parse(readFileSync(t.jwksFile!, 'utf8')) as JSONWebKeySet);
         getKey = createLocalJWKSet(jwks as JSONWebKeySet);
       }
-      this.issuers.set(t.issuer, { getKey, audiences: t.audiences });
+      const asserts = (t.principals ?? defaultPrincipalForms(t.issuer)).map(principalForm);
+      this.issuers.set(t.issuer, { getKey, audiences: t.audiences, asserts });
     }
   }
 
@@ -95,15 +149,31 @@ export class TokenVerifier {
         currentDate: new Date(this.now()),
         requiredClaims: ['exp'],
       });
-      if (payload.email_verified === false)
-        throw RpcError.unauthenticated('The access token has an unverified email.');
-      const caller: Caller = { principal: principalFromClaims(payload), issuer: iss as string };
+      const caller: Caller = { principal: this.principalOf(payload, iss as string), issuer: iss as string };
       this.verified.set(cacheKey, { caller, expMs: (payload.exp as number) * 1000 });
       return caller;
     } catch (err) {
       if (err instanceof RpcError) throw err;
       throw RpcError.unauthenticated(tokenProblem(err));
     }
+  }
+
+  /** The token's principal, when its issuer may assert it and no other trusted issuer may. */
+  private principalOf(claims: Record<string, unknown>, iss: string): string {
+    const principal = principalFromClaims(claims);
+    if (!this.issuers.get(iss)?.asserts.some((t) => t(principal))) {
+      throw RpcError.unauthenticated(
+        `The access token's issuer is not trusted to assert ${principal.slice(0, principal.indexOf(':'))} principals like this one; the operator lists what each issuer may assert (OPENEKM_TRUSTED_ISSUERS "principals").`,
+      );
+    }
+    for (const [other, i] of this.issuers) {
+      if (other !== iss && i.asserts.some((t) => t(principal))) {
+        throw RpcError.unauthenticated(
+          'The access token is ambiguous: more than one trusted issuer may assert its principal. The operator must give the issuers disjoint "principals" (OPENEKM_TRUSTED_ISSUERS).',
+        );
+      }
+    }
+    return principal;
   }
 }
 

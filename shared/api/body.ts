@@ -22,6 +22,35 @@ function normalizeKeys(value: Json, depth: number, isMap: boolean): Json {
   return out;
 }
 
+/**
+ * What is wrong with a body that is not JSON, in words of our own: the parser's message quotes the body around
+ * the error (`..."laintext":U2VjcmV0UG"...`), and a body may hold a plaintext or a secret, which must reach neither
+ * the caller's error message nor the request log or audit entry. At most a position is kept.
+ */
+const PARSE_PROBLEMS: Array<[RegExp, string]> = [
+  [/^Unexpected end of JSON input/, 'the body ends too early'],
+  [/^Unterminated string/, 'a string is not terminated'],
+  [/^Bad control character/, 'a string holds a control character (escape it)'],
+  [/^Bad (escaped character|Unicode escape)/, 'a string holds an invalid escape sequence'],
+  [/^Expected (double-quoted )?property name/, 'a property name is expected (in double quotes)'],
+  [/^Expected ':'/, "a ':' is expected after a property name"],
+  [/^Expected ',' or '}'/, "a ',' or '}' is expected after a property value"],
+  [/^Expected ',' or ']'/, "a ',' or ']' is expected after an array element"],
+  [/^Unexpected non-whitespace character after JSON/, 'there is more after the JSON value'],
+  [
+    /^(Unexpected token|No number after minus sign|Exponent part is missing|Unterminated fractional)/,
+    'an unexpected character',
+  ],
+];
+
+/** A fixed description of a JSON.parse failure, with the position when the parser gives one. */
+export function parseProblem(err: unknown): string {
+  const message = err instanceof Error ? err.message : '';
+  const what = PARSE_PROBLEMS.find(([re]) => re.test(message))?.[1] ?? 'the body is not valid JSON';
+  const position = /\bat position (\d{1,9})\b/.exec(message)?.[1];
+  return `Invalid JSON payload received: ${what}${position === undefined ? '' : ` at position ${position}`}. Send a JSON object.`;
+}
+
 /** Parses a request body into a JSON object. */
 export function parseBody(body: Buffer | undefined): JsonObject {
   if (!body || body.length === 0) return {};
@@ -31,9 +60,7 @@ export function parseBody(body: Buffer | undefined): JsonObject {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw RpcError.invalidArgument(
-      `Invalid JSON payload received: ${(err as Error).message.replace(/\s+in JSON.*$/, '')}. Send a JSON object.`,
-    );
+    throw RpcError.invalidArgument(parseProblem(err));
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw RpcError.invalidArgument('Invalid JSON payload received: the body must be a JSON object.');

@@ -9,6 +9,7 @@ import { Authorizer, iamConfigOf } from '../access/iam.js';
 import { TokenVerifier } from '../access/identity.js';
 import { GatewayIdentity } from '../access/outgoing.js';
 import type { AuditRecord } from '../audit/audit.js';
+import { clientIp } from '../audit/client-ip.js';
 import { ekmMetricEntry } from '../audit/ekm-metrics.js';
 import { type Config, loadConfig } from '../config.js';
 import type { Deps, RequestContext } from '../context.js';
@@ -21,7 +22,7 @@ import { createLogger, type Logger } from '../log.js';
 import { EkmQuota } from '../quota/ekm-quota.js';
 import { MetadataCache } from '../store/cache.js';
 import { FirestoreStore, type Store } from '../store/firestore.js';
-import { ACCESS_REASON_HEADER, accessReason, authenticate, isOpen } from './authenticate.js';
+import { ACCESS_REASON_HEADER, accessReason, authenticate, isOpen, permittedReason } from './authenticate.js';
 import { authorize } from './authorize.js';
 import { parseBody } from './body.js';
 import { checkBodySize, checkQuery } from './check.js';
@@ -111,7 +112,10 @@ export class Gateway {
   /** Handles one request as the function `fn`; never throws. */
   async handle(fn: FunctionName, req: ApiRequest): Promise<ApiResponse> {
     const started = performance.now();
-    const requestId = header(req, 'x-request-id')?.slice(0, 64) || randomUUID();
+    // The audit entry's insertId is always ours; a caller's request id is kept (and echoed) as its own field.
+    const insertId = randomUUID();
+    const callerRequestId = callerRequestIdOf(header(req, 'x-request-id'));
+    const requestId = callerRequestId ?? insertId;
     const audit: AuditRecord = {};
     let route: Route | undefined;
     let resourceName = '';
@@ -132,10 +136,11 @@ export class Gateway {
         this.deps.now().getTime(),
       );
       release = deadline.release;
-      const reason = accessReason(header(req, ACCESS_REASON_HEADER));
+      const stated = accessReason(header(req, ACCESS_REASON_HEADER));
       const open = isOpen(route, this.deps.config);
       const caller = await authenticate(this.verifier, open, header(req, 'authorization'));
       principal = caller.principal;
+      const reason = open ? stated : permittedReason(stated, caller, this.deps.config);
       if (route.permission && !open) {
         const pending = authorize(this.authorizer, audit, caller, route.permission, resourceName);
         if (pending) await pending;
@@ -170,6 +175,8 @@ export class Gateway {
       {
         fn,
         requestId,
+        insertId,
+        ...(callerRequestId === undefined ? {} : { callerRequestId }),
         method: req.method,
         path: req.path,
         route,
@@ -177,7 +184,7 @@ export class Gateway {
         status: response.status,
         error,
         principal,
-        remoteIp: req.remoteAddress,
+        remoteIp: clientIp(req.remoteAddress, req.headers, this.deps.config.trustedProxyHops),
         userAgent: header(req, 'user-agent'),
         latencyMs: performance.now() - started,
         audit,
@@ -215,6 +222,11 @@ export class Gateway {
     await this.deps.ekm.close();
     await this.deps.store.close();
   }
+}
+
+/** A caller's x-request-id when it is 1 to 64 printable ASCII characters; otherwise the request gets ours. */
+function callerRequestIdOf(raw: string | undefined): string | undefined {
+  return raw !== undefined && /^[\x21-\x7e]{1,64}$/.test(raw) ? raw : undefined;
 }
 
 function describe(err: unknown): string {

@@ -9,7 +9,12 @@ import type { FunctionName, Route } from './routes.js';
 
 export interface Outcome {
   fn: FunctionName;
+  /** The request id echoed to the caller: the caller's x-request-id, or ours. */
   requestId: string;
+  /** Ours, always: the audit entry's insertId. */
+  insertId: string;
+  /** The x-request-id the caller sent, when it sent one. */
+  callerRequestId?: string;
   method: string;
   path: string;
   route?: Route;
@@ -28,6 +33,7 @@ export function record(log: Logger, o: Outcome, auditDataAccess: boolean, now: D
   log.request({
     function: o.fn,
     requestId: o.requestId,
+    insertId: o.insertId,
     method: o.method,
     path: o.path,
     operation: o.route?.rpc,
@@ -49,6 +55,8 @@ export function record(log: Logger, o: Outcome, auditDataAccess: boolean, now: D
         callerIp: o.remoteIp,
         userAgent: o.userAgent,
         requestId: o.requestId,
+        insertId: o.insertId,
+        ...(o.callerRequestId === undefined ? {} : { callerRequestId: o.callerRequestId }),
         code: o.error ? numericCode(o.error.code) : 0,
         message: o.error?.message ?? '',
         latencyMs: o.latencyMs,

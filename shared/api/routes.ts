@@ -221,7 +221,7 @@ function iamRoutes(resource: string, prefix: string) {
       rpc: `${IAM}SetIamPolicy`,
       permission: `${prefix}setIamPolicy`,
       audit: 'admin',
-      handler: (d, _ctx, c) => setIamPolicy(d, c.name, c.body),
+      handler: (d, ctx, c) => setIamPolicy(d, c.name, c.body, ctx.caller),
     }),
     // Needs no permission (as in Google IAM): it answers only about the caller's own permissions.
     route({

@@ -216,7 +216,58 @@ function sameEtag(sent: string, current: string): boolean {
   return Buffer.from(sent, 'base64').equals(Buffer.from(current, 'base64'));
 }
 
-export async function setIamPolicy(deps: Deps, name: string, body: JsonObject): Promise<PolicyJson> {
+/** The (role, condition) → members grants of a policy, to tell which grants a new policy adds. */
+function grantKeys(bindings: readonly Binding[] | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const b of bindings ?? []) {
+    for (const m of b.members ?? []) {
+      out.add(JSON.stringify([b.role, b.condition?.expression ?? null, m.toLowerCase()]));
+    }
+  }
+  return out;
+}
+
+/**
+ * Separation of duties (OPENEKM_IAM_SEPARATION_OF_DUTIES): every role a new policy grants to a member that the
+ * current policy does not grant it must consist of permissions the caller itself holds on the resource, so that
+ * an administrator cannot hand itself (or anyone) use of keys it has no use of.
+ */
+async function checkSeparationOfDuties(
+  deps: Deps,
+  caller: Caller,
+  name: string,
+  current: readonly Binding[] | undefined,
+  next: readonly Binding[],
+): Promise<void> {
+  const before = grantKeys(current);
+  const added = new Set<string>();
+  for (const b of next) {
+    if (
+      b.members.some(
+        (m) => !before.has(JSON.stringify([b.role, b.condition?.expression ?? null, m.toLowerCase()])),
+      )
+    ) {
+      added.add(b.role);
+    }
+  }
+  for (const role of added) {
+    const perms = ROLES[role] ?? [];
+    const held = await deps.authorizer.held(caller, name, perms);
+    const missing = perms.filter((p) => !held.has(p));
+    if (missing.length > 0) {
+      throw RpcError.permissionDenied(
+        `Separation of duties is on (OPENEKM_IAM_SEPARATION_OF_DUTIES): ${caller.principal} cannot grant ${role} on ${name} because it does not hold ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''} there itself. Ask a principal who holds the role (e.g. an owner) to grant it.`,
+      );
+    }
+  }
+}
+
+export async function setIamPolicy(
+  deps: Deps,
+  name: string,
+  body: JsonObject,
+  caller?: Caller,
+): Promise<PolicyJson> {
   checkName(name);
   allowOnly(body, ['policy', 'updateMask']);
   if (body.updateMask !== undefined) {
@@ -255,6 +306,9 @@ export async function setIamPolicy(deps: Deps, name: string, body: JsonObject): 
           'The policy has conditional bindings: set it with "version": 3 (read it with options.requestedPolicyVersion=3).',
           'policy.version',
         );
+      }
+      if (deps.config.iamSeparationOfDuties && caller) {
+        await checkSeparationOfDuties(deps, caller, name, current?.bindings, policy.bindings);
       }
       tx.set(path, doc);
     });

@@ -56,7 +56,10 @@ export function optionalBool(obj: JsonObject, field: string, path = field): bool
 export function parseBool(raw: string, field: string): boolean {
   if (/^(true|1)$/i.test(raw)) return true;
   if (/^(false|0)$/i.test(raw) || raw === '') return false;
-  throw RpcError.invalidArgument(`${field}="${raw}" is not a boolean: use true or false.`, field);
+  throw RpcError.invalidArgument(
+    `${field}="${raw.slice(0, 40)}" is not a boolean: use true or false.`,
+    field,
+  );
 }
 
 /** An enum given by name or number, returned by name. */
@@ -74,7 +77,7 @@ export function enumValue<E extends Record<string, number>>(
     if (name !== undefined) return name as keyof E;
   }
   throw RpcError.invalidArgument(
-    `Invalid value at '${field}': ${JSON.stringify(raw)} is not one of ${Object.keys(table).join(', ')}.`,
+    `Invalid value at '${field}': ${JSON.stringify(raw).slice(0, 80)} is not one of ${Object.keys(table).join(', ')}.`,
     field,
   );
 }
