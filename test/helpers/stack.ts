@@ -82,6 +82,9 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     // Tests that are not about the EKM quota must not meet it (bursts of failing EKM calls exceed 100/s), nor
     // wait for its Firestore leases inside their tight deadlines.
     OPENEKM_EKM_QUOTA: '{"enabled": false}',
+    // Tests of retry behaviour fault a large share of their few requests; the retry budget (retries at most 10 %
+    // of first attempts) is tested on its own (test/external/ekm-overload.test.ts) and set aside here.
+    OPENEKM_EKM_RETRY_BUDGET_MIN_PER_SECOND: '1000',
     ...options.env,
   };
   const config = loadConfig(env);
