@@ -11,6 +11,7 @@ import type { EkmAttempt, EkmMethod } from '../audit/ekm-metrics.js';
 import type { ProbeTarget } from './connections.js';
 import { type EkmEndpoint, type ResolvedKey, resolveKeyUri } from './endpoints.js';
 import { type EkmDomain, EkmFailure, FAILOVER, RETRIABLE } from './errors.js';
+import { GoogleEkmProtocol } from './google-ekm.js';
 import {
   ConcurrencyLimiter,
   DEFAULT_EKM_CLIENT_SETTINGS,
@@ -18,9 +19,10 @@ import {
   type Release,
   RetryBudget,
 } from './overload.js';
-import { type EkmCallContext, GoogleEkmProtocol, XksProtocol } from './protocols.js';
+import type { EkmCallContext } from './protocols.js';
 import { healthKey, type ProbeState, ReplicaHealth, type ReplicaHealthOptions } from './replicas.js';
 import { EkmTransport, type TransportOptions } from './transport.js';
+import { XksProtocol } from './xks.js';
 
 /** Time kept before the request's deadline to turn the last attempt's failure into the caller's answer. */
 const ANSWER_MARGIN_MS = 50;
