@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
-import { b64, ekmCallsDuring, ekmRequests, externalKey, keyRing } from './ext-helpers.js';
+import { b64, ekmCallsDuring, ekmRequests, externalKey, keyRing, waitFor } from './ext-helpers.js';
 
 describe('retry budget', () => {
   let s: TestStack;
@@ -56,6 +56,7 @@ describe('concurrency bound', () => {
   before(async () => {
     s = await startTestStack({
       ekm: true,
+      ekmProcess: 'child',
       ekmTimeoutMs: 5000,
       env: { OPENEKM_EKM_MAX_CONCURRENT: '2', OPENEKM_EKM_MAX_QUEUE_WAIT_MS: '20' },
     });
@@ -94,8 +95,11 @@ describe('concurrency bound', () => {
       const retry = r.json.error.details.find((d: any) => d['@type'].endsWith('RetryInfo'));
       assert.match(retry?.retryDelay ?? '', /^\d+\.\d{3}s$/);
     }
-    // Refused calls never reached the EKM.
-    assert.equal(ekmRequests(s, 'slow').filter((l) => l.operation === 'encrypt').length, 2);
+    // Refused calls never reached the EKM (its log lines arrive from its own process).
+    const encrypts = () => ekmRequests(s, 'slow').filter((l) => l.operation === 'encrypt').length;
+    await waitFor('the EKM log', () => encrypts() >= 2);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(encrypts(), 2);
     await s.ekm!.ekm.admin.clearFaults();
     const again = await s.call('POST', `${k.key}:encrypt`, { plaintext: b64('again') });
     assert.equal(again.status, 200, JSON.stringify(again.json));
@@ -106,7 +110,7 @@ describe('HTTP/2', () => {
   let s: TestStack;
   let ring: string;
   before(async () => {
-    s = await startTestStack({ ekm: true, ekmTimeoutMs: 5000 });
+    s = await startTestStack({ ekm: true, ekmProcess: 'child', ekmTimeoutMs: 5000 });
     ring = await keyRing(s, 'h2');
   });
   after(() => s.stop());
@@ -126,6 +130,11 @@ describe('HTTP/2', () => {
     );
     const res = await s.call('POST', `${plain.key}:encrypt`, { plaintext: b64('plain') });
     assert.equal(res.status, 200, JSON.stringify(res.json));
+    const wrapsSoFar = () =>
+      ekmRequests(s, 'h2')
+        .slice(before)
+        .filter((l) => l.operation === 'wrap' || l.operation === 'encrypt').length;
+    await waitFor('the EKM log', () => wrapsSoFar() >= 17);
     const lines = ekmRequests(s, 'h2').slice(before);
     const wraps = lines.filter((l) => l.operation === 'wrap' || l.operation === 'encrypt');
     assert.equal(wraps.length, 17);
