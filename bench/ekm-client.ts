@@ -2,8 +2,8 @@
  * `npx tsx bench/ekm-client.ts`: the CPU the gateway's EKM client spends per call, measured in this process
  * against the reference EKM in its own process (so the EKM's CPU is not counted): XKS encrypt calls (SigV4
  * signed) and Google EKM wraps (our JWT, from the token cache) through the real client path, for
- *   - ky over Node's fetch with the endpoint's undici pool as dispatcher (what the gateway uses), HTTP/2 and
- *     HTTP/1.1, and
+ *   - ky over undici's own fetch on the endpoint's pool (what the gateway uses), HTTP/2 and HTTP/1.1,
+ *   - ky over Node's global fetch given the pool as dispatcher, and
  *   - ky over a hand-built fetch shim (undici request() answered as a Response: Request, Headers and Response
  *     objects built twice per call), the previous transport, kept here as the comparison.
  * Prints calls/s and client CPU µs per call (process.cpuUsage) for each, at concurrency 16.
@@ -114,10 +114,15 @@ try {
   const sealed = Buffer.alloc(60, 7);
   const rows: string[] = [];
   const variants: Array<[string, () => EkmTransport, 'https' | 'http']> = [
-    ['ky + fetch(dispatcher), HTTP/2 over TLS', () => new EkmTransport({ http2: true }), 'https'],
-    ['ky + fetch(dispatcher), HTTP/1.1 over TLS', () => new EkmTransport({ http2: false }), 'https'],
+    ['ky + undici fetch, HTTP/2 over TLS', () => new EkmTransport({ http2: true }), 'https'],
+    ['ky + undici fetch, HTTP/1.1 over TLS', () => new EkmTransport({ http2: false }), 'https'],
+    [
+      'ky + Node fetch(dispatcher), HTTP/1.1 over TLS',
+      () => new EkmTransport({ http2: false, fetch: 'node' }),
+      'https',
+    ],
     ['ky + request() shim (previous), HTTP/1.1 over TLS', () => new ShimTransport(), 'https'],
-    ['ky + fetch(dispatcher), HTTP/1.1 plain (loopback)', () => new EkmTransport({ http2: false }), 'http'],
+    ['ky + undici fetch, HTTP/1.1 plain (loopback)', () => new EkmTransport({ http2: false }), 'http'],
   ];
   for (const [name, make, scheme] of variants) {
     const transport = make();

@@ -9,7 +9,7 @@
 import type { LookupFunction } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import ky from 'ky';
-import { Agent, buildConnector } from 'undici';
+import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
 import type { EkmEndpoint } from './endpoints.js';
 import { type EkmDomain, EkmFailure } from './errors.js';
 
@@ -29,6 +29,11 @@ export interface TransportOptions {
   connections?: number;
   /** How long an idle connection is kept, ms (default 30 s). */
   keepAliveMs?: number;
+  /**
+   * ky's fetch: undici's own (default), or Node's global fetch given the pool as dispatcher (kept for
+   * bench/ekm-client.ts, which compares them).
+   */
+  fetch?: 'undici' | 'node';
 }
 
 const TLS_CODES = new Set([
@@ -246,6 +251,7 @@ export class EkmTransport {
     try {
       const pool = await this.ready(endpoint);
       opens = pool.opens;
+      const dispatcher = pool.agent;
       const res = await ky(url, {
         method: init.method,
         headers: init.headers,
@@ -255,8 +261,22 @@ export class EkmTransport {
         throwHttpErrors: false,
         redirect: 'manual',
         signal,
-        // Passed through to fetch as an unknown option: the endpoint's connection pool.
-        dispatcher: pool.agent,
+        ...(this.options.fetch === 'node'
+          ? // Passed through to Node's fetch as an unknown option: the endpoint's connection pool.
+            { dispatcher }
+          : {
+              // undici's own fetch on the endpoint's pool, given the call's own method, headers and body (ky's
+              // Request supplies the signal, which carries ky's timeout): no second Request, no body stream read.
+              fetch: ((req: Request) =>
+                undiciFetch(url, {
+                  method: init.method,
+                  headers: init.headers,
+                  body: init.body,
+                  redirect: 'manual',
+                  signal: req.signal,
+                  dispatcher,
+                })) as unknown as typeof fetch,
+            }),
       } as Parameters<typeof ky>[1]);
       const text = await res.text();
       let body: unknown;
