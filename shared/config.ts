@@ -355,7 +355,7 @@ export function loadConfig(env: Env = process.env): Config {
       retryBudgetWindowMs: int(env, 'OPENEKM_EKM_RETRY_BUDGET_WINDOW_MS', 10_000, 1000, 600_000),
       maxConcurrent: int(env, 'OPENEKM_EKM_MAX_CONCURRENT', 64, 1, 10_000),
       maxQueueWaitMs: int(env, 'OPENEKM_EKM_MAX_QUEUE_WAIT_MS', 50, 0, 10_000),
-      http2: bool(env, 'OPENEKM_EKM_HTTP2', true),
+      http2: bool(env, 'OPENEKM_EKM_HTTP2', false),
       keepAliveMs: int(env, 'OPENEKM_EKM_KEEPALIVE_MS', 30_000, 1000, 600_000),
     },
     gatewayIdentity,

@@ -20,7 +20,10 @@ export interface EkmClientSettings {
   maxConcurrent: number;
   /** Longest wait for a free attempt slot before refusing, ms (never past the caller's deadline). */
   maxQueueWaitMs: number;
-  /** Offer HTTP/2 by ALPN to HTTPS endpoints (one TLS connection, many streams). */
+  /**
+   * Offer HTTP/2 by ALPN to HTTPS endpoints (one TLS connection, many streams). Off by default: undici's HTTP/2
+   * client measured several times the CPU of HTTP/1.1 per call, and failed calls under load (docs/benchmarks.md).
+   */
   http2: boolean;
   /** How long an idle EKM connection is kept open, ms. */
   keepAliveMs: number;
@@ -32,7 +35,7 @@ export const DEFAULT_EKM_CLIENT_SETTINGS: EkmClientSettings = {
   retryBudgetWindowMs: 10_000,
   maxConcurrent: 64,
   maxQueueWaitMs: 50,
-  http2: true,
+  http2: false,
   keepAliveMs: 30_000,
 };
 

@@ -23,7 +23,7 @@ export interface EkmHttpResponse {
 export interface TransportOptions {
   /** Replaces DNS resolution (tests use it to simulate resolver failures without leaving loopback). */
   lookup?: LookupFunction;
-  /** Offer HTTP/2 by ALPN to HTTPS endpoints (default true). */
+  /** Offer HTTP/2 by ALPN to HTTPS endpoints (default false). */
   http2?: boolean;
   /** Connections per endpoint for HTTP/1.1 (default 64; EkmClient keeps attempts within it). */
   connections?: number;
@@ -167,7 +167,7 @@ export class EkmTransport {
     const key = this.poolKey(endpoint);
     let pool = this.pools.get(key);
     if (pool) return pool;
-    if (!((this.options.http2 ?? true) && endpoint.origin.startsWith('https:'))) {
+    if (!(this.options.http2 === true && endpoint.origin.startsWith('https:'))) {
       pool = { agent: this.h1Agent(endpoint), alpn: 'http/1.1', connecting: undefined, connected: undefined };
       this.agents.set(key, pool.agent);
       this.pools.set(key, pool);

@@ -110,12 +110,17 @@ describe('HTTP/2', () => {
   let s: TestStack;
   let ring: string;
   before(async () => {
-    s = await startTestStack({ ekm: true, ekmProcess: 'child', ekmTimeoutMs: 5000 });
+    s = await startTestStack({
+      ekm: true,
+      ekmProcess: 'child',
+      ekmTimeoutMs: 5000,
+      env: { OPENEKM_EKM_HTTP2: 'true' },
+    });
     ring = await keyRing(s, 'h2');
   });
   after(() => s.stop());
 
-  test('HTTPS endpoints speak HTTP/2 (one connection for concurrent calls); plain HTTP speaks HTTP/1.1', async () => {
+  test('with OPENEKM_EKM_HTTP2, HTTPS endpoints speak HTTP/2 (one connection for concurrent calls); plain HTTP speaks HTTP/1.1', async () => {
     await s.ekm!.ekm.admin.createKey('h2');
     const tls = await externalKey(s, ring, 'h2-tls', s.ekm!.keyUri('h2', 'google', 'https'));
     const xks = await externalKey(s, ring, 'h2-xks', s.ekm!.keyUri('h2', 'xks', 'https'));
