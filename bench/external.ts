@@ -25,6 +25,10 @@ import { api, type LoadResult, type LoadSpec, measure, ROOT, track } from './gat
 export const TARGET_EXTERNAL_ENCRYPT_OPS = 1800;
 export const TARGET_THROUGHPUT_RATIO = 0.5;
 export const TARGET_ADDED_P50_MS = 2;
+export const TARGET_P99_MS = 150;
+export const TARGET_CPU_RATIO = 1.5;
+export const TARGET_GOODPUT = 0.8;
+export const OVERLOAD_CONNECTIONS = 128;
 
 const EKM_KEY_ID = 'bench-ext';
 /** What the gateway wraps: salt 16 ‖ sealed data key 32 ‖ tag 16 (docs/ciphertext-format.md). */
@@ -310,6 +314,23 @@ export async function benchExternal(o: Options): Promise<ExternalMeasurement[]> 
       );
     }
   }
+  // Overload: 4× the concurrency of the steady-state rows, each request with a 1 s deadline. Refusals (503,
+  // the EKM client's concurrency bound) must come back before it; goodput is compared with the @32 row.
+  for (const p of PROTOCOLS) {
+    const g = gateway[p];
+    plan.push({
+      id: `ext-${p}-encrypt${OVERLOAD_CONNECTIONS}`,
+      what: `EXTERNAL encrypt 1 KiB via gateway (${PROTOCOL_NAME[p]}), overload, 1 s deadline`,
+      spec: async () => ({
+        url: o.stackUrl,
+        method: 'POST' as const,
+        path: `/v1/${g.keyName}:encrypt`,
+        headers: { ...auth, 'x-server-timeout': '1' },
+        body: encryptBody,
+        connections: OVERLOAD_CONNECTIONS,
+      }),
+    });
+  }
   const out: ExternalMeasurement[] = [];
   for (const step of plan) {
     if (!want(step.id)) continue;
@@ -359,6 +380,27 @@ export function externalRatios(
         `added latency, ≤ ${TARGET_ADDED_P50_MS} ms target (${verdict(added <= TARGET_ADDED_P50_MS, Number.isFinite(added))})`,
       ]);
     }
+    const e32r = r[`ext-${p}-encrypt32`];
+    const p99 = e32r?.p99Ms ?? Number.NaN;
+    rows.push([
+      `${name}: EXTERNAL encrypt p99 @32 (ms)`,
+      fmtMs(p99),
+      `≤ ${TARGET_P99_MS} ms target (${verdict(p99 <= TARGET_P99_MS, Number.isFinite(p99))}); non-2xx ${e32r ? e32r.non2xx + e32r.errors : '—'} (0 target)`,
+    ]);
+    const cpuRatio =
+      (e32r?.serverCpuMsPerRequest ?? Number.NaN) / (r.encrypt32?.serverCpuMsPerRequest ?? Number.NaN);
+    rows.push([
+      `${name}: gateway CPU/req EXTERNAL encrypt / SOFTWARE encrypt @32`,
+      fmtRatio(cpuRatio),
+      `≤ ${TARGET_CPU_RATIO.toFixed(2)} target (${verdict(cpuRatio <= TARGET_CPU_RATIO, Number.isFinite(cpuRatio))}); the EKM runs in its own process`,
+    ]);
+    const over = r[`ext-${p}-encrypt${OVERLOAD_CONNECTIONS}`];
+    const goodput = (over?.opsPerSec ?? Number.NaN) / (e32r?.opsPerSec ?? Number.NaN);
+    rows.push([
+      `${name}: overload goodput @${OVERLOAD_CONNECTIONS} / @32`,
+      fmtRatio(goodput),
+      `≥ ${TARGET_GOODPUT.toFixed(2)} target (${verdict(goodput >= TARGET_GOODPUT, Number.isFinite(goodput))}); refused ${over ? over.non2xx : '—'}, slowest answer ${over ? fmtMs(over.maxAnyMs) : '—'} ms vs the 1,000 ms deadline (${verdict((over?.maxAnyMs ?? Number.NaN) <= 1000, over !== undefined)})`,
+    ]);
     const e32 = r[`ext-${p}-encrypt32`]?.opsPerSec ?? Number.NaN;
     rows.push([
       `${name}: EXTERNAL encrypt ops/s @32 / 1,800 target`,

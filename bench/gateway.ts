@@ -202,6 +202,8 @@ export interface LoadResult {
   seconds: number;
   /** CPU time (user + system) the server process spent per successful request, in ms; NaN if unknown. */
   serverCpuMsPerRequest: number;
+  /** Slowest answer of any status (refusals included), ms. */
+  maxAnyMs: number;
 }
 
 /** User + system CPU time of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
@@ -228,6 +230,7 @@ async function runOnce(spec: LoadSpec, durationS: number, maxRequests: number, r
     throw new Error(`load only goes to 127.0.0.1, not ${spec.url}`);
   const latencies: number[] = [];
   let ok = 0;
+  let maxAny = 0;
   const started = performance.now();
   const instance = autocannon({
     url: `${spec.url}${spec.path}`,
@@ -241,6 +244,7 @@ async function runOnce(spec: LoadSpec, durationS: number, maxRequests: number, r
     timeout: 10,
   });
   instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+    if (responseTime > maxAny) maxAny = responseTime;
     if (statusCode >= 200 && statusCode < 300) {
       ok++;
       if (record) latencies.push(responseTime);
@@ -248,14 +252,19 @@ async function runOnce(spec: LoadSpec, durationS: number, maxRequests: number, r
   });
   const result = await instance;
   const seconds = (performance.now() - started) / 1000;
-  return { result, ok, latencies, seconds };
+  return { result, ok, latencies, seconds, maxAny };
 }
 
 /** A warm-up (not recorded), then one measurement bounded by `durationS` and `maxRequests`. */
 export async function measure(spec: LoadSpec): Promise<LoadResult> {
   if (spec.warmupS) await runOnce(spec, spec.warmupS, spec.maxRequests, false);
   const cpuBefore = processCpuMs(spec.serverPid);
-  const { result, ok, latencies, seconds } = await runOnce(spec, spec.durationS, spec.maxRequests, true);
+  const { result, ok, latencies, seconds, maxAny } = await runOnce(
+    spec,
+    spec.durationS,
+    spec.maxRequests,
+    true,
+  );
   const cpuMs = processCpuMs(spec.serverPid) - cpuBefore;
   const sorted = Float64Array.from(latencies).sort();
   return {
@@ -268,6 +277,7 @@ export async function measure(spec: LoadSpec): Promise<LoadResult> {
     errors: result.errors + result.timeouts,
     seconds,
     serverCpuMsPerRequest: cpuMs / ok,
+    maxAnyMs: maxAny,
   };
 }
 

@@ -1,6 +1,11 @@
 /**
  * Runs the reference EKM standalone: `npm run ekm:serve`. Configuration comes from OPENEKM_EKM_*
  * environment variables (see docs/reference-ekm.md). Request logs go to stdout, one JSON line each.
+ *
+ * Started as a child process with an IPC channel (as the local stack, the bench and the load tests start it, so
+ * the EKM has its own event loop like a real partner), it reports its URLs to the parent with a
+ * `{type: "ready", ...}` message and stops as soon as that channel closes: the parent ending — even killed —
+ * never leaves it running.
  */
 import { ConfigError, configFromEnv } from './config.js';
 import { startReferenceEkm } from './index.js';
@@ -38,7 +43,10 @@ async function main(): Promise<void> {
       .filter((line, i, all) => line !== '' || i === all.length - 1)
       .join('\n'),
   );
+  let stopping = false;
   const shutdown = () => {
+    if (stopping) return;
+    stopping = true;
     ekm.stop().then(
       () => process.exit(0),
       () => process.exit(1),
@@ -46,6 +54,17 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
+  if (process.send) {
+    process.once('disconnect', shutdown);
+    process.send({
+      type: 'ready',
+      pid: process.pid,
+      httpUrl: ekm.httpUrl,
+      httpsUrl: ekm.httpsUrl,
+      caCertPath: ekm.caCertPath,
+      backend: ekm.backend,
+    });
+  }
 }
 
 main().catch((error: unknown) => {

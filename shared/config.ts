@@ -6,10 +6,11 @@
 import { readFileSync } from 'node:fs';
 import type { JWK } from 'jose';
 import { z } from 'zod';
-import { defaultPrincipalForms, isPrincipalForm } from './access/identity.js';
 import type { GatewayIdentityConfig } from './access/outgoing.js';
+import { defaultPrincipalForms, isPrincipalForm } from './access/principal-forms.js';
 import { isValidMember, MEMBER_FORMS } from './access/roles.js';
 import { type EkmEndpoint, parseEndpoints } from './ekm/endpoints.js';
+import type { EkmClientSettings } from './ekm/overload.js';
 import { ConfigError } from './errors.js';
 import { DEFAULT_EKM_QUOTA, type EkmQuotaConfig } from './quota/ekm-quota.js';
 
@@ -70,6 +71,8 @@ export interface Config {
   logFile?: string;
   /** External key managers this deployment may call (docs/configuration.md, "EKM endpoints"). */
   ekmEndpoints: EkmEndpoint[];
+  /** Overload behaviour and connections of the EKM client (docs/configuration.md, "EKM client"). */
+  ekmClient: EkmClientSettings;
   /** EKM crypto requests per second per project and location (docs/audit-and-metrics.md). */
   ekmQuota: EkmQuotaConfig;
   /** Whether Data Access audit entries (reads, encrypt, decrypt) are written; Admin Activity always is. */
@@ -397,6 +400,15 @@ export function loadConfig(env: Env = process.env): Config {
     auditDataAccess: bool(env, 'OPENEKM_AUDIT_DATA_ACCESS', true),
     ekmQuota: ekmQuotaFrom(env),
     ekmEndpoints,
+    ekmClient: {
+      retryBudgetPercent: int(env, 'OPENEKM_EKM_RETRY_BUDGET_PERCENT', 10, 0, 100),
+      retryBudgetMinPerSecond: int(env, 'OPENEKM_EKM_RETRY_BUDGET_MIN_PER_SECOND', 1, 0, 1000),
+      retryBudgetWindowMs: int(env, 'OPENEKM_EKM_RETRY_BUDGET_WINDOW_MS', 10_000, 1000, 600_000),
+      maxConcurrent: int(env, 'OPENEKM_EKM_MAX_CONCURRENT', 64, 1, 10_000),
+      maxQueueWaitMs: int(env, 'OPENEKM_EKM_MAX_QUEUE_WAIT_MS', 50, 0, 10_000),
+      http2: bool(env, 'OPENEKM_EKM_HTTP2', false),
+      keepAliveMs: int(env, 'OPENEKM_EKM_KEEPALIVE_MS', 30_000, 1000, 600_000),
+    },
     gatewayIdentity,
     projectOwners: projectOwnersFrom(env),
     defaultOwners: principals(

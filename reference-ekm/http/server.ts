@@ -4,7 +4,13 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  constants as h2constants,
+} from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DomainError } from '../core/errors.js';
@@ -26,13 +32,17 @@ export interface ServerDeps {
 
 const LIVENESS_PATHS = new Set(['/healthz', '/livez']);
 
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyResponse = ServerResponse | Http2ServerResponse;
+
 /**
- * The EKM's HTTP front: one request handler behind a plain-HTTP listener (always loopback) and an HTTPS
- * listener. It reads the body, applies injected faults, runs the route, writes single-line JSON and logs
- * one structured line per request.
+ * The EKM's HTTP front: one request handler behind a plain-HTTP listener (always loopback, HTTP/1.1) and an
+ * HTTPS listener that serves HTTP/2 and HTTP/1.1, chosen by ALPN, as production EKMs and load balancers do.
+ * It reads the body, applies injected faults, runs the route, writes single-line JSON and logs one structured
+ * line per request.
  */
 export class EkmHttpServer {
-  private readonly servers: Server[] = [];
+  private readonly servers: Array<Server | Http2SecureServer> = [];
   private readonly stopping = new AbortController();
 
   constructor(private readonly deps: ServerDeps) {}
@@ -44,17 +54,30 @@ export class EkmHttpServer {
     tls?: { cert: string; key: string };
   }): Promise<string> {
     let origin = '';
-    const handler = (req: IncomingMessage, res: ServerResponse) => {
+    const handler = (req: AnyRequest, res: AnyResponse) => {
       void this.handle(req, res, origin);
     };
-    const server =
-      options.scheme === 'https'
-        ? createHttpsServer(
-            { cert: options.tls!.cert, key: options.tls!.key, minVersion: 'TLSv1.2' },
-            handler,
-          )
-        : createHttpServer(handler);
-    server.keepAliveTimeout = 65_000;
+    let server: Server | Http2SecureServer;
+    if (options.scheme === 'https') {
+      const secure = createSecureServer(
+        {
+          cert: options.tls!.cert,
+          key: options.tls!.key,
+          minVersion: 'TLSv1.2',
+          allowHTTP1: true,
+          // Room for the many concurrent streams a gateway sends over its one connection.
+          settings: { maxConcurrentStreams: 1000 },
+        },
+        handler,
+      );
+      // The HTTP/1.1 side keeps idle connections as long as the plain listener does.
+      secure.setTimeout(65_000);
+      server = secure;
+    } else {
+      const plain = createHttpServer(handler);
+      plain.keepAliveTimeout = 65_000;
+      server = plain;
+    }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port, options.host, () => {
@@ -63,10 +86,27 @@ export class EkmHttpServer {
       });
     });
     const { port } = server.address() as AddressInfo;
+    this.sessions(server);
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     origin = `${options.scheme}://${host}:${port}`;
     this.servers.push(server);
     return origin;
+  }
+
+  /** Open HTTP/2 sessions and HTTP/1.1 sockets of the HTTPS listener, to end them on close. */
+  private readonly open = new Set<{ destroy(): void }>();
+
+  private sessions(server: Server | Http2SecureServer): void {
+    if (!('closeAllConnections' in server)) {
+      server.on('session', (session) => {
+        this.open.add(session);
+        session.once('close', () => this.open.delete(session));
+      });
+      server.on('secureConnection', (socket) => {
+        this.open.add(socket);
+        socket.once('close', () => this.open.delete(socket));
+      });
+    }
   }
 
   async close(): Promise<void> {
@@ -76,15 +116,20 @@ export class EkmHttpServer {
         (server) =>
           new Promise<void>((resolve) => {
             server.close(() => resolve());
-            server.closeAllConnections();
+            if ('closeAllConnections' in server) server.closeAllConnections();
           }),
       ),
     );
+    for (const s of this.open) s.destroy();
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse, origin: string): Promise<void> {
+  private async handle(req: AnyRequest, res: AnyResponse, origin: string): Promise<void> {
     const started = performance.now();
     const method = req.method ?? 'GET';
+    // HTTP/2 carries the host as :authority; the XKS signature covers `host`.
+    if (req.headers.host === undefined && typeof req.headers[':authority'] === 'string') {
+      req.headers.host = req.headers[':authority'];
+    }
     const rawUrl = req.url ?? '/';
     const q = rawUrl.indexOf('?');
     const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
@@ -95,6 +140,7 @@ export class EkmHttpServer {
         protocol: route?.protocol ?? 'none',
         operation: route?.operation ?? 'unknown',
         method,
+        http: req.httpVersion,
         keyId: route?.keyId,
         ...fields,
         outcome,
@@ -158,6 +204,11 @@ export class EkmHttpServer {
           return; // never answered; the connection is closed when the client gives up or the EKM stops
         case 'reset':
           logRequest(route, 0, 'FAULT_RESET');
+          if ('stream' in req) {
+            // HTTP/2: reset the stream (the connection and its other streams live on).
+            req.stream.close(h2constants.NGHTTP2_INTERNAL_ERROR);
+            return;
+          }
           try {
             req.socket.resetAndDestroy();
           } catch {
@@ -166,7 +217,7 @@ export class EkmHttpServer {
           }
           return;
         case 'garbage':
-          res.writeHead(200, { 'content-type': 'application/json' });
+          (res as ServerResponse).writeHead(200, { 'content-type': 'application/json' });
           res.end('\u0000\u00ff{"not json');
           logRequest(route, 200, 'FAULT_GARBAGE');
           return;
@@ -197,8 +248,8 @@ export class EkmHttpServer {
   }
 }
 
-function send(res: ServerResponse, reply: Reply): void {
-  if (res.headersSent || res.destroyed) return;
+function send(res: AnyResponse, reply: Reply): void {
+  if (res.headersSent || (isH2(res) ? res.stream.destroyed : res.destroyed)) return;
   const payload = reply.body === undefined ? '' : JSON.stringify(reply.body);
   const headers: Record<string, string | number> = {
     ...reply.headers,
@@ -209,7 +260,11 @@ function send(res: ServerResponse, reply: Reply): void {
   res.end(payload);
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'aborted'> {
+function isH2(res: AnyResponse): res is Http2ServerResponse {
+  return 'stream' in res && res.stream !== undefined;
+}
+
+function readBody(req: AnyRequest, limit: number): Promise<Buffer | 'too-large' | 'aborted'> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { LogEntry } from '../log.js';
 
 /** What a handler answers. `outcome` is 'OK' or the protocol's error name, for the request log. */
@@ -10,7 +11,8 @@ export interface Reply {
 }
 
 export interface RequestContext {
-  req: IncomingMessage;
+  /** HTTP/1.1 or HTTP/2 (compatibility API); `headers.host` is set from :authority for HTTP/2. */
+  req: IncomingMessage | Http2ServerRequest;
   method: string;
   /** The path without the query string. */
   path: string;

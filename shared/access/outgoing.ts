@@ -1,13 +1,52 @@
 /**
  * OpenEKM's own identity towards external key managers: a JWT signed with the gateway's signing key
  * (iss = the gateway issuer, sub = email = the gateway identity, aud = the EKM origin, 5-minute lifetime), reused
- * until one minute before it expires. The public half is published as a JWKS (GET /.well-known/openekm/jwks.json)
- * that partners configure as a trusted issuer.
+ * per audience until one minute before it expires (a bounded cache: signing is most of the CPU of an EKM call's
+ * authentication). The public half is published as a JWKS (GET /.well-known/openekm/jwks.json) that partners
+ * configure as a trusted issuer.
  */
-import { importJWK, type JWK, SignJWT } from 'jose';
+import { decodeJwt, importJWK, type JWK, SignJWT } from 'jose';
+import { LRUCache } from 'lru-cache';
 
 const LIFETIME_SECONDS = 300;
 const RENEW_BEFORE_SECONDS = 60;
+/** Audiences (EKM origins) whose tokens are kept; a deployment declares a handful. */
+export const TOKEN_CACHE_ENTRIES = 1000;
+
+/** Tokens per audience, each until its renewal time; a token being made is shared by concurrent callers. */
+class TokenCache {
+  private readonly cache: LRUCache<string, { token: Promise<string>; renewAt: number }>;
+
+  constructor(
+    private readonly now: () => number,
+    max: number,
+  ) {
+    this.cache = new LRUCache({ max });
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  async get(audience: string, make: () => Promise<{ token: string; renewAt: number }>): Promise<string> {
+    const hit = this.cache.get(audience);
+    if (hit && hit.renewAt > this.now()) return hit.token;
+    const entry: { token: Promise<string>; renewAt: number } = {
+      token: Promise.resolve(''),
+      renewAt: Number.POSITIVE_INFINITY,
+    };
+    entry.token = make().then((made) => {
+      entry.renewAt = made.renewAt;
+      return made.token;
+    });
+    this.cache.set(audience, entry);
+    // A failure is not kept: the next call tries again.
+    entry.token.catch(() => {
+      if (this.cache.get(audience) === entry) this.cache.delete(audience);
+    });
+    return entry.token;
+  }
+}
 
 export interface GatewayIdentityConfig {
   email: string;
@@ -17,14 +56,21 @@ export interface GatewayIdentityConfig {
 }
 
 export class GatewayIdentity {
-  private readonly tokens = new Map<string, { token: string; renewAt: number }>();
+  private readonly tokens: TokenCache;
   private signingKey: ReturnType<typeof importJWK> | undefined;
 
   constructor(
     readonly config: GatewayIdentityConfig,
     private readonly now: () => number = Date.now,
+    maxAudiences = TOKEN_CACHE_ENTRIES,
   ) {
     if (config.keys.length === 0) throw new Error('GatewayIdentity needs a signing key');
+    this.tokens = new TokenCache(now, maxAudiences);
+  }
+
+  /** Audiences with a cached token (bounded by the cache size). */
+  get cachedAudiences(): number {
+    return this.tokens.size;
   }
 
   get principal(): string {
@@ -42,10 +88,12 @@ export class GatewayIdentity {
   }
 
   /** A token for the EKM at `audience` (its origin), from cache while it has more than a minute left. */
-  async tokenFor(audience: string): Promise<string> {
-    const hit = this.tokens.get(audience);
+  tokenFor(audience: string): Promise<string> {
+    return this.tokens.get(audience, () => this.sign(audience));
+  }
+
+  private async sign(audience: string): Promise<{ token: string; renewAt: number }> {
     const nowMs = this.now();
-    if (hit && hit.renewAt > nowMs) return hit.token;
     const jwk = this.config.keys[0]!;
     const alg = jwk.alg ?? (jwk.kty === 'EC' ? 'ES256' : 'RS256');
     this.signingKey ??= importJWK(jwk, alg);
@@ -58,9 +106,7 @@ export class GatewayIdentity {
       .setIssuedAt(iat)
       .setExpirationTime(iat + LIFETIME_SECONDS)
       .sign(await this.signingKey);
-    if (this.tokens.size > 1000) this.tokens.clear();
-    this.tokens.set(audience, { token, renewAt: nowMs + (LIFETIME_SECONDS - RENEW_BEFORE_SECONDS) * 1000 });
-    return token;
+    return { token, renewAt: nowMs + (LIFETIME_SECONDS - RENEW_BEFORE_SECONDS) * 1000 };
   }
 }
 
@@ -70,16 +116,23 @@ export class GatewayIdentity {
  * client libraries), else metadata.google.internal. Tokens are reused until one minute before they expire.
  */
 export class MetadataIdTokenSource {
-  private readonly tokens = new Map<string, { token: string; renewAt: number }>();
+  private readonly tokens: TokenCache;
 
   constructor(
     private readonly host: string = process.env.GCE_METADATA_HOST ?? 'metadata.google.internal',
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.tokens = new TokenCache(now, TOKEN_CACHE_ENTRIES);
+  }
 
-  async tokenFor(audience: string, signal: AbortSignal): Promise<string> {
-    const hit = this.tokens.get(audience);
-    if (hit && hit.renewAt > this.now()) return hit.token;
+  tokenFor(audience: string, signal: AbortSignal): Promise<string> {
+    return this.tokens.get(audience, () => this.fetchToken(audience, signal));
+  }
+
+  private async fetchToken(
+    audience: string,
+    signal: AbortSignal,
+  ): Promise<{ token: string; renewAt: number }> {
     const url = `http://${this.host}/computeMetadata/v1/instance/service-accounts/default/identity?audience=${encodeURIComponent(audience)}&format=full`;
     const res = await fetch(url, {
       headers: { 'Metadata-Flavor': 'Google' },
@@ -91,15 +144,11 @@ export class MetadataIdTokenSource {
     }
     let exp = this.now() / 1000 + 300;
     try {
-      const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as {
-        exp?: number;
-      };
+      const payload = decodeJwt(token);
       if (typeof payload.exp === 'number') exp = payload.exp;
     } catch {
       // keep the conservative default lifetime
     }
-    if (this.tokens.size > 1000) this.tokens.clear();
-    this.tokens.set(audience, { token, renewAt: exp * 1000 - 60_000 });
-    return token;
+    return { token, renewAt: exp * 1000 - RENEW_BEFORE_SECONDS * 1000 };
   }
 }

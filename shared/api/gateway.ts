@@ -95,6 +95,7 @@ export class Gateway {
       rootKeys: new RootKeyring(config.rootKeys),
       now,
       ekm: new EkmClient(config.ekmEndpoints, identity, {
+        ...config.ekmClient,
         ...options.ekmTransport,
         now: () => now().getTime(),
         onAttempt: (attempt) => log.entry(ekmMetricEntry(attempt)),

@@ -1,7 +1,9 @@
 /**
  * Calls to external key managers on behalf of a request: resolve the key URI against the declared endpoints,
  * pick the protocol, and run attempts — each bounded by the endpoint's per-attempt timeout — retrying only the
- * retriable domains, with jittered exponential backoff, while the request's deadline allows another attempt.
+ * retriable domains, with jittered exponential backoff, while the request's deadline and the endpoint's retry
+ * budget allow another attempt. Each attempt holds one of the endpoint's concurrency slots; when none frees in
+ * time the call is refused at once (UNAVAILABLE with RetryInfo) rather than queued past its deadline.
  * Nothing here caches key material or unwrap results.
  */
 import type { GatewayIdentity } from '../access/outgoing.js';
@@ -9,9 +11,18 @@ import type { EkmAttempt, EkmMethod } from '../audit/ekm-metrics.js';
 import type { ProbeTarget } from './connections.js';
 import { type EkmEndpoint, type ResolvedKey, resolveKeyUri } from './endpoints.js';
 import { type EkmDomain, EkmFailure, FAILOVER, RETRIABLE } from './errors.js';
-import { type EkmCallContext, GoogleEkmProtocol, XksProtocol } from './protocols.js';
+import { GoogleEkmProtocol } from './google-ekm.js';
+import {
+  ConcurrencyLimiter,
+  DEFAULT_EKM_CLIENT_SETTINGS,
+  type EkmClientSettings,
+  type Release,
+  RetryBudget,
+} from './overload.js';
+import type { EkmCallContext } from './protocols.js';
 import { healthKey, type ProbeState, ReplicaHealth, type ReplicaHealthOptions } from './replicas.js';
 import { EkmTransport, type TransportOptions } from './transport.js';
+import { XksProtocol } from './xks.js';
 
 /** Time kept before the request's deadline to turn the last attempt's failure into the caller's answer. */
 const ANSWER_MARGIN_MS = 50;
@@ -36,26 +47,42 @@ export class EkmClient {
   constructor(
     readonly endpoints: readonly EkmEndpoint[],
     identity: GatewayIdentity | undefined,
-    options: TransportOptions & {
-      random?: () => number;
-      now?: () => number;
-      /** Called once per attempt (metrics). */
-      onAttempt?: (attempt: EkmAttempt) => void;
-      /** Reads the latest probe results (Firestore), for replica choice. */
-      probeStates?: () => Promise<Map<string, ProbeState>>;
-      replicaHealth?: ReplicaHealthOptions;
-    } = {},
+    options: TransportOptions &
+      Partial<EkmClientSettings> & {
+        random?: () => number;
+        now?: () => number;
+        /** Called once per attempt (metrics). */
+        onAttempt?: (attempt: EkmAttempt) => void;
+        /** Reads the latest probe results (Firestore), for replica choice. */
+        probeStates?: () => Promise<Map<string, ProbeState>>;
+        replicaHealth?: ReplicaHealthOptions;
+      } = {},
   ) {
-    this.transport = new EkmTransport(options);
+    const settings = { ...DEFAULT_EKM_CLIENT_SETTINGS, ...definedOnly(options) };
+    this.settings = settings;
+    this.transport = new EkmTransport({
+      lookup: options.lookup,
+      http2: settings.http2,
+      keepAliveMs: settings.keepAliveMs,
+      connections: settings.maxConcurrent,
+    });
     this.google = new GoogleEkmProtocol(this.transport, identity);
     this.xks = new XksProtocol(this.transport);
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
+    // Budget windows and queue waits run on real time: the injected clock may be moved by tests.
+    this.budget = new RetryBudget(settings);
+    this.limiter = new ConcurrencyLimiter(settings.maxConcurrent);
     this.onAttempt = options.onAttempt;
     this.replicas = new ReplicaHealth(options.probeStates ?? (async () => new Map()), options.replicaHealth);
   }
 
   private readonly onAttempt: ((attempt: EkmAttempt) => void) | undefined;
+  readonly settings: EkmClientSettings;
+  /** Retries per endpoint, at most a share of first attempts (docs/configuration.md, "EKM client"). */
+  readonly budget: RetryBudget;
+  /** Concurrent attempts per endpoint. */
+  readonly limiter: ConcurrencyLimiter;
 
   private readonly random: () => number;
   private readonly now: () => number;
@@ -157,7 +184,15 @@ export class EkmClient {
     let round = 0;
     for (let n = 0; ; n++) {
       const key = keys[n % keys.length]!;
-      const attemptMs = key.endpoint.timeoutMs;
+      const endpoint = key.endpoint;
+      const attemptMs = endpoint.timeoutMs;
+      if (n === 0) this.budget.recordFirst(endpoint.prefix);
+      const release = await this.slot(endpoint.prefix, attemptMs, opts);
+      if (!release) {
+        const failure = this.refusal(key);
+        this.report(method, key, requestId, true, failure.domain, performance.now());
+        throw failure;
+      }
       // An attempt that could outlast the request would leave the caller a bare DEADLINE_EXCEEDED: cut it
       // short so the EKM's domain (TIMEOUT) is still answered before the deadline.
       const room = opts.deadline - this.now() - ANSWER_MARGIN_MS;
@@ -168,10 +203,12 @@ export class EkmClient {
       const started = performance.now();
       try {
         const result = await attempt(key, signal);
+        release();
         if (keys.length > 1) this.replicas.succeeded(healthKey(key));
         this.report(method, key, requestId, true, undefined, started);
         return result;
       } catch (err) {
+        release();
         const failure = EkmFailure.from(err);
         const failover = keys.length > 1 && FAILOVER.has(failure.domain);
         if (failover) this.replicas.failed(healthKey(key));
@@ -179,11 +216,13 @@ export class EkmClient {
         const wraps = (n + 1) % keys.length === 0;
         const backoff = failover && !wraps ? 0 : Math.min(200, 10 * 2 ** round) * (0.5 + this.random());
         const roomAfter = opts.deadline - this.now() - backoff - ANSWER_MARGIN_MS;
-        // Retry only when a whole attempt still fits before the deadline.
+        // Retry only when a whole attempt still fits before the deadline, and the next endpoint's retry
+        // budget has room (taken last: a retry that is not made costs no budget).
         const final =
           !(RETRIABLE.has(failure.domain) || failover) ||
           opts.signal.aborted ||
-          roomAfter < nextKey.endpoint.timeoutMs;
+          roomAfter < nextKey.endpoint.timeoutMs ||
+          !this.budget.tryRetry(nextKey.endpoint.prefix);
         this.report(method, key, requestId, final, failure.domain, started);
         if (final) throw failure;
         if (backoff > 0) {
@@ -192,6 +231,28 @@ export class EkmClient {
         }
       }
     }
+  }
+
+  /**
+   * A concurrency slot for one attempt at the endpoint: at once when free, else after a short wait that still
+   * leaves a whole attempt before the deadline; undefined when none came (the call is refused).
+   */
+  private slot(
+    key: string,
+    attemptMs: number,
+    opts: EkmCallOptions,
+  ): Release | undefined | Promise<Release | undefined> {
+    const room = opts.deadline - this.now() - ANSWER_MARGIN_MS - attemptMs;
+    return this.limiter.acquire(key, Math.min(this.settings.maxQueueWaitMs, room));
+  }
+
+  private refusal(key: ResolvedKey): EkmFailure {
+    const retryAfterMs = Math.max(key.endpoint.timeoutMs, this.settings.maxQueueWaitMs);
+    return new EkmFailure(
+      'OVERLOADED_EKM',
+      `OpenEKM already runs ${this.settings.maxConcurrent} calls to ${key.endpoint.origin} at once (OPENEKM_EKM_MAX_CONCURRENT) and none finished in time for this request`,
+      { localRefusal: { retryAfterMs } },
+    );
   }
 
   private report(
@@ -217,6 +278,11 @@ export class EkmClient {
   close(): Promise<void> {
     return this.transport.close();
   }
+}
+
+/** `o` without its undefined properties (so they do not override defaults). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -76,13 +76,19 @@ export class EkmFailure extends Error {
   override readonly name = 'EkmFailure';
   /** The EKM refused OpenEKM's identity or its grant (401/403), as opposed to refusing the key's state. */
   readonly identityRefused: boolean;
+  /**
+   * Set when OpenEKM itself refused to call the EKM (its concurrency bound for the endpoint was reached): the
+   * caller gets UNAVAILABLE with a RetryInfo instead of a precondition failure of the version.
+   */
+  readonly localRefusal: { retryAfterMs: number } | undefined;
   constructor(
     readonly domain: EkmDomain,
     readonly detail: string,
-    options?: { cause?: unknown; identityRefused?: boolean },
+    options?: { cause?: unknown; identityRefused?: boolean; localRefusal?: { retryAfterMs: number } },
   ) {
     super(`${domain}: ${detail}`, options);
     this.identityRefused = options?.identityRefused ?? false;
+    this.localRefusal = options?.localRefusal;
   }
 
   /** `err` as an EkmFailure: itself, or UNEXPECTED_ERROR wrapping whatever else was thrown. */
@@ -98,6 +104,25 @@ export class EkmFailure extends Error {
  */
 export function ekmError(failure: EkmFailure, keyUri: string, versionName: string, state: string): RpcError {
   if (failure.domain === 'DECRYPTION_FAILED') return decryptionFailed(failure);
+  if (failure.localRefusal) {
+    return new RpcError(
+      'UNAVAILABLE',
+      `OpenEKM is at its limit of concurrent calls to the external key manager for ${keyUri}; the request was not sent. Retry after the delay in RetryInfo with backoff, or ask the operator to raise OPENEKM_EKM_MAX_CONCURRENT if the EKM has capacity.`,
+      [
+        {
+          '@type': 'type.googleapis.com/google.rpc.RetryInfo',
+          retryDelay: `${(failure.localRefusal.retryAfterMs / 1000).toFixed(3)}s`,
+        },
+        {
+          '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+          reason: 'EKM_CONCURRENCY_LIMIT',
+          domain: 'openekm',
+          metadata: { errorDomain: failure.domain },
+        },
+      ],
+      { cause: failure },
+    );
+  }
   const message = `Error calling the external key manager for ${keyUri}: ${failure.domain}. ${HINTS[failure.domain]}`;
   return new RpcError(
     'FAILED_PRECONDITION',

@@ -1,13 +1,15 @@
 /**
- * HTTP to external key managers: ky, over undici's request() on one connection pool per endpoint (keep-alive, the endpoint's TLS
- * trust — system CAs, a CA bundle or pinned leaf certificates — and an injectable resolver for tests). Every
- * attempt is bounded by the endpoint's per-attempt timeout and by the request's own deadline; every failure
- * becomes an EkmFailure with its Cloud EKM error domain.
+ * HTTP to external key managers: ky over fetch with one undici connection pool (dispatcher) per endpoint:
+ * HTTP/2 by ALPN to HTTPS EKMs that offer it (one TLS connection, many streams; a cancelled stream costs no
+ * handshake), HTTP/1.1 keep-alive otherwise; the endpoint's TLS trust (system CAs, a CA bundle or pinned leaf
+ * certificates) and an injectable resolver for tests. Every attempt is bounded by the endpoint's per-attempt
+ * timeout, which starts when the request is sent (EkmClient admits no more attempts than the pool can send at
+ * once), and by the request's own deadline; every failure becomes an EkmFailure with its Cloud EKM error domain.
  */
 import type { LookupFunction } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import ky from 'ky';
-import { Agent, buildConnector, request } from 'undici';
+import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
 import type { EkmEndpoint } from './endpoints.js';
 import { type EkmDomain, EkmFailure } from './errors.js';
 
@@ -21,6 +23,17 @@ export interface EkmHttpResponse {
 export interface TransportOptions {
   /** Replaces DNS resolution (tests use it to simulate resolver failures without leaving loopback). */
   lookup?: LookupFunction;
+  /** Offer HTTP/2 by ALPN to HTTPS endpoints (default false). */
+  http2?: boolean;
+  /** Connections per endpoint for HTTP/1.1 (default 64; EkmClient keeps attempts within it). */
+  connections?: number;
+  /** How long an idle connection is kept, ms (default 30 s). */
+  keepAliveMs?: number;
+  /**
+   * ky's fetch: undici's own (default), or Node's global fetch given the pool as dispatcher (kept for
+   * bench/ekm-client.ts, which compares them).
+   */
+  fetch?: 'undici' | 'node';
 }
 
 const TLS_CODES = new Set([
@@ -71,6 +84,12 @@ export function classifyNetworkError(err: unknown, callerSignal: AbortSignal): E
         'EPIPE',
         'UND_ERR_SOCKET',
         'UND_ERR_CLOSED',
+        // HTTP/2: the EKM reset our stream or ended the session.
+        'ERR_HTTP2_STREAM_ERROR',
+        'ERR_HTTP2_SESSION_ERROR',
+        'ERR_HTTP2_GOAWAY_SESSION',
+        'ERR_HTTP2_STREAM_CANCEL',
+        'ERR_HTTP2_INVALID_SESSION',
       ].includes(c),
     )
   ) {
@@ -81,9 +100,24 @@ export function classifyNetworkError(err: unknown, callerSignal: AbortSignal): E
   return 'UNEXPECTED_ERROR';
 }
 
+/**
+ * An endpoint's connections. HTTPS endpoints start with an HTTP/2-capable agent of one connection (many streams);
+ * when the EKM's ALPN answer is HTTP/1.1, calls move to an HTTP/1.1 pool of many keep-alive connections.
+ */
+interface Pool {
+  /** The agent calls use now. */
+  agent: Agent;
+  /** What ALPN chose on the last connection of the HTTP/2-capable agent ('unknown' before the first). */
+  alpn: 'unknown' | 'h2' | 'http/1.1';
+  /** While the first connection is being made: resolves when it is up (or failed). */
+  connecting: Promise<void> | undefined;
+  connected: (() => void) | undefined;
+}
+
 export class EkmTransport {
+  /** Every undici Agent, by pool key (the HTTP/1.1 fallback of an HTTPS endpoint under `${key} h1`). */
   private readonly agents = new Map<string, Agent>();
-  private readonly fetches = new Map<string, typeof fetch>();
+  private readonly pools = new Map<string, Pool>();
 
   constructor(private readonly options: TransportOptions = {}) {}
 
@@ -94,9 +128,7 @@ export class EkmTransport {
       : endpoint.prefix;
   }
 
-  private agentFor(endpoint: EkmEndpoint): Agent {
-    let agent = this.agents.get(this.poolKey(endpoint));
-    if (agent) return agent;
+  private connector(endpoint: EkmEndpoint, h2: boolean): buildConnector.connector {
     const pins = endpoint.pinnedCertSha256;
     const base = buildConnector({
       ca: endpoint.ca,
@@ -105,30 +137,109 @@ export class EkmTransport {
       rejectUnauthorized: !pins,
       // A resumed TLS session carries no peer certificate to compare with the pins: always do a full handshake.
       ...(pins ? { maxCachedSessions: 0 } : {}),
+      ...(h2 ? { allowH2: true } : {}),
       timeout: Math.max(endpoint.timeoutMs, 100),
     } as buildConnector.BuildOptions);
-    const connector: buildConnector.connector = pins
-      ? (opts, cb) =>
-          base(opts, (err, socket) => {
-            if (err || !socket) return cb(err ?? new Error('no socket'), null);
-            const cert = (socket as TLSSocket).getPeerCertificate?.();
-            if (cert && pins.includes(cert.fingerprint256)) return cb(null, socket);
-            socket.destroy();
-            const e = Object.assign(new Error('the EKM certificate matches no pinned certificate'), {
-              code: 'ERR_OPENEKM_PINNED_CERT',
-            });
-            return cb(e, null);
-          })
-      : base;
-    agent = new Agent({ connect: connector, keepAliveTimeout: 30_000, connections: 64, pipelining: 1 });
-    this.agents.set(this.poolKey(endpoint), agent);
-    return agent;
+    if (!pins) return base;
+    return (opts, cb) =>
+      base(opts, (err, socket) => {
+        if (err || !socket) return cb(err ?? new Error('no socket'), null);
+        const cert = (socket as TLSSocket).getPeerCertificate?.();
+        if (cert && pins.includes(cert.fingerprint256)) return cb(null, socket);
+        socket.destroy();
+        const e = Object.assign(new Error('the EKM certificate matches no pinned certificate'), {
+          code: 'ERR_OPENEKM_PINNED_CERT',
+        });
+        return cb(e, null);
+      });
+  }
+
+  private h1Agent(endpoint: EkmEndpoint): Agent {
+    return new Agent({
+      connect: this.connector(endpoint, false),
+      keepAliveTimeout: this.options.keepAliveMs ?? 30_000,
+      connections: this.options.connections ?? 64,
+      pipelining: 1,
+    });
+  }
+
+  private poolFor(endpoint: EkmEndpoint): Pool {
+    const key = this.poolKey(endpoint);
+    let pool = this.pools.get(key);
+    if (pool) return pool;
+    if (!(this.options.http2 === true && endpoint.origin.startsWith('https:'))) {
+      pool = { agent: this.h1Agent(endpoint), alpn: 'http/1.1', connecting: undefined, connected: undefined };
+      this.agents.set(key, pool.agent);
+      this.pools.set(key, pool);
+      return pool;
+    }
+    const base = this.connector(endpoint, true);
+    // Learns the ALPN choice of each connection, and ends the wait of calls held back during the first one.
+    const connect: buildConnector.connector = (opts, cb) =>
+      base(opts, (err, socket) => {
+        const p = pool!;
+        if (!err && socket) {
+          p.alpn = (socket as TLSSocket).alpnProtocol === 'h2' ? 'h2' : 'http/1.1';
+          if (p.alpn === 'http/1.1' && !this.agents.has(`${key} h1`)) {
+            // The EKM does not speak HTTP/2: further calls use a pool of HTTP/1.1 connections.
+            const h1 = this.h1Agent(endpoint);
+            this.agents.set(`${key} h1`, h1);
+            p.agent = h1;
+          }
+        }
+        const done = p.connected;
+        p.connecting = undefined;
+        p.connected = undefined;
+        done?.();
+        cb(err as Error, socket as never);
+      });
+    const streams = Math.max(100, this.options.connections ?? 64);
+    const agent = new Agent({
+      connect,
+      keepAliveTimeout: this.options.keepAliveMs ?? 30_000,
+      // One connection; its streams carry the endpoint's concurrent attempts.
+      connections: 1,
+      pipelining: streams,
+      allowH2: true,
+      maxConcurrentStreams: streams,
+    });
+    pool = { agent, alpn: 'unknown', connecting: undefined, connected: undefined };
+    this.pools.set(key, pool);
+    this.agents.set(key, agent);
+    return pool;
   }
 
   /**
-   * One attempt: POST (or GET when body is undefined) with the attempt timeout; throws EkmFailure. The timeout
-   * bounds the wait for the answer's headers (the body is then bounded by the caller's signal). undici's request()
-   * rather than ky + fetch: the same pool, timeouts and error domains at a fraction of the CPU (docs/benchmarks.md).
+   * The agent for this call. Before the first connection to an HTTPS endpoint, the first call makes it and
+   * concurrent ones wait for its ALPN answer (one handshake), so a burst neither opens a connection per call
+   * nor queues behind a single HTTP/1.1 connection.
+   */
+  private async ready(endpoint: EkmEndpoint): Promise<{ agent: Agent; opens?: Pool }> {
+    const pool = this.poolFor(endpoint);
+    if (pool.alpn !== 'unknown') return pool;
+    if (pool.connecting) {
+      await pool.connecting;
+      return pool;
+    }
+    pool.connecting = new Promise<void>((resolve) => {
+      pool.connected = resolve;
+    });
+    return { agent: pool.agent, opens: pool };
+  }
+
+  /** Releases the calls waiting on a first connection this call was to make, if it never got that far. */
+  private static opened(pool: Pool | undefined): void {
+    if (!pool?.connected) return;
+    const done = pool.connected;
+    pool.connecting = undefined;
+    pool.connected = undefined;
+    done();
+  }
+
+  /**
+   * One attempt: POST (or GET when body is undefined) with the attempt timeout; throws EkmFailure. ky's own
+   * fetch is Node's fetch given the endpoint's pool as its dispatcher: one Request per call (ky's), no second
+   * conversion; redirects are never followed, so a 3xx cannot lead outside the declared EKM prefixes.
    */
   async send(
     endpoint: EkmEndpoint,
@@ -136,7 +247,11 @@ export class EkmTransport {
     init: { method: 'POST' | 'GET'; headers: Record<string, string>; body?: string },
     signal: AbortSignal,
   ): Promise<EkmHttpResponse> {
+    let opens: Pool | undefined;
     try {
+      const pool = await this.ready(endpoint);
+      opens = pool.opens;
+      const dispatcher = pool.agent;
       const res = await ky(url, {
         method: init.method,
         headers: init.headers,
@@ -146,8 +261,23 @@ export class EkmTransport {
         throwHttpErrors: false,
         redirect: 'manual',
         signal,
-        fetch: this.fetchFor(endpoint),
-      });
+        ...(this.options.fetch === 'node'
+          ? // Passed through to Node's fetch as an unknown option: the endpoint's connection pool.
+            { dispatcher }
+          : {
+              // undici's own fetch on the endpoint's pool, given the call's own method, headers and body (ky's
+              // Request supplies the signal, which carries ky's timeout): no second Request, no body stream read.
+              fetch: ((req: Request) =>
+                undiciFetch(url, {
+                  method: init.method,
+                  headers: init.headers,
+                  body: init.body,
+                  redirect: 'manual',
+                  signal: req.signal,
+                  dispatcher,
+                })) as unknown as typeof fetch,
+            }),
+      } as Parameters<typeof ky>[1]);
       const text = await res.text();
       let body: unknown;
       try {
@@ -160,50 +290,14 @@ export class EkmTransport {
       throw new EkmFailure(classifyNetworkError(err, signal), (err as Error).message ?? String(err), {
         cause: err,
       });
+    } finally {
+      if (opens) EkmTransport.opened(opens);
     }
-  }
-
-  /**
-   * ky's transport for one endpoint: undici's request() on the endpoint's pool, answered as a fetch Response.
-   * Node's global fetch costs several times more CPU per call (its WHATWG machinery runs under the functions
-   * framework's per-request domain), which bench/external.ts measured; redirects are never followed, so a 3xx
-   * cannot lead outside the declared EKM prefixes.
-   */
-  private fetchFor(endpoint: EkmEndpoint): typeof fetch {
-    let f = this.fetches.get(this.poolKey(endpoint));
-    if (f) return f;
-    const dispatcher = this.agentFor(endpoint);
-    f = async (input: Parameters<typeof fetch>[0], init?: RequestInit): Promise<Response> => {
-      const req = input instanceof Request ? input : new Request(input, init);
-      const headers: Record<string, string> = {};
-      req.headers.forEach((value, name) => {
-        headers[name] = value;
-      });
-      const res = await request(req.url, {
-        method: req.method as 'POST' | 'GET',
-        headers,
-        body: req.body ? await req.text() : undefined,
-        signal: req.signal,
-        dispatcher,
-      });
-      const text = await res.body.text();
-      const nullBody = res.statusCode === 204 || res.statusCode === 205 || res.statusCode === 304;
-      const answered = new Headers();
-      for (const [k, v] of Object.entries(res.headers)) {
-        if (typeof v === 'string') answered.set(k, v);
-        else if (Array.isArray(v)) for (const item of v) answered.append(k, item);
-      }
-      return new Response(nullBody ? null : text, {
-        status: Math.min(Math.max(res.statusCode, 200), 599),
-        headers: answered,
-      });
-    };
-    this.fetches.set(this.poolKey(endpoint), f);
-    return f;
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.close()));
     this.agents.clear();
+    this.pools.clear();
   }
 }

@@ -42,7 +42,8 @@ function poolStats(): PoolStats[] {
   for (const agent of transport.agents.values()) {
     const clients = Object.getOwnPropertySymbols(agent).find((sym) => sym.description === 'clients');
     for (const entry of (agent[clients!] as Map<string, any>).values()) {
-      const pool = typeof entry.deref === 'function' ? entry.deref() : entry;
+      // undici 6 keeps WeakRefs to its pools, undici 7 `{count, dispatcher}` entries.
+      const pool = typeof entry.deref === 'function' ? entry.deref() : (entry.dispatcher ?? entry);
       if (!pool?.stats) continue;
       const { connected, running, pending, queued } = pool.stats;
       out.push({ connected, running, pending, queued });

@@ -49,6 +49,12 @@ export interface StackOptions {
    * but do not test timeouts raise it so a busy machine cannot turn one call into a retried one.
    */
   ekmTimeoutMs?: number;
+  /**
+   * With `ekm`: run the reference EKM in its own process, as `npm start` and the bench do (tests of load and
+   * transport). By default it runs in this process, where its request log (`ekmLogs`) is complete as soon as an
+   * answer arrives, for tests that count EKM calls and drive its admin API.
+   */
+  ekmProcess?: 'child' | 'in-process';
   /** Options of the gateway's EKM transport, e.g. an injected `lookup` for DNS tests. */
   ekmTransport?: TransportOptions;
 }
@@ -66,6 +72,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
         httpsPort: 0,
         mode: 'test',
         log: (l) => ekmLogs.push(l),
+        process: options.ekmProcess ?? 'in-process',
       })
     : undefined;
   const ekmEnv = { ...local?.env };
@@ -82,6 +89,9 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     // Tests that are not about the EKM quota must not meet it (bursts of failing EKM calls exceed 100/s), nor
     // wait for its Firestore leases inside their tight deadlines.
     OPENEKM_EKM_QUOTA: '{"enabled": false}',
+    // Tests of retry behaviour fault a large share of their few requests; the retry budget (retries at most 10 %
+    // of first attempts) is tested on its own (test/external/ekm-overload.test.ts) and set aside here.
+    OPENEKM_EKM_RETRY_BUDGET_MIN_PER_SECOND: '1000',
     ...options.env,
   };
   const config = loadConfig(env);
