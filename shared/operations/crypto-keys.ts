@@ -40,6 +40,7 @@ import { toApiKey } from '../resources/versions.js';
 import type { Tx } from '../store/firestore.js';
 import { connectionBackend, generateCoordinated } from './coordinated.js';
 import { readVersion } from './crypto-key-versions.js';
+import { requireHsm, withNewHsmKey } from './hsm-keys.js';
 import { type ListRequest, type Page, paginate } from './list.js';
 import { newVersion } from './new-version.js';
 
@@ -58,12 +59,10 @@ const KEY_FIELDS = [
   'keyAccessJustificationsPolicy',
 ] as const;
 
-const UNSUPPORTED_LEVELS: Partial<Record<ProtectionLevelName, string>> = {
-  HSM: 'HSM protection is not available in OpenEKM; use SOFTWARE, or EXTERNAL with your own HSM behind an EKM.',
-};
-
 function algorithmFor(level: ProtectionLevelName): AlgorithmName {
-  return level === 'SOFTWARE' ? 'GOOGLE_SYMMETRIC_ENCRYPTION' : 'EXTERNAL_SYMMETRIC_ENCRYPTION';
+  return level === 'SOFTWARE' || level === 'HSM'
+    ? 'GOOGLE_SYMMETRIC_ENCRYPTION'
+    : 'EXTERNAL_SYMMETRIC_ENCRYPTION';
 }
 
 function checkAlgorithm(level: ProtectionLevelName, algorithm: AlgorithmName, field: string): void {
@@ -184,8 +183,8 @@ export async function createCryptoKey(
   let level =
     enumValue(ProtectionLevel, template.protectionLevel, 'versionTemplate.protectionLevel') ?? 'SOFTWARE';
   if (level === 'PROTECTION_LEVEL_UNSPECIFIED') level = 'SOFTWARE';
-  const unsupported = UNSUPPORTED_LEVELS[level];
-  if (unsupported) throw RpcError.unimplemented(unsupported);
+  // HSM keys need the operator's PKCS#11 token (docs/hsm.md).
+  if (level === 'HSM') requireHsm(deps, `${parent}/cryptoKeys/${id}`);
   let algorithm =
     enumValue(CryptoKeyVersionAlgorithm, template.algorithm, 'versionTemplate.algorithm') ??
     algorithmFor(level);
@@ -240,21 +239,27 @@ export async function createCryptoKey(
   const policy = justificationsPolicy(body.keyAccessJustificationsPolicy);
   if (policy) key.keyAccessJustificationsPolicy = policy;
 
-  const primary = await deps.store.transaction(async (tx) => {
-    const [parentDoc, existing] = await Promise.all([tx.get(parent), tx.get(name)]);
-    if (!parentDoc) throw RpcError.notFound(parent);
-    if (existing) throw RpcError.alreadyExists(name);
-    let initial: StoredCryptoKeyVersion | undefined;
-    const stored = { ...key };
-    if (!skipInitialVersionCreation && !backend?.coordinated) {
-      initial = newVersion(deps, stored, 'ENABLED', undefined);
-      stored.primaryVersionId = '1';
-      tx.create(initial.name, { ...initial });
-    }
-    tx.create(name, { ...stored });
-    Object.assign(key, stored);
-    return initial;
-  });
+  const write = (hsmKey?: StoredCryptoKeyVersion['hsmKey']) =>
+    deps.store.transaction(async (tx) => {
+      const [parentDoc, existing] = await Promise.all([tx.get(parent), tx.get(name)]);
+      if (!parentDoc) throw RpcError.notFound(parent);
+      if (existing) throw RpcError.alreadyExists(name);
+      let initial: StoredCryptoKeyVersion | undefined;
+      const stored = { ...key };
+      if (!skipInitialVersionCreation && !backend?.coordinated) {
+        initial = newVersion(deps, stored, 'ENABLED', undefined, hsmKey);
+        stored.primaryVersionId = '1';
+        tx.create(initial.name, { ...initial });
+      }
+      tx.create(name, { ...stored });
+      Object.assign(key, stored);
+      return initial;
+    });
+  // HSM: the first version's token key is made before anything is written (and destroyed if the write fails).
+  const primary =
+    level === 'HSM' && !skipInitialVersionCreation
+      ? await withNewHsmKey(deps, ctx, name, write)
+      : await write();
   deps.cache.invalidate(name);
   if (backend?.coordinated && !skipInitialVersionCreation) {
     // The EKM creates the first version's key; the key exists (and is answered) whatever the EKM says.

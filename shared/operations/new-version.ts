@@ -12,13 +12,15 @@ const MAX_VERSIONS_PER_KEY = 0xffffffff;
 
 /**
  * A new version of `key` (which is mutated: its counter advances). Called inside the transaction that writes
- * both, so concurrent creates get distinct, gap-free ids.
+ * both, so concurrent creates get distinct, gap-free ids. An HSM version takes the token key made for it
+ * beforehand (operations/hsm-keys.ts) instead of internal material.
  */
 export function newVersion(
   deps: Deps,
   key: StoredCryptoKey,
   state: 'ENABLED' | 'DISABLED',
   external: ExternalProtectionLevelOptions | undefined,
+  hsmKey?: StoredCryptoKeyVersion['hsmKey'],
 ): StoredCryptoKeyVersion {
   if (key.versionCounter >= MAX_VERSIONS_PER_KEY) {
     throw RpcError.failedPrecondition(`${key.name} has reached the maximum number of versions.`);
@@ -33,8 +35,14 @@ export function newVersion(
     algorithm: key.versionTemplate.algorithm,
     createTime: now,
     generateTime: now,
-    material: deps.rootKeys.seal(RootKeyring.generateMaterial(), name),
   };
+  // HSM: the key lives in the token; the version keeps only the reference.
+  if (v.protectionLevel === 'HSM') {
+    if (!hsmKey) throw RpcError.internal(new Error(`no token key was made for the HSM version ${name}`));
+    v.hsmKey = hsmKey;
+  } else {
+    v.material = deps.rootKeys.seal(RootKeyring.generateMaterial(), name);
+  }
   if (external) v.externalProtectionLevelOptions = external;
   return v;
 }
