@@ -7,7 +7,7 @@ import { Gateway } from '../shared/api/gateway.js';
 import { EmulatorMissingError, startFirestoreEmulator } from './lib/firestore-emulator.js';
 import { startLocalEkm } from './lib/local-ekm.js';
 import { startLocalServer } from './lib/local-server.js';
-import { localGatewayEnv, stateDir } from './lib/local-state.js';
+import { ensureLocalHsm, localGatewayEnv, stateDir } from './lib/local-state.js';
 
 const stops: Array<() => Promise<void>> = [];
 let stopping = false;
@@ -31,6 +31,14 @@ try {
     stops.push(emulator.stop);
     firestoreHost = emulator.host;
   }
+  // HSM keys in a SoftHSM2 token in the state directory; SOFTHSM2_CONF is set before anything loads SoftHSM (the
+  // reference EKM's softhsm back end then keeps its own token in the same token directory).
+  const hsm = ensureLocalHsm();
+  if (hsm) Object.assign(process.env, hsm);
+  else
+    process.stdout.write(
+      'SoftHSM2 is not installed: HSM keys are off (apt-get install -y softhsm2 to enable them).\n',
+    );
   const local = await startLocalEkm({
     httpPort: Number(process.env.OPENEKM_EKM_HTTP_PORT ?? 8190),
     httpsPort: Number(process.env.OPENEKM_EKM_HTTPS_PORT ?? 8191),
@@ -63,6 +71,7 @@ try {
       `  health:    ${server.url}/health`,
       `  EKM status: ${server.url}/health/status (probed every ${gateway.deps.config.probeIntervalSeconds} s; JSON at /health/ekm)`,
       `  Firestore: ${firestoreHost}`,
+      `  HSM:       ${hsm ? `SoftHSM2 token "${hsm.OPENEKM_HSM_TOKEN_LABEL}" (${hsm.SOFTHSM2_CONF})` : 'off (SoftHSM2 is not installed)'}`,
       `  EKM:       ${local.ekm.httpsUrl} (HTTPS, CA ${local.ekm.caCertPath}) and ${local.ekm.httpUrl}`,
       `             Google EKM key URIs: ${local.keyUri('KEY_ID')}`,
       `             XKS key URIs:        ${local.keyUri('KEY_ID', 'xks')}`,

@@ -414,14 +414,14 @@ function hsmFrom(env: Env): { hsm?: HsmConfig } {
     );
   }
   const slotId = slotRaw === undefined ? undefined : int(env, 'OPENEKM_HSM_SLOT', 0, 0, 0xffffffff);
-  if ((env.OPENEKM_HSM_PIN === undefined) === (env.OPENEKM_HSM_PIN_FILE === undefined)) {
+  const pinValue = env.OPENEKM_HSM_PIN || undefined;
+  const pinFile = env.OPENEKM_HSM_PIN_FILE || undefined;
+  if ((pinValue === undefined) === (pinFile === undefined)) {
     throw new ConfigError(
       "With OPENEKM_HSM_MODULE, set exactly one of OPENEKM_HSM_PIN_FILE (a file holding the token's user PIN; preferred) or OPENEKM_HSM_PIN.",
     );
   }
-  const pin = (
-    env.OPENEKM_HSM_PIN ?? readText(env.OPENEKM_HSM_PIN_FILE as string, 'OPENEKM_HSM_PIN_FILE')
-  ).replace(/\r?\n$/, '');
+  const pin = (pinValue ?? readText(pinFile as string, 'OPENEKM_HSM_PIN_FILE')).replace(/\r?\n$/, '');
   if (pin === '')
     throw new ConfigError('The HSM user PIN (OPENEKM_HSM_PIN or OPENEKM_HSM_PIN_FILE) is empty.');
   return {
