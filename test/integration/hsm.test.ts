@@ -178,15 +178,16 @@ test('the token key is AES-256, sensitive, never extractable, and its value cann
     { type: pkcs11js.CKA_VALUE_LEN },
     { type: pkcs11js.CKA_LABEL },
   ]);
-  const bool = (i: number) => (attrs[i]?.value as Buffer)[0] === 1;
+  const value = (i: number) => attrs[i]?.value as Buffer;
+  const bool = (i: number) => value(i)[0] === 1;
   assert.equal(bool(0), true, 'CKA_TOKEN');
   assert.equal(bool(1), true, 'CKA_SENSITIVE');
   assert.equal(bool(2), false, 'CKA_EXTRACTABLE');
   assert.equal(bool(3), true, 'CKA_ALWAYS_SENSITIVE');
   assert.equal(bool(4), true, 'CKA_NEVER_EXTRACTABLE');
-  assert.equal((attrs[5]?.value as Buffer).readUInt32LE(0), pkcs11js.CKK_AES);
-  assert.equal((attrs[6]?.value as Buffer).readUInt32LE(0), 32);
-  assert.equal((attrs[7]?.value as Buffer).toString(), doc.hsmKey.label);
+  assert.equal(value(5).readUInt32LE(0), pkcs11js.CKK_AES);
+  assert.equal(value(6).readUInt32LE(0), 32);
+  assert.equal(value(7).toString(), doc.hsmKey.label);
   assert.throws(
     () => lib.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_VALUE }]),
     /CKR_ATTRIBUTE_SENSITIVE/,
