@@ -38,7 +38,31 @@ interface Pending {
 class TokenThread {
   readonly pending = new Map<number, Pending>();
   dead = false;
-  constructor(readonly worker: Worker) {}
+  /** Settles when the thread has started (its module loaded), before any PKCS#11 call. */
+  readonly ready: Promise<void>;
+  started!: () => void;
+  failed!: (err: RpcError) => void;
+  constructor(readonly worker: Worker) {
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.started = resolve;
+      this.failed = reject;
+    });
+    this.ready.catch(() => undefined);
+  }
+}
+
+/** Waits for `p` unless the signal aborts first. */
+function unlessAborted<T>(
+  p: Promise<T>,
+  signal: AbortSignal | undefined,
+  onAbort: () => RpcError,
+): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(onAbort());
+    signal.addEventListener('abort', abort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
 }
 
 /**
@@ -79,7 +103,18 @@ export class Hsm {
   async generateKey(options: HsmCallOptions): Promise<HsmKeyRef> {
     const id = randomBytes(16);
     const label = `openekm:${id.toString('hex')}`;
-    await this.call({ op: 'generate', ckaId: id, label }, options);
+    try {
+      await this.call({ op: 'generate', ckaId: id, label }, options);
+    } catch (err) {
+      // A token that answers late may still make the key after OpenEKM gave up: name it for the operator.
+      if (err instanceof RpcError && (err.code === 'UNAVAILABLE' || err.code === 'DEADLINE_EXCEEDED')) {
+        this.log.warn('HSM key generation did not complete; if the token made the key anyway, it is unused', {
+          token: this.token,
+          label,
+        });
+      }
+      throw err;
+    }
     return { ckaId: id.toString('hex'), label };
   }
 
@@ -140,6 +175,12 @@ export class Hsm {
     if (this.closed) throw RpcError.unavailable('The HSM client is shut down.');
     options.signal?.throwIfAborted();
     const thread = this.pick();
+    const deadlinePassed = () =>
+      RpcError.deadlineExceeded(
+        `The request deadline passed while waiting for the HSM (${this.token}) on ${options.subject}.`,
+      );
+    // Starting a thread is not the token's time; the timeout below covers the PKCS#11 work only.
+    await unlessAborted(thread.ready, options.signal, deadlinePassed);
     const id = this.nextId++;
     const reply = await new Promise<TokenReply>((resolve, reject) => {
       const done = () => {
@@ -160,11 +201,7 @@ export class Hsm {
       }, this.config.timeoutMs);
       const onAbort = () => {
         done();
-        reject(
-          RpcError.deadlineExceeded(
-            `The request deadline passed while waiting for the HSM (${this.token}) on ${options.subject}.`,
-          ),
-        );
+        reject(deadlinePassed());
       };
       options.signal?.addEventListener('abort', onAbort, { once: true });
       thread.pending.set(id, {
@@ -213,7 +250,10 @@ export class Hsm {
     // The pool never keeps a process alive on its own; pending calls hold their own timers.
     worker.unref();
     const thread = new TokenThread(worker);
-    worker.on('message', (reply: TokenReply) => thread.pending.get(reply.id)?.resolve(reply));
+    worker.on('message', (reply: TokenReply | { ready: true }) => {
+      if ('ready' in reply) thread.started();
+      else thread.pending.get(reply.id)?.resolve(reply);
+    });
     worker.on('error', (err) => {
       this.log.error('HSM token thread failed', { token: this.token, cause: err.message });
       void this.retire(thread, RpcError.unavailable(`The HSM client for ${this.token} failed.`, err));
@@ -227,6 +267,7 @@ export class Hsm {
   private async retire(thread: TokenThread, reason: RpcError): Promise<void> {
     const i = this.threads.indexOf(thread);
     if (i >= 0) this.threads[i] = undefined;
+    thread.failed(reason);
     for (const p of [...thread.pending.values()]) p.reject(reason);
     if (thread.dead) return;
     thread.dead = true;

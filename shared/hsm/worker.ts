@@ -283,3 +283,5 @@ parentPort?.on('message', (req: TokenRequest) => {
   }
   parentPort?.postMessage(reply);
 });
+// The thread is up: from now on, calls are timed (thread start-up is not the token's time).
+parentPort?.postMessage({ ready: true });
