@@ -1,14 +1,14 @@
 /**
  * The layering of OpenEKM, checked by `npm test` (npm run lint:deps). Floors, from the bottom:
  *   shared/errors.ts, shared/time.ts, shared/log.ts                       the ground floor: imports nothing of ours
- *   shared/{store,crypto,resources,ekm,access,quota,audit}, shared/config.ts    the core's libraries
+ *   shared/{store,crypto,resources,ekm,access,quota,audit,hsm}, shared/config.ts    the core's libraries
  *   shared/context.ts, shared/{operations,health}                          handlers and the work they do
  *   shared/api                                                             the HTTP edge of the core: routes, pipeline
  *   functions/                                                             the deployable functions
  * Dependencies point down only; no circles; the gateway and the reference EKM (a different party) never import
  * each other.
  */
-const LOWER = '^shared/(store|crypto|resources|ekm|access|quota|audit)/|^shared/config\\.ts$';
+const LOWER = '^shared/(store|crypto|resources|ekm|access|quota|audit|hsm)/|^shared/config\\.ts$';
 const GROUND = '^shared/(errors|time|log)\\.ts$';
 const MIDDLE = '^shared/(operations|health)/|^shared/context\\.ts$';
 

@@ -188,7 +188,7 @@ async function main(): Promise<void> {
     { createLogger },
     { startLocalEkm },
     { startLocalServer },
-    { localGatewayEnv },
+    { ensureLocalHsm, localGatewayEnv },
   ] = await Promise.all([
     import('../shared/api/gateway.js'),
     import('../shared/config.js'),
@@ -238,6 +238,14 @@ async function main(): Promise<void> {
       emulator.restored ? 'restored' : 'new'
     }; saved every ${SAVE_EVERY_SECONDS} s and at exit)`;
   }
+  // HSM keys in a SoftHSM2 token in the state directory; SOFTHSM2_CONF is set before anything loads SoftHSM (the
+  // reference EKM's softhsm back end then keeps its own token in the same token directory).
+  const hsm = ensureLocalHsm();
+  if (hsm) Object.assign(process.env, hsm);
+  else
+    process.stdout.write(
+      'SoftHSM2 is not installed: HSM keys are off (apt-get install -y softhsm2 to enable them).\n',
+    );
   const local = await startLocalEkm({
     httpPort: ekmHttpPort,
     httpsPort: ekmHttpsPort,
@@ -280,6 +288,7 @@ async function main(): Promise<void> {
       `  health:     ${server.url}/health`,
       `  EKM status: ${server.url}/health/status (probed every ${gateway.deps.config.probeIntervalSeconds} s; JSON at /health/ekm)`,
       `  Firestore:  ${firestoreNote}`,
+      `  HSM:        ${hsm ? `SoftHSM2 token "${hsm.OPENEKM_HSM_TOKEN_LABEL}" (${rel(hsm.SOFTHSM2_CONF ?? '')})` : 'off (SoftHSM2 is not installed)'}`,
       `  EKM:        ${local.ekm.httpsUrl} (HTTPS, CA ${rel(local.ekm.caCertPath)}) and ${local.ekm.httpUrl}`,
       `              Google EKM key URIs: ${local.keyUri('KEY_ID')}`,
       `              XKS key URIs:        ${local.keyUri('KEY_ID', 'xks')}`,

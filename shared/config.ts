@@ -3,7 +3,7 @@
  * the variable's name and what a valid value looks like; nothing reads process.env after this.
  * docs/configuration.md documents every variable.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { JWK } from 'jose';
 import { z } from 'zod';
 import type { GatewayIdentityConfig } from './access/outgoing.js';
@@ -115,6 +115,23 @@ export interface Config {
    * caller may grant only roles whose permissions it holds itself on the resource.
    */
   iamSeparationOfDuties: boolean;
+  /** The PKCS#11 token that holds HSM keys (docs/hsm.md); absent: HSM keys are refused. */
+  hsm?: HsmConfig;
+}
+
+/** A PKCS#11 token for HSM keys: OPENEKM_HSM_* (docs/hsm.md). */
+export interface HsmConfig {
+  /** Path of the vendor's PKCS#11 library (OPENEKM_HSM_MODULE). */
+  modulePath: string;
+  /** The token, by label (OPENEKM_HSM_TOKEN_LABEL) or by slot id (OPENEKM_HSM_SLOT); exactly one is set. */
+  tokenLabel?: string;
+  slotId?: number;
+  /** The token's user PIN (OPENEKM_HSM_PIN or OPENEKM_HSM_PIN_FILE); never logged. */
+  pin: string;
+  /** How many sessions (each on its own thread) OpenEKM keeps open to the token. */
+  sessions: number;
+  /** Upper bound of one token call, in ms, also outside requests (the request deadline bounds it further). */
+  timeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -431,6 +448,59 @@ export function loadConfig(env: Env = process.env): Config {
       'OPENEKM_ACCESS_REASON_PRINCIPALS',
     ),
     iamSeparationOfDuties: bool(env, 'OPENEKM_IAM_SEPARATION_OF_DUTIES', false),
+    ...hsmFrom(env),
+  };
+}
+
+/** OPENEKM_HSM_*: all absent means no HSM; a partial or inconsistent set is refused at start-up. */
+function hsmFrom(env: Env): { hsm?: HsmConfig } {
+  const modulePath = env.OPENEKM_HSM_MODULE;
+  const names = ['OPENEKM_HSM_TOKEN_LABEL', 'OPENEKM_HSM_SLOT', 'OPENEKM_HSM_PIN', 'OPENEKM_HSM_PIN_FILE'];
+  if (modulePath === undefined || modulePath === '') {
+    const stray = names.find((n) => env[n]);
+    if (stray) {
+      throw new ConfigError(
+        `${stray} is set but OPENEKM_HSM_MODULE is not: give the path of the HSM's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so (docs/hsm.md).`,
+      );
+    }
+    return {};
+  }
+  if (!existsSync(modulePath)) {
+    throw new ConfigError(
+      `OPENEKM_HSM_MODULE="${modulePath}" does not exist: install the HSM vendor's PKCS#11 library and give its path (docs/hsm.md).`,
+    );
+  }
+  const tokenLabel = env.OPENEKM_HSM_TOKEN_LABEL || undefined;
+  const slotRaw = env.OPENEKM_HSM_SLOT || undefined;
+  if ((tokenLabel === undefined) === (slotRaw === undefined)) {
+    throw new ConfigError(
+      'With OPENEKM_HSM_MODULE, set exactly one of OPENEKM_HSM_TOKEN_LABEL (the token label, e.g. "openekm") or OPENEKM_HSM_SLOT (the slot id, e.g. 0).',
+    );
+  }
+  if (tokenLabel !== undefined && Buffer.byteLength(tokenLabel, 'utf8') > 32) {
+    throw new ConfigError(
+      'OPENEKM_HSM_TOKEN_LABEL is longer than 32 bytes, the most a PKCS#11 token label has.',
+    );
+  }
+  const slotId = slotRaw === undefined ? undefined : int(env, 'OPENEKM_HSM_SLOT', 0, 0, 0xffffffff);
+  const pinValue = env.OPENEKM_HSM_PIN || undefined;
+  const pinFile = env.OPENEKM_HSM_PIN_FILE || undefined;
+  if ((pinValue === undefined) === (pinFile === undefined)) {
+    throw new ConfigError(
+      "With OPENEKM_HSM_MODULE, set exactly one of OPENEKM_HSM_PIN_FILE (a file holding the token's user PIN; preferred) or OPENEKM_HSM_PIN.",
+    );
+  }
+  const pin = (pinValue ?? readText(pinFile as string, 'OPENEKM_HSM_PIN_FILE')).replace(/\r?\n$/, '');
+  if (pin === '')
+    throw new ConfigError('The HSM user PIN (OPENEKM_HSM_PIN or OPENEKM_HSM_PIN_FILE) is empty.');
+  return {
+    hsm: {
+      modulePath,
+      ...(tokenLabel !== undefined ? { tokenLabel } : { slotId }),
+      pin,
+      sessions: int(env, 'OPENEKM_HSM_SESSIONS', 2, 1, 64),
+      timeoutMs: int(env, 'OPENEKM_HSM_TIMEOUT_MS', 5000, 100, 600_000),
+    },
   };
 }
 

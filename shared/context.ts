@@ -9,6 +9,7 @@ import type { AuditRecord } from './audit/audit.js';
 import type { Config } from './config.js';
 import type { RootKeyring } from './crypto/material.js';
 import type { EkmClient } from './ekm/client.js';
+import type { Hsm } from './hsm/hsm.js';
 import type { Logger } from './log.js';
 import type { EkmQuota } from './quota/ekm-quota.js';
 import type { AccessReasonName } from './resources/types.js';
@@ -31,6 +32,8 @@ export interface Deps {
   quota: EkmQuota;
   /** OpenEKM's identity towards EKMs, when configured. */
   identity?: GatewayIdentity;
+  /** The PKCS#11 token of HSM keys (docs/hsm.md), when configured. */
+  hsm?: Hsm;
 }
 
 export interface RequestContext {

@@ -3,6 +3,7 @@
  * and made on first use: the root key that seals key material, and the local token issuer's signing key.
  * Nothing here is used in a cloud deployment, where these come from Secret Manager.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -144,5 +145,74 @@ export async function localGatewayEnv(
     OPENEKM_DEFAULT_OWNERS: JSON.stringify([LOCAL_OWNER]),
     // The local owner may state access reasons, to try Key Access Justifications (docs/security.md).
     OPENEKM_ACCESS_REASON_PRINCIPALS: JSON.stringify([LOCAL_OWNER]),
+  };
+}
+
+/** Where distributions install SoftHSM2's PKCS#11 module. */
+const SOFTHSM_MODULES = [
+  '/usr/lib/softhsm/libsofthsm2.so',
+  '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so',
+  '/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so',
+  '/usr/local/lib/softhsm/libsofthsm2.so',
+  '/opt/homebrew/lib/softhsm/libsofthsm2.so',
+];
+
+export function findSoftHsm(): string | undefined {
+  return SOFTHSM_MODULES.find((p) => existsSync(p));
+}
+
+/** The label of the local stack's gateway token (the reference EKM keeps its own token beside it). */
+export const LOCAL_HSM_TOKEN = 'openekm-gateway';
+
+function secret(path: string): string {
+  if (!existsSync(path)) {
+    try {
+      writeSecret(path, randomBytes(12).toString('hex'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  return readFileSync(path, 'utf8').trim();
+}
+
+/**
+ * A SoftHSM2 token for the gateway's HSM keys, under <dir>/hsm/ (its own softhsm2.conf, token directory and
+ * PINs, made on first use with softhsm2-util), as the OPENEKM_HSM_* environment plus SOFTHSM2_CONF; undefined when
+ * SoftHSM2 is not installed. SOFTHSM2_CONF is read once per process, so put it in process.env before anything in
+ * the process loads SoftHSM.
+ */
+export function ensureLocalHsm(dir = stateDir()): Record<string, string> | undefined {
+  const modulePath = findSoftHsm();
+  if (!modulePath) return undefined;
+  const root = join(dir, 'hsm');
+  const tokens = join(root, 'tokens');
+  mkdirSync(tokens, { recursive: true, mode: 0o700 });
+  const conf = join(root, 'softhsm2.conf');
+  if (!existsSync(conf)) {
+    writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+  }
+  const pinFile = join(root, 'pin');
+  const pin = secret(pinFile);
+  const soPin = secret(join(root, 'so-pin'));
+  const env = { ...process.env, SOFTHSM2_CONF: conf };
+  let listing: string;
+  try {
+    listing = execFileSync('softhsm2-util', ['--show-slots'], { env, encoding: 'utf8' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // the module without its tools
+    throw err;
+  }
+  if (!new RegExp(`Label:\\s+${LOCAL_HSM_TOKEN}\\s*$`, 'm').test(listing)) {
+    execFileSync(
+      'softhsm2-util',
+      ['--init-token', '--free', '--label', LOCAL_HSM_TOKEN, '--so-pin', soPin, '--pin', pin],
+      { env, stdio: 'ignore' },
+    );
+  }
+  return {
+    SOFTHSM2_CONF: conf,
+    OPENEKM_HSM_MODULE: modulePath,
+    OPENEKM_HSM_TOKEN_LABEL: LOCAL_HSM_TOKEN,
+    OPENEKM_HSM_PIN_FILE: pinFile,
   };
 }

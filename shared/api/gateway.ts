@@ -18,6 +18,7 @@ import { EkmClient } from '../ekm/client.js';
 import type { TransportOptions } from '../ekm/transport.js';
 import { RpcError } from '../errors.js';
 import { probeStateLoader, runProbe } from '../health/probe.js';
+import { Hsm } from '../hsm/hsm.js';
 import { createLogger, type Logger } from '../log.js';
 import { EkmQuota } from '../quota/ekm-quota.js';
 import { MetadataCache } from '../store/cache.js';
@@ -105,6 +106,7 @@ export class Gateway {
       quota: new EkmQuota(store, now, config.ekmQuota),
     };
     if (identity) this.deps.identity = identity;
+    if (config.hsm) this.deps.hsm = new Hsm(config.hsm, log);
     this.verifier = options.verifier ?? new TokenVerifier(config.trustedIssuers);
     this.authorizer = this.deps.authorizer;
     this.log = this.deps.log;
@@ -222,6 +224,7 @@ export class Gateway {
     await this.deps.quota.settled();
     await this.deps.ekm.close();
     await this.deps.store.close();
+    await this.deps.hsm?.close();
   }
 }
 

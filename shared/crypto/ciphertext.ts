@@ -3,11 +3,12 @@
  *
  *   offset  size  field
  *   0       1     format version (1)
- *   1       1     protection level of the version (1 SOFTWARE, 3 EXTERNAL, 4 EXTERNAL_VPC)
+ *   1       1     protection level of the version (1 SOFTWARE, 2 HSM, 3 EXTERNAL, 4 EXTERNAL_VPC)
  *   2       4     version number, unsigned big-endian
  *   6       2     L: length of the key-protection block, unsigned big-endian
  *   8       L     key-protection block: the data key sealed under the version's internal material
- *                 (salt 16 ‖ sealed key 32 ‖ tag 16); EXTERNAL levels put the EKM-wrapped form of it here
+ *                 (salt 16 ‖ sealed key 32 ‖ tag 16); EXTERNAL levels put the EKM-wrapped form of it here;
+ *                 HSM leaves it empty (L = 0): the token encrypts the plaintext itself (sealInside)
  *   8+L     12    data IV
  *   20+L    n     AES-256-GCM ciphertext of the plaintext
  *   20+L+n  16    data tag
@@ -157,4 +158,43 @@ export async function open(args: {
   } catch (err) {
     throw decryptionFailed(err);
   }
+}
+
+/**
+ * HSM levels: the plaintext is encrypted inside the token under the version's key, with a fresh random IV and
+ * the same authenticated context as the data of other levels; the key-protection block is empty. `encrypt`
+ * returns AES-256-GCM ciphertext ‖ 16-byte tag.
+ */
+export async function sealInside(args: {
+  header: CiphertextHeader;
+  versionName: string;
+  plaintext: Buffer;
+  aad: Buffer;
+  encrypt: (iv: Buffer, context: Buffer, plaintext: Buffer) => Promise<Buffer>;
+}): Promise<Buffer> {
+  const header = encodeHeader(args.header, 0);
+  const iv = randomBytes(IV);
+  const sealed = await args.encrypt(iv, context(header, args.versionName, args.aad), args.plaintext);
+  if (sealed.length !== args.plaintext.length + TAG) {
+    throw RpcError.internal(new Error(`the token returned ${sealed.length} bytes of AES-GCM output`));
+  }
+  return Buffer.concat([header, iv, sealed]);
+}
+
+/** Reverses sealInside; `decrypt` answers undefined when the tag does not verify. Failures are the bland error. */
+export async function openInside(args: {
+  parsed: ParsedCiphertext;
+  versionName: string;
+  aad: Buffer;
+  decrypt: (iv: Buffer, context: Buffer, sealed: Buffer) => Promise<Buffer | undefined>;
+}): Promise<Buffer> {
+  const { parsed } = args;
+  if (parsed.keyBlock.length !== 0) throw decryptionFailed();
+  const plaintext = await args.decrypt(
+    parsed.iv,
+    context(parsed.header, args.versionName, args.aad),
+    Buffer.concat([parsed.data, parsed.tag]),
+  );
+  if (!plaintext) throw decryptionFailed();
+  return plaintext;
 }

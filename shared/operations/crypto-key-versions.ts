@@ -32,6 +32,7 @@ import {
 import { generateCoordinated } from './coordinated.js';
 import { readConnection } from './ekm-connections.js';
 import { checkExternalKey, connectionReplicas } from './external.js';
+import { destroyHsmKey, withNewHsmKey } from './hsm-keys.js';
 import { type ListRequest, type Page, paginate } from './list.js';
 import { newVersion } from './new-version.js';
 
@@ -171,25 +172,31 @@ export async function createCryptoKeyVersion(
     );
   }
   const material = await materialFor(current);
-  const version = await deps.store.transaction(
-    async (tx) => {
-      const key = await tx.get<StoredCryptoKey & JsonObject>(parent);
-      if (!key) throw RpcError.notFound(parent);
-      if (key.importOnly) throw RpcError.failedPrecondition(`${parent} is import-only.`);
-      if (key.versionTemplate.algorithm !== current.versionTemplate.algorithm) {
-        throw RpcError.aborted(
-          `The version template of ${parent} changed while the version was being made; retry the request.`,
-        );
-      }
-      const external = externalOptions(deps, key, rawExternal, 'externalProtectionLevelOptions');
-      const next = { ...key };
-      const v = newVersion(deps, next, state, external, material);
-      tx.set(parent, { ...next });
-      tx.create(v.name, { ...v });
-      return v;
-    },
-    { queueOn: parent },
-  );
+  const write = (hsmKey?: StoredCryptoKeyVersion['hsmKey']) =>
+    deps.store.transaction(
+      async (tx) => {
+        const key = await tx.get<StoredCryptoKey & JsonObject>(parent);
+        if (!key) throw RpcError.notFound(parent);
+        if (key.importOnly) throw RpcError.failedPrecondition(`${parent} is import-only.`);
+        if (key.versionTemplate.algorithm !== current.versionTemplate.algorithm) {
+          throw RpcError.aborted(
+            `The version template of ${parent} changed while the version was being made; retry the request.`,
+          );
+        }
+        const external = externalOptions(deps, key, rawExternal, 'externalProtectionLevelOptions');
+        const next = { ...key };
+        const v = newVersion(deps, next, state, external, material, hsmKey);
+        tx.set(parent, { ...next });
+        tx.create(v.name, { ...v });
+        return v;
+      },
+      { queueOn: parent },
+    );
+  // HSM: the token key is made first, outside the transaction (operations/hsm-keys.ts).
+  const version =
+    current.versionTemplate.protectionLevel === 'HSM'
+      ? await withNewHsmKey(deps, ctx, parent, write)
+      : await write();
   deps.cache.invalidate(parent);
   return toApiVersion(version);
 }
@@ -220,11 +227,14 @@ export async function readVersion(
     if (opts.allowMissing) return undefined;
     throw RpcError.notFound(name);
   }
-  if (isDueForDestruction(v, deps.now())) return finishDestruction(deps, name);
+  if (isDueForDestruction(v, deps.now())) return finishDestruction(deps, v);
   return v;
 }
 
-async function finishDestruction(deps: Deps, name: string): Promise<StoredCryptoKeyVersion> {
+async function finishDestruction(deps: Deps, due: StoredCryptoKeyVersion): Promise<StoredCryptoKeyVersion> {
+  const name = due.name;
+  // HSM: the token object goes first, so DESTROYED is never written while the key exists.
+  await destroyHsmKey(deps, due);
   const result = await deps.store.transaction(async (tx) => {
     const v = await tx.get<StoredCryptoKeyVersion & JsonObject>(name);
     if (!v) throw RpcError.notFound(name);
@@ -244,9 +254,7 @@ export async function getCryptoKeyVersion(deps: Deps, name: string): Promise<Cry
 
 async function versionsOf(deps: Deps, keyName: string): Promise<StoredCryptoKeyVersion[]> {
   const all = await deps.store.list<StoredCryptoKeyVersion & JsonObject>(keyName, 'cryptoKeyVersions');
-  return Promise.all(
-    all.map((v) => (isDueForDestruction(v, deps.now()) ? finishDestruction(deps, v.name) : v)),
-  );
+  return Promise.all(all.map((v) => (isDueForDestruction(v, deps.now()) ? finishDestruction(deps, v) : v)));
 }
 
 export async function listCryptoKeyVersions(

@@ -42,6 +42,7 @@ import { toApiKey } from '../resources/versions.js';
 import type { Tx } from '../store/firestore.js';
 import { connectionBackend, generateCoordinated } from './coordinated.js';
 import { materialFor, readVersion } from './crypto-key-versions.js';
+import { requireHsm, withNewHsmKey } from './hsm-keys.js';
 import { type ListRequest, type Page, paginate } from './list.js';
 import { newVersion } from './new-version.js';
 
@@ -59,12 +60,6 @@ const KEY_FIELDS = [
   'cryptoKeyBackend',
   'keyAccessJustificationsPolicy',
 ] as const;
-
-const UNSUPPORTED_LEVELS: Partial<Record<ProtectionLevelName, string>> = {
-  HSM: 'HSM protection is not available in OpenEKM; use SOFTWARE, or EXTERNAL with your own HSM behind an EKM.',
-  HSM_SINGLE_TENANT:
-    'HSM_SINGLE_TENANT protection is not available in OpenEKM; use SOFTWARE, or EXTERNAL with your own HSM behind an EKM.',
-};
 
 /** Purposes of Cloud KMS that OpenEKM does not implement. */
 const UNIMPLEMENTED_PURPOSES: readonly string[] = ['KEY_ENCAPSULATION', 'AES_WRAPPING'];
@@ -113,7 +108,9 @@ function checkOtherAlgorithm(
 }
 
 function algorithmFor(level: ProtectionLevelName): AlgorithmName {
-  return level === 'SOFTWARE' ? 'GOOGLE_SYMMETRIC_ENCRYPTION' : 'EXTERNAL_SYMMETRIC_ENCRYPTION';
+  return level === 'SOFTWARE' || level === 'HSM'
+    ? 'GOOGLE_SYMMETRIC_ENCRYPTION'
+    : 'EXTERNAL_SYMMETRIC_ENCRYPTION';
 }
 
 function checkAlgorithm(level: ProtectionLevelName, algorithm: AlgorithmName, field: string): void {
@@ -236,8 +233,13 @@ export async function createCryptoKey(
   let level =
     enumValue(ProtectionLevel, template.protectionLevel, 'versionTemplate.protectionLevel') ?? 'SOFTWARE';
   if (level === 'PROTECTION_LEVEL_UNSPECIFIED') level = 'SOFTWARE';
-  const unsupported = UNSUPPORTED_LEVELS[level];
-  if (unsupported) throw RpcError.unimplemented(unsupported);
+  // HSM keys need the operator's PKCS#11 token (docs/hsm.md); other levels are checked per purpose below.
+  if (level === 'HSM') requireHsm(deps, `${parent}/cryptoKeys/${id}`);
+  if (level === 'HSM_SINGLE_TENANT') {
+    throw RpcError.unimplemented(
+      'HSM_SINGLE_TENANT protection is not available in OpenEKM; use HSM, SOFTWARE, or EXTERNAL with your own HSM behind an EKM.',
+    );
+  }
   const given = enumValue(CryptoKeyVersionAlgorithm, template.algorithm, 'versionTemplate.algorithm');
   let algorithm: AlgorithmName;
   if (purpose === 'ENCRYPT_DECRYPT') {
@@ -305,22 +307,28 @@ export async function createCryptoKey(
   if (policy) key.keyAccessJustificationsPolicy = policy;
 
   const material = skipInitialVersionCreation ? undefined : await materialFor(key);
-  const primary = await deps.store.transaction(async (tx) => {
-    const [parentDoc, existing] = await Promise.all([tx.get(parent), tx.get(name)]);
-    if (!parentDoc) throw RpcError.notFound(parent);
-    if (existing) throw RpcError.alreadyExists(name);
-    let initial: StoredCryptoKeyVersion | undefined;
-    const stored = { ...key };
-    if (!skipInitialVersionCreation && !backend?.coordinated) {
-      initial = newVersion(deps, stored, 'ENABLED', undefined, material);
-      // Only ENCRYPT_DECRYPT keys have a primary version; the others are used by version name.
-      if (purpose === 'ENCRYPT_DECRYPT') stored.primaryVersionId = '1';
-      tx.create(initial.name, { ...initial });
-    }
-    tx.create(name, { ...stored });
-    Object.assign(key, stored);
-    return initial;
-  });
+  const write = (hsmKey?: StoredCryptoKeyVersion['hsmKey']) =>
+    deps.store.transaction(async (tx) => {
+      const [parentDoc, existing] = await Promise.all([tx.get(parent), tx.get(name)]);
+      if (!parentDoc) throw RpcError.notFound(parent);
+      if (existing) throw RpcError.alreadyExists(name);
+      let initial: StoredCryptoKeyVersion | undefined;
+      const stored = { ...key };
+      if (!skipInitialVersionCreation && !backend?.coordinated) {
+        initial = newVersion(deps, stored, 'ENABLED', undefined, material, hsmKey);
+        // Only ENCRYPT_DECRYPT keys have a primary version; the others are used by version name.
+        if (purpose === 'ENCRYPT_DECRYPT') stored.primaryVersionId = '1';
+        tx.create(initial.name, { ...initial });
+      }
+      tx.create(name, { ...stored });
+      Object.assign(key, stored);
+      return initial;
+    });
+  // HSM: the first version's token key is made before anything is written (and destroyed if the write fails).
+  const primary =
+    level === 'HSM' && !skipInitialVersionCreation
+      ? await withNewHsmKey(deps, ctx, name, write)
+      : await write();
   deps.cache.invalidate(name);
   if (backend?.coordinated && !skipInitialVersionCreation) {
     // The EKM creates the first version's key; the key exists (and is answered) whatever the EKM says.

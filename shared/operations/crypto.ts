@@ -15,6 +15,7 @@ import { notEnabled } from '../resources/versions.js';
 import { readVersion } from './crypto-key-versions.js';
 import { readKey } from './crypto-keys.js';
 import { ekmKeyProtection } from './external.js';
+import { openWithHsm, sealWithHsm } from './hsm-keys.js';
 
 export const MAX_PLAINTEXT_BYTES = 64 * 1024;
 export const MAX_AAD_BYTES = 64 * 1024;
@@ -163,17 +164,21 @@ export async function encrypt(
   if (version.state !== 'ENABLED') throw notEnabled(version);
   checkJustification(key, version, ctx.reason);
 
-  const ciphertext = await seal({
-    header: {
-      protectionLevel: ProtectionLevel[version.protectionLevel],
-      versionNumber: Number(version.name.slice(version.name.lastIndexOf('/') + 1)),
-    },
-    versionName: version.name,
-    material: materialOf(deps, version),
-    plaintext,
-    aad,
-    ...keyProtection(deps, ctx, version, aad),
-  });
+  const header = {
+    protectionLevel: ProtectionLevel[version.protectionLevel],
+    versionNumber: Number(version.name.slice(version.name.lastIndexOf('/') + 1)),
+  };
+  const ciphertext =
+    version.protectionLevel === 'HSM'
+      ? await sealWithHsm(deps, ctx, version, header, plaintext, aad)
+      : await seal({
+          header,
+          versionName: version.name,
+          material: materialOf(deps, version),
+          plaintext,
+          aad,
+          ...keyProtection(deps, ctx, version, aad),
+        });
   return {
     name: version.name,
     ciphertext: ciphertext.toString('base64'),
@@ -242,13 +247,16 @@ export async function decrypt(
   noteUse(ctx, key, version);
   if (version.state !== 'ENABLED') throw notEnabled(version);
   checkJustification(key, version, ctx.reason);
-  const plaintext = await open({
-    parsed,
-    versionName,
-    material: materialOf(deps, version),
-    aad,
-    ...keyProtection(deps, ctx, version, aad),
-  });
+  const plaintext =
+    version.protectionLevel === 'HSM'
+      ? await openWithHsm(deps, ctx, version, parsed, aad)
+      : await open({
+          parsed,
+          versionName,
+          material: materialOf(deps, version),
+          aad,
+          ...keyProtection(deps, ctx, version, aad),
+        });
   return {
     plaintext: plaintext.toString('base64'),
     plaintextCrc32c: crc32cString(plaintext),

@@ -202,6 +202,8 @@ export interface StoredCryptoKeyVersion extends CryptoKeyVersion {
   coordinated?: boolean;
   /** Since when the version waits for its EKM (PENDING_GENERATION, PENDING_EXTERNAL_DESTRUCTION). */
   pendingSince?: string;
+  /** HSM versions: the token object that holds the key (its CKA_ID in hex, and label); never material. */
+  hsmKey?: { ckaId: string; label: string };
 }
 
 /** A pinned leaf certificate of an EKM replica: rawDer is the input, the rest is parsed output. */

@@ -113,12 +113,12 @@ test('purpose is required; other purposes need their algorithm; unimplemented on
   for (const id of ['p0', 'p1', 'p2']) await assertAbsent(id);
 });
 
-test('HSM is refused with UNIMPLEMENTED (501); EXTERNAL_VPC without an EKM connection with INVALID_ARGUMENT', async () => {
+test('HSM without a configured token is refused with FAILED_PRECONDITION naming what to configure; EXTERNAL_VPC without an EKM connection with INVALID_ARGUMENT', async () => {
   const hsm = await create('hsm', {
     purpose: 'ENCRYPT_DECRYPT',
     versionTemplate: { protectionLevel: 'HSM' },
   });
-  assertError(hsm, 501, 'UNIMPLEMENTED', 'HSM', 'SOFTWARE');
+  assertError(hsm, 400, 'FAILED_PRECONDITION', 'HSM', 'OPENEKM_HSM_MODULE', 'OPENEKM_HSM_PIN_FILE');
   const vpc = await create(
     'vpc',
     { purpose: 'ENCRYPT_DECRYPT', versionTemplate: { protectionLevel: 'EXTERNAL_VPC' } },
@@ -126,7 +126,7 @@ test('HSM is refused with UNIMPLEMENTED (501); EXTERNAL_VPC without an EKM conne
   );
   assertError(vpc, 400, 'INVALID_ARGUMENT', 'EXTERNAL_VPC', 'cryptoKeyBackend', 'defaultEkmConnection');
   const hsmInt = await create('hsm', { purpose: 1, versionTemplate: { protectionLevel: 2 } });
-  assertError(hsmInt, 501, 'UNIMPLEMENTED', 'HSM');
+  assertError(hsmInt, 400, 'FAILED_PRECONDITION', 'PKCS#11');
   await assertAbsent('hsm');
   await assertAbsent('vpc');
 });
