@@ -79,11 +79,11 @@ describe('OPENEKM_IAM_SEPARATION_OF_DUTIES=true', () => {
         { role: ENCRYPTER, members: [USER] },
       ]),
     );
-    // The admin adds a viewer and keeps alice's grant it could not give itself.
+    // The admin adds an importer (a role whose permissions it holds) and keeps alice's grant it could not give itself.
     ok(
       await grant(s, key, ADMIN, [
         { role: 'roles/cloudkms.admin', members: [ADMIN, 'user:bob@example.com'] },
-        { role: 'roles/cloudkms.viewer', members: ['user:carol@example.com'] },
+        { role: 'roles/cloudkms.importer', members: ['user:carol@example.com'] },
         { role: ENCRYPTER, members: [USER] },
       ]),
     );
