@@ -52,7 +52,11 @@ class Cli {
     return new EkmAdmin({
       state: this.state,
       store: this.store ?? placeholder,
-      defaultPrincipal: this.config.defaultPrincipal,
+      // Keys created from the CLI are granted to the running server's default principal unless the environment
+      // names another (the local stack's server grants the EKM identity of the README's project).
+      defaultPrincipal: this.config.defaultPrincipalSet
+        ? this.config.defaultPrincipal
+        : (readServerInfo(this.config.dataDir)?.defaultPrincipal ?? this.config.defaultPrincipal),
       mode: readServerInfo(this.config.dataDir)?.mode ?? this.config.mode,
     });
   }

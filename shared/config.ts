@@ -189,7 +189,19 @@ function gatewayIdentityFrom(env: Env): GatewayIdentityConfig | undefined {
     throw new ConfigError(
       'OPENEKM_GATEWAY_ISSUER must be set with OPENEKM_SIGNING_KEYS (the iss of our tokens).',
     );
-  return { email, issuer, keys };
+  const identityDomain = env.OPENEKM_EKM_IDENTITY_DOMAIN;
+  if (
+    identityDomain !== undefined &&
+    identityDomain !== '' &&
+    !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/.test(
+      identityDomain,
+    )
+  ) {
+    throw new ConfigError(
+      `OPENEKM_EKM_IDENTITY_DOMAIN="${identityDomain.slice(0, 80)}" is invalid: give a lower-case DNS domain, e.g. ekm.example.com (projects get service-{project}@ekm.example.com).`,
+    );
+  }
+  return identityDomain ? { email, issuer, keys, identityDomain } : { email, issuer, keys };
 }
 
 function jsonEnv(env: Env, name: string, example: string): unknown {

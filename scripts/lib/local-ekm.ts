@@ -2,14 +2,28 @@
  * The reference EKM as part of the local stack: started in-process on its own ports, trusting the local
  * gateway's signing key, with an XKS credential for the gateway, and declared to the gateway as four EKM
  * endpoints (Google EKM v0 and XKS v1, each over HTTPS with the locally generated CA and over plain HTTP on
- * loopback).
+ * loopback). Keys it creates (`npm run ekm -- keys create`) are granted to the EKM identity of one project —
+ * `demo`, the README's — as a partner grants a key to one project's identity.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ReferenceEkm, startReferenceEkm } from '../../reference-ekm/index.js';
-import { ensureGatewaySigningKey, LOCAL_GATEWAY_ISSUER, stateDir } from './local-state.js';
+import { projectEkmIdentity } from '../../shared/ekm/identity.js';
+import {
+  ensureGatewaySigningKey,
+  LOCAL_GATEWAY_IDENTITY,
+  LOCAL_GATEWAY_ISSUER,
+  stateDir,
+} from './local-state.js';
 
 export const LOCAL_XKS_PREFIX = 'openekm';
+/** The project whose EKM identity the local reference EKM grants new keys to (the README's). */
+export const LOCAL_EKM_PROJECT = 'demo';
+
+/** The EKM identity the local gateway uses for `project` (service-{project}@openekm.local). */
+export function localEkmIdentity(project: string): string {
+  return projectEkmIdentity(project, LOCAL_GATEWAY_IDENTITY.slice(LOCAL_GATEWAY_IDENTITY.indexOf('@') + 1));
+}
 
 export interface LocalEkm {
   ekm: ReferenceEkm;
@@ -26,6 +40,8 @@ export async function startLocalEkm(
     httpsPort?: number;
     log?: (line: string) => void;
     mode?: 'local' | 'test';
+    /** The project whose EKM identity new keys and crypto spaces are granted to (default demo). */
+    project?: string;
   } = {},
 ): Promise<LocalEkm> {
   const dir = options.dir ?? stateDir();
@@ -37,6 +53,7 @@ export async function startLocalEkm(
     trustedIssuers: [{ issuer: LOCAL_GATEWAY_ISSUER, jwksFile: publicJwksPath }],
     mode: options.mode ?? 'local',
     log: options.log,
+    defaultPrincipal: localEkmIdentity(options.project ?? LOCAL_EKM_PROJECT),
   });
   // One XKS credential for the local gateway, kept across restarts while the EKM still knows it.
   const idPath = join(dir, 'xks-access-key-id');

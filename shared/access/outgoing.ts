@@ -12,6 +12,8 @@ const RENEW_BEFORE_SECONDS = 60;
 export interface GatewayIdentityConfig {
   email: string;
   issuer: string;
+  /** Domain of the per-project EKM identities (OPENEKM_EKM_IDENTITY_DOMAIN); default: the domain of `email`. */
+  identityDomain?: string;
   /** Private signing keys as JWKs (ES256 or RS256); the first signs, all are published. */
   keys: JWK[];
 }
@@ -41,25 +43,29 @@ export class GatewayIdentity {
     };
   }
 
-  /** A token for the EKM at `audience` (its origin), from cache while it has more than a minute left. */
-  async tokenFor(audience: string): Promise<string> {
-    const hit = this.tokens.get(audience);
+  /**
+   * A token for the EKM at `audience` (its origin) whose sub and email are `subject` (a project's EKM identity,
+   * shared/ekm/identity.ts; by default the gateway identity), from cache while it has more than a minute left.
+   */
+  async tokenFor(audience: string, subject: string = this.config.email): Promise<string> {
+    const cacheKey = `${subject}\n${audience}`;
+    const hit = this.tokens.get(cacheKey);
     const nowMs = this.now();
     if (hit && hit.renewAt > nowMs) return hit.token;
     const jwk = this.config.keys[0]!;
     const alg = jwk.alg ?? (jwk.kty === 'EC' ? 'ES256' : 'RS256');
     this.signingKey ??= importJWK(jwk, alg);
     const iat = Math.floor(nowMs / 1000);
-    const token = await new SignJWT({ email: this.config.email, email_verified: true })
+    const token = await new SignJWT({ email: subject, email_verified: true })
       .setProtectedHeader({ alg, kid: jwk.kid, typ: 'JWT' })
       .setIssuer(this.config.issuer)
-      .setSubject(this.config.email)
+      .setSubject(subject)
       .setAudience(audience)
       .setIssuedAt(iat)
       .setExpirationTime(iat + LIFETIME_SECONDS)
       .sign(await this.signingKey);
     if (this.tokens.size > 1000) this.tokens.clear();
-    this.tokens.set(audience, { token, renewAt: nowMs + (LIFETIME_SECONDS - RENEW_BEFORE_SECONDS) * 1000 });
+    this.tokens.set(cacheKey, { token, renewAt: nowMs + (LIFETIME_SECONDS - RENEW_BEFORE_SECONDS) * 1000 });
     return token;
   }
 }

@@ -135,7 +135,7 @@ export class EkmClient {
         await this.google.wrap(key, Buffer.alloc(32), { ...how.ctx, healthCheck: true }, attempt);
         return;
       }
-      await this.google.info(e, attempt);
+      await this.google.info(e, attempt, how.ctx.versionName);
       if (how.cryptoSpacePath) await this.google.checkCryptoSpace(e, how.cryptoSpacePath, how.ctx, attempt);
     } catch (err) {
       throw EkmFailure.from(err);

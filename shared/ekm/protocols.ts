@@ -8,6 +8,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { type GatewayIdentity, MetadataIdTokenSource } from '../access/outgoing.js';
 import type { EkmEndpoint, ResolvedKey } from './endpoints.js';
 import { type EkmDomain, EkmFailure } from './errors.js';
+import { ekmIdentityFor } from './identity.js';
 import type { EkmHttpResponse, EkmTransport } from './transport.js';
 
 export interface EkmCallContext {
@@ -105,8 +106,15 @@ export class GoogleEkmProtocol implements EkmProtocol {
     private readonly identity: GatewayIdentity | undefined,
   ) {}
 
-  /** Our Bearer token for this endpoint: our own signed JWT, or a Google-signed ID token from the metadata server. */
-  private async token(endpoint: EkmEndpoint, signal: AbortSignal): Promise<string> {
+  /**
+   * Our Bearer token for this endpoint: our own signed JWT for the EKM identity of the project `resource` belongs
+   * to (shared/ekm/identity.ts), or a Google-signed ID token from the metadata server.
+   */
+  private async token(
+    endpoint: EkmEndpoint,
+    signal: AbortSignal,
+    resource: string | undefined,
+  ): Promise<string> {
     if (endpoint.auth.type === 'google-id-token') {
       this.idTokens ??= new MetadataIdTokenSource();
       try {
@@ -118,16 +126,17 @@ export class GoogleEkmProtocol implements EkmProtocol {
       }
     }
     if (!this.identity) throw new EkmFailure('UNEXPECTED_ERROR', 'no gateway signing key is configured');
-    return this.identity.tokenFor(endpoint.origin);
+    const { email, identityDomain } = this.identity.config;
+    return this.identity.tokenFor(endpoint.origin, ekmIdentityFor(resource, email, identityDomain));
   }
 
   private async post(
     endpoint: EkmEndpoint,
     url: string,
-    body: unknown,
+    body: { additionalContext: { relativeResourceName: string }; [field: string]: unknown },
     signal: AbortSignal,
   ): Promise<EkmHttpResponse> {
-    const token = await this.token(endpoint, signal);
+    const token = await this.token(endpoint, signal, body.additionalContext.relativeResourceName);
     return this.transport.send(
       endpoint,
       url,
@@ -188,9 +197,12 @@ export class GoogleEkmProtocol implements EkmProtocol {
     await this.wrap(key, probe, { ...ctx, healthCheck: true }, signal);
   }
 
-  /** GetInfo (`GET {origin}/v0/info`, authenticated): the EKM is reachable, trusts us, and answers. */
-  async info(endpoint: EkmEndpoint, signal: AbortSignal): Promise<void> {
-    const token = await this.token(endpoint, signal);
+  /**
+   * GetInfo (`GET {origin}/v0/info`, authenticated as the identity of the project `resource` belongs to): the EKM
+   * is reachable, trusts us, and answers.
+   */
+  async info(endpoint: EkmEndpoint, signal: AbortSignal, resource?: string): Promise<void> {
+    const token = await this.token(endpoint, signal, resource);
     const res = await this.transport.send(
       endpoint,
       `${endpoint.origin}/v0/info`,

@@ -66,6 +66,8 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
         httpsPort: 0,
         mode: 'test',
         log: (l) => ekmLogs.push(l),
+        // Keys the tests create at the EKM are granted to the EKM identity of the stack's project.
+        project,
       })
     : undefined;
   const ekmEnv = { ...local?.env };
