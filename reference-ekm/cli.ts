@@ -21,7 +21,7 @@ const USAGE = `usage: npm run --silent ekm -- <command>
   xks credentials create [--prefix <p>]                prints {"endpoint","uriPrefix","region","accessKeyId","secretAccessKey"}
   xks credentials revoke <accessKeyId> | xks credentials list
   cryptospaces create <id> [<principal>] | cryptospaces list
-  faults set <keyId|*> <latency=MS|status=CODE|hang|reset|garbage> [rate=0..1]
+  faults set <keyId|*> <latency=MS|status=CODE|hang|reset|garbage|oversize> [rate=0..1]
   faults clear | faults list`;
 
 class UsageError extends Error {}

@@ -8,6 +8,7 @@ import type { LookupFunction } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import ky from 'ky';
 import { Agent, buildConnector, request } from 'undici';
+import { readBoundedText } from './bounded.js';
 import type { EkmEndpoint } from './endpoints.js';
 import { type EkmDomain, EkmFailure } from './errors.js';
 
@@ -157,6 +158,7 @@ export class EkmTransport {
       }
       return { status: res.status, body, text };
     } catch (err) {
+      if (err instanceof EkmFailure) throw err;
       throw new EkmFailure(classifyNetworkError(err, signal), (err as Error).message ?? String(err), {
         cause: err,
       });
@@ -186,7 +188,8 @@ export class EkmTransport {
         signal: req.signal,
         dispatcher,
       });
-      const text = await res.body.text();
+      // Bounded read (shared/ekm/bounded.ts): an oversized answer fails UNEXPECTED_RESPONSE.
+      const text = await readBoundedText(res.body, res.headers['content-length']);
       const nullBody = res.statusCode === 204 || res.statusCode === 205 || res.statusCode === 304;
       const answered = new Headers();
       for (const [k, v] of Object.entries(res.headers)) {

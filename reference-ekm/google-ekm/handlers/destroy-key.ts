@@ -35,7 +35,10 @@ export async function destroyKey(
       `key ${keyId} is managed manually at the EKM; destroy it with the EKM's admin tools`,
     );
   }
-  const granted = caller.principals.some((p) => key.grants.includes(p));
+  // A destroyed key has no grants left; the identity that created it may still repeat the destroy.
+  const granted = caller.principals.some(
+    (p) => key.grants.includes(p) || (key.status === 'DESTROYED' && p === key.coordinated?.createdBy),
+  );
   if (!granted && key.status !== 'DESTROYED')
     throw new DomainError('ACCESS_DENIED', `the caller has no grant on key ${keyId}`);
   if (!granted) throw new DomainError('KEY_NOT_FOUND', `key ${keyId} does not exist at this EKM`);
