@@ -48,7 +48,7 @@ export const FAILOVER: ReadonlySet<EkmDomain> = new Set([
 
 const HINTS: Record<EkmDomain, string> = {
   EXTERNAL_PERMISSION_DENIED:
-    'The external key manager refused OpenEKM. Grant the OpenEKM gateway identity access to this key (and the access reason) at the EKM.',
+    "The external key manager refused OpenEKM. Grant this project's OpenEKM identity at the EKM (service-{project}@{domain}, see docs/external-keys.md) access to this key and the access reason.",
   EXTERNAL_NOT_FOUND:
     'The external key manager does not know this key. Check the key URI and that the key exists at the EKM.',
   EXTERNAL_KEY_URI_INVALID: 'The external key URI is malformed. Use the URI your EKM gives for the key.',

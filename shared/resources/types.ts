@@ -171,6 +171,8 @@ export interface StoredCryptoKeyVersion extends CryptoKeyVersion {
   coordinated?: boolean;
   /** Since when the version waits for its EKM (PENDING_GENERATION, PENDING_EXTERNAL_DESTRUCTION). */
   pendingSince?: string;
+  /** Coordinated versions: the replica hosts and crypto space the key was generated through (ekm/binding.ts). */
+  ekmBinding?: { hosts: string[]; cryptoSpacePath: string };
 }
 
 /** A pinned leaf certificate of an EKM replica: rawDer is the input, the rest is parsed output. */
