@@ -8,6 +8,7 @@ import type { JWK } from 'jose';
 import { z } from 'zod';
 import type { GatewayIdentityConfig } from './access/outgoing.js';
 import { isValidMember, MEMBER_FORMS } from './access/roles.js';
+import { DEFAULT_ALLOWED_HOSTS, type HostPolicy, hostRefusal, parseHostPolicy } from './ekm/allow-list.js';
 import { type EkmEndpoint, parseEndpoints } from './ekm/endpoints.js';
 import { ConfigError } from './errors.js';
 import { DEFAULT_EKM_QUOTA, type EkmQuotaConfig } from './quota/ekm-quota.js';
@@ -51,6 +52,8 @@ export interface Config {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** External key managers this deployment may call (docs/configuration.md, "EKM endpoints"). */
   ekmEndpoints: EkmEndpoint[];
+  /** The hosts EKM connections and endpoints may reach (OPENEKM_EKM_ALLOWED_HOSTS, shared/ekm/allow-list.ts). */
+  ekmHostPolicy: HostPolicy;
   /** EKM crypto requests per second per project and location (docs/audit-and-metrics.md). */
   ekmQuota: EkmQuotaConfig;
   /** Whether Data Access audit entries (reads, encrypt, decrypt) are written; Admin Activity always is. */
@@ -341,6 +344,15 @@ export function loadConfig(env: Env = process.env): Config {
       'An EKM endpoint authenticates with the gateway JWT, but no signing key is configured: set OPENEKM_SIGNING_KEYS (or _FILE), OPENEKM_GATEWAY_IDENTITY and OPENEKM_GATEWAY_ISSUER.',
     );
   }
+  const ekmHostPolicy = hostPolicyFrom(env);
+  ekmEndpoints.forEach((e, i) => {
+    const refused = hostRefusal(ekmHostPolicy, new URL(e.origin).hostname);
+    if (refused) {
+      throw new ConfigError(
+        `OPENEKM_EKM_ENDPOINTS[${i}] (${e.origin}): ${refused}. Add the host to OPENEKM_EKM_ALLOWED_HOSTS, e.g. ["public", "${new URL(e.origin).hostname.replace(/^\[|\]$/g, '')}"].`,
+      );
+    }
+  });
   return {
     firestoreProjectId:
       env.OPENEKM_FIRESTORE_PROJECT ?? env.GOOGLE_CLOUD_PROJECT ?? env.GCLOUD_PROJECT ?? 'demo-openekm',
@@ -358,6 +370,7 @@ export function loadConfig(env: Env = process.env): Config {
     auditDataAccess: bool(env, 'OPENEKM_AUDIT_DATA_ACCESS', true),
     ekmQuota: ekmQuotaFrom(env),
     ekmEndpoints,
+    ekmHostPolicy,
     gatewayIdentity,
     projectOwners: projectOwnersFrom(env),
     defaultOwners: principals(
@@ -375,6 +388,33 @@ export function loadConfig(env: Env = process.env): Config {
     probeHistory: int(env, 'OPENEKM_PROBE_HISTORY', 1440, 10, 5000),
     statusPublic: bool(env, 'OPENEKM_STATUS_PUBLIC', false),
   };
+}
+
+/** OPENEKM_EKM_ALLOWED_HOSTS: a JSON array or a comma-separated list of entries (default ["public"]). */
+function hostPolicyFrom(env: Env): HostPolicy {
+  const raw = env.OPENEKM_EKM_ALLOWED_HOSTS?.trim();
+  let entries: string[] = DEFAULT_ALLOWED_HOSTS;
+  if (raw) {
+    if (raw.startsWith('[')) {
+      const parsed = jsonEnv(env, 'OPENEKM_EKM_ALLOWED_HOSTS', '["public", "10.20.0.0/16", "ekm.internal"]');
+      if (!Array.isArray(parsed) || parsed.some((e) => typeof e !== 'string')) {
+        throw new ConfigError(
+          'OPENEKM_EKM_ALLOWED_HOSTS is invalid: give a JSON array of strings, e.g. ["public", "10.20.0.0/16"].',
+        );
+      }
+      entries = parsed as string[];
+    } else {
+      entries = raw
+        .split(',')
+        .map((e) => e.trim())
+        .filter(Boolean);
+    }
+  }
+  try {
+    return parseHostPolicy(entries);
+  } catch (err) {
+    throw new ConfigError(`OPENEKM_EKM_ALLOWED_HOSTS is invalid: ${(err as Error).message}.`);
+  }
 }
 
 function probeKeyPathFrom(env: Env): { ekmProbeKeyPath?: string } {

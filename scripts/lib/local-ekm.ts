@@ -74,7 +74,11 @@ export async function startLocalEkm(
   ];
   return {
     ekm,
-    env: { OPENEKM_EKM_ENDPOINTS: JSON.stringify(endpoints) },
+    env: {
+      OPENEKM_EKM_ENDPOINTS: JSON.stringify(endpoints),
+      // The reference EKM listens on loopback, which the EKM host allow-list refuses unless listed.
+      OPENEKM_EKM_ALLOWED_HOSTS: JSON.stringify(['public', new URL(ekm.httpsUrl).hostname, '127.0.0.1']),
+    },
     keyUri(keyId, protocol = 'google', scheme = 'https') {
       if (protocol === 'google')
         return `${scheme === 'https' ? ekm.googleEkmBaseUrl : ekm.googleEkmHttpBaseUrl}/keys/${keyId}`;

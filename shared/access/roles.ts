@@ -14,9 +14,16 @@ const VERSIONS_ADMIN = ['create', 'get', 'list', 'update', 'destroy', 'restore']
 );
 export const USE_TO_ENCRYPT = 'cloudkms.cryptoKeyVersions.useToEncrypt';
 export const USE_TO_DECRYPT = 'cloudkms.cryptoKeyVersions.useToDecrypt';
-const EKM_CONNECTIONS = ['create', 'get', 'list', 'update', 'use', 'getIamPolicy', 'setIamPolicy'].map(
-  (v) => `cloudkms.ekmConnections.${v}`,
-);
+const EKM_CONNECTIONS = [
+  'create',
+  'get',
+  'list',
+  'update',
+  'use',
+  'verifyConnectivity',
+  'getIamPolicy',
+  'setIamPolicy',
+].map((v) => `cloudkms.ekmConnections.${v}`);
 const EKM_CONFIGS = ['cloudkms.ekmConfigs.get', 'cloudkms.ekmConfigs.update'];
 
 /**

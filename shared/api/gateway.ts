@@ -89,6 +89,7 @@ export class Gateway {
       rootKeys: new RootKeyring(config.rootKeys),
       now,
       ekm: new EkmClient(config.ekmEndpoints, identity, {
+        hostPolicy: config.ekmHostPolicy,
         ...options.ekmTransport,
         now: () => now().getTime(),
         onAttempt: (attempt) => log.entry(ekmMetricEntry(attempt)),

@@ -4,10 +4,13 @@
  * attempt is bounded by the endpoint's per-attempt timeout and by the request's own deadline; every failure
  * becomes an EkmFailure with its Cloud EKM error domain.
  */
+
+import { lookup as dnsLookup } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import ky from 'ky';
 import { Agent, buildConnector, request } from 'undici';
+import { guardedConnector, guardedLookup, type HostPolicy } from './allow-list.js';
 import { readBoundedText } from './bounded.js';
 import type { EkmEndpoint } from './endpoints.js';
 import { type EkmDomain, EkmFailure } from './errors.js';
@@ -22,6 +25,8 @@ export interface EkmHttpResponse {
 export interface TransportOptions {
   /** Replaces DNS resolution (tests use it to simulate resolver failures without leaving loopback). */
   lookup?: LookupFunction;
+  /** The hosts EKM calls may connect to (OPENEKM_EKM_ALLOWED_HOSTS, shared/ekm/allow-list.ts). */
+  hostPolicy?: HostPolicy;
 }
 
 const TLS_CODES = new Set([
@@ -58,6 +63,7 @@ export function classifyNetworkError(err: unknown, callerSignal: AbortSignal): E
   }
   if ((err as { name?: unknown } | null)?.name === 'TimeoutError') return 'TIMEOUT';
   const codes = codesOf(err);
+  if (codes.includes('ERR_OPENEKM_HOST_DENIED')) return 'EXTERNAL_KEY_HOST_NOT_WHITELISTED';
   if (codes.some((c) => c === 'ENOTFOUND' || c === 'EAI_AGAIN' || c === 'EAI_FAIL' || c === 'EAI_NONAME'))
     return 'DNS';
   if (codes.some((c) => TLS_CODES.has(c) || c.startsWith('ERR_TLS') || c.startsWith('CERT_')))
@@ -99,15 +105,21 @@ export class EkmTransport {
     let agent = this.agents.get(this.poolKey(endpoint));
     if (agent) return agent;
     const pins = endpoint.pinnedCertSha256;
-    const base = buildConnector({
+    // Allow-list hook (shared/ekm/allow-list.ts): every address DNS answers, and the one connected to, is checked.
+    const policy = this.options.hostPolicy;
+    const lookup = policy
+      ? (guardedLookup(policy, (this.options.lookup ?? dnsLookup) as never) as unknown as LookupFunction)
+      : this.options.lookup;
+    const unguarded = buildConnector({
       ca: endpoint.ca,
-      lookup: this.options.lookup,
+      lookup,
       // Pinned endpoints trust exactly their listed leaf certificates instead of a CA chain.
       rejectUnauthorized: !pins,
       // A resumed TLS session carries no peer certificate to compare with the pins: always do a full handshake.
       ...(pins ? { maxCachedSessions: 0 } : {}),
       timeout: Math.max(endpoint.timeoutMs, 100),
     } as buildConnector.BuildOptions);
+    const base = policy ? guardedConnector(policy, unguarded) : unguarded;
     const connector: buildConnector.connector = pins
       ? (opts, cb) =>
           base(opts, (err, socket) => {
