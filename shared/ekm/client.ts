@@ -9,6 +9,7 @@ import type { EkmAttempt, EkmMethod } from '../audit/ekm-metrics.js';
 import type { ProbeTarget } from './connections.js';
 import { type EkmEndpoint, type ResolvedKey, resolveKeyUri } from './endpoints.js';
 import { type EkmDomain, EkmFailure, FAILOVER, RETRIABLE } from './errors.js';
+import { servingProject } from './identity.js';
 import { type EkmCallContext, GoogleEkmProtocol, XksProtocol } from './protocols.js';
 import { healthKey, type ProbeState, ReplicaHealth, type ReplicaHealthOptions } from './replicas.js';
 import { EkmTransport, type TransportOptions } from './transport.js';
@@ -65,8 +66,9 @@ export class EkmClient {
     return resolveKeyUri(this.endpoints, keyUri);
   }
 
-  private candidates(target: KeyTarget): ResolvedKey[] {
-    if (typeof target === 'string') return [this.resolve(target)];
+  private candidates(target: KeyTarget, resource?: string): ResolvedKey[] {
+    // Per-project endpoints hook (shared/ekm/identity.ts): an endpoint may serve only the projects it names.
+    if (typeof target === 'string') return [servingProject(this.resolve(target), resource)];
     if (target.length === 0) throw new EkmFailure('UNEXPECTED_ERROR', 'the EKM connection has no replica');
     return this.replicas.order(target);
   }
@@ -76,20 +78,32 @@ export class EkmClient {
   }
 
   wrap(target: KeyTarget, plaintext: Buffer, ctx: EkmCallContext, opts: EkmCallOptions): Promise<Buffer> {
-    return this.withRetries('wrap', this.candidates(target), ctx.requestId, opts, (key, signal) =>
-      this.protocol(key).wrap(key, plaintext, ctx, signal),
+    return this.withRetries(
+      'wrap',
+      this.candidates(target, ctx.versionName),
+      ctx.requestId,
+      opts,
+      (key, signal) => this.protocol(key).wrap(key, plaintext, ctx, signal),
     );
   }
 
   unwrap(target: KeyTarget, blob: Buffer, ctx: EkmCallContext, opts: EkmCallOptions): Promise<Buffer> {
-    return this.withRetries('unwrap', this.candidates(target), ctx.requestId, opts, (key, signal) =>
-      this.protocol(key).unwrap(key, blob, ctx, signal),
+    return this.withRetries(
+      'unwrap',
+      this.candidates(target, ctx.versionName),
+      ctx.requestId,
+      opts,
+      (key, signal) => this.protocol(key).unwrap(key, blob, ctx, signal),
     );
   }
 
   checkKey(target: KeyTarget, ctx: EkmCallContext, opts: EkmCallOptions): Promise<void> {
-    return this.withRetries('checkKey', this.candidates(target), ctx.requestId, opts, (key, signal) =>
-      this.protocol(key).checkKey(key, ctx, signal),
+    return this.withRetries(
+      'checkKey',
+      this.candidates(target, ctx.versionName),
+      ctx.requestId,
+      opts,
+      (key, signal) => this.protocol(key).checkKey(key, ctx, signal),
     );
   }
 

@@ -12,6 +12,8 @@
  * EKM endpoints) carry the gateway identity itself.
  */
 import { createHash } from 'node:crypto';
+import type { ResolvedKey } from './endpoints.js';
+import { EkmFailure } from './errors.js';
 
 const SIMPLE_PROJECT = /^[a-z0-9](?:[a-z0-9-]{0,52}[a-z0-9])?$/;
 const RESOURCE = /^projects\/([^/]+)\//;
@@ -41,4 +43,20 @@ export function ekmIdentityFor(
   const project = projectOf(resourceName);
   if (!project) return gatewayEmail;
   return projectEkmIdentity(project, domain ?? gatewayEmail.slice(gatewayEmail.lastIndexOf('@') + 1));
+}
+
+/**
+ * `key` when its endpoint serves the project `resourceName` belongs to: a declared endpoint may name the projects
+ * whose keys use it (`"projects"`, how tenants of an XKS proxy are kept apart). Otherwise EkmFailure
+ * EXTERNAL_KEY_HOST_NOT_WHITELISTED, before anything is sent.
+ */
+export function servingProject(key: ResolvedKey, resourceName: string | undefined): ResolvedKey {
+  const allowed = key.endpoint.projects;
+  if (!allowed) return key;
+  const project = projectOf(resourceName);
+  if (project !== undefined && allowed.includes(project)) return key;
+  throw new EkmFailure(
+    'EXTERNAL_KEY_HOST_NOT_WHITELISTED',
+    `the EKM endpoint ${key.endpoint.prefix} does not serve project ${project ?? '(none)'}`,
+  );
 }

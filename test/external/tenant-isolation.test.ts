@@ -31,6 +31,9 @@ before(async () => {
   s = await startTestStack({
     ekm: true,
     ekmTimeoutMs: 2000,
+    // XKS has no per-call identity beyond the endpoint's credential: the XKS endpoints serve the victim only.
+    ekmEndpoints: (declared, _ekm, project) =>
+      declared.map((e) => (e.protocol === 'aws-xks-v1' ? { ...e, projects: [project] } : e)),
     env: { OPENEKM_EKM_CONNECTION_TIMEOUT_MS: '2000' },
   });
   der = serverCertDer(s);
@@ -125,6 +128,37 @@ test("each project has its own EKM identity: a project cannot use another projec
     'the call carried the attacker project identity',
   );
   assert.equal(calls[0]!.outcome, 'PERMISSION_DENIED');
+});
+
+test("XKS: an endpoint that serves named projects refuses another project's key URI before calling", async () => {
+  const keyId = 'victim-xks';
+  await s.ekm!.ekm.admin.createKey(keyId);
+  const uri = s.ekm!.keyUri(keyId, 'xks');
+  const victim = await externalKey(s, victimRing, 'xks', uri);
+  const enc = await s.call('POST', `/v1/${victim.key.replace(/^\/v1\//, '')}:encrypt`, {
+    plaintext: b64('b'),
+  });
+  assert.equal(enc.status, 200, JSON.stringify(enc.json));
+  const key = await s.call(
+    'POST',
+    `${attackerRing}/cryptoKeys?cryptoKeyId=stolen-xks&skipInitialVersionCreation=true`,
+    {
+      purpose: 'ENCRYPT_DECRYPT',
+      versionTemplate: { protectionLevel: 'EXTERNAL', algorithm: 'EXTERNAL_SYMMETRIC_ENCRYPTION' },
+    },
+  );
+  assert.equal(key.status, 200, JSON.stringify(key.json));
+  const before = ekmRequests(s, keyId).length;
+  const v = await s.call('POST', `${attackerRing}/cryptoKeys/stolen-xks/cryptoKeyVersions`, {
+    externalProtectionLevelOptions: { externalKeyUri: uri },
+  });
+  assertEkmError(
+    v,
+    'EXTERNAL_KEY_HOST_NOT_WHITELISTED',
+    `${attackerRing.slice(4)}/cryptoKeys/stolen-xks`,
+    uri,
+  );
+  assert.equal(ekmRequests(s, keyId).length, before, 'nothing reached the EKM');
 });
 
 test("a coordinated version cannot reach another project's key: path outside the crypto space, changed hosts", async () => {
