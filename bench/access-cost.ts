@@ -148,7 +148,14 @@ export async function benchAccessCost(): Promise<string> {
     emulator = await startFirestoreEmulator();
     // The Firestore client finds the emulator through the process environment (restored at the end).
     process.env.FIRESTORE_EMULATOR_HOST = emulator.host;
-    ekm = await startLocalEkm({ dir: stateDir, httpPort: 0, httpsPort: 0, mode: 'test', log: () => {} });
+    ekm = await startLocalEkm({
+      dir: stateDir,
+      httpPort: 0,
+      httpsPort: 0,
+      mode: 'test',
+      log: () => {},
+      project: 'bench-access',
+    });
     const baseEnv = {
       ...(await localGatewayEnv(emulator.host, stateDir)),
       ...ekm.env,

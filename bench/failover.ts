@@ -230,6 +230,7 @@ async function serverSide(firestoreHost: string): Promise<void> {
       httpsPort: 0,
       mode: 'test',
       log: () => undefined,
+      project: 'bench-failover',
     });
     await ekm.ekm.admin.createKey(EKM_KEY_ID);
     relay = await FaultRelay.start();

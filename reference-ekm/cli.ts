@@ -21,7 +21,7 @@ const USAGE = `usage: npm run --silent ekm -- <command>
   xks credentials create [--prefix <p>]                prints {"endpoint","uriPrefix","region","accessKeyId","secretAccessKey"}
   xks credentials revoke <accessKeyId> | xks credentials list
   cryptospaces create <id> [<principal>] | cryptospaces list
-  faults set <keyId|*> <latency=MS|status=CODE|hang|reset|garbage> [rate=0..1]
+  faults set <keyId|*> <latency=MS|status=CODE|hang|reset|garbage|oversize> [rate=0..1]
   faults clear | faults list`;
 
 class UsageError extends Error {}
@@ -52,7 +52,11 @@ class Cli {
     return new EkmAdmin({
       state: this.state,
       store: this.store ?? placeholder,
-      defaultPrincipal: this.config.defaultPrincipal,
+      // Keys created from the CLI are granted to the running server's default principal unless the environment
+      // names another (the local stack's server grants the EKM identity of the README's project).
+      defaultPrincipal: this.config.defaultPrincipalSet
+        ? this.config.defaultPrincipal
+        : (readServerInfo(this.config.dataDir)?.defaultPrincipal ?? this.config.defaultPrincipal),
       mode: readServerInfo(this.config.dataDir)?.mode ?? this.config.mode,
     });
   }

@@ -20,6 +20,8 @@ export interface EkmConfig {
   mode: EkmMode;
   trustedIssuers: TrustedIssuer[];
   defaultPrincipal: string;
+  /** Whether OPENEKM_EKM_DEFAULT_PRINCIPAL was set (else the CLI follows the running server's default). */
+  defaultPrincipalSet: boolean;
   extraAudiences: string[];
   xksRegion: string;
   /** Requests per second per caller (Google EKM principal or XKS prefix); 0 = unlimited. */
@@ -145,7 +147,8 @@ export function configFromEnv(env: Env = process.env, cwd = process.cwd()): EkmC
     trustedIssuers: env.OPENEKM_EKM_TRUSTED_ISSUERS
       ? parseTrustedIssuers(env.OPENEKM_EKM_TRUSTED_ISSUERS)
       : [],
-    defaultPrincipal: env.OPENEKM_EKM_DEFAULT_PRINCIPAL || DEFAULTS.defaultPrincipal,
+    defaultPrincipal: (env.OPENEKM_EKM_DEFAULT_PRINCIPAL || DEFAULTS.defaultPrincipal).toLowerCase(),
+    defaultPrincipalSet: Boolean(env.OPENEKM_EKM_DEFAULT_PRINCIPAL),
     extraAudiences: list('OPENEKM_EKM_AUDIENCES'),
     xksRegion: region,
     rateLimit: Number(rateRaw),

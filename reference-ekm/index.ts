@@ -49,7 +49,7 @@ export interface ReferenceEkmOptions {
    * local stack can share one CA. hostnames: extra names for the generated server certificate.
    */
   tls?: { certFile?: string; keyFile?: string; dir?: string; hostnames?: string[] };
-  /** Region reported in XKS credentials (default us-east-1). */
+  /** The region this XKS proxy serves (default us-east-1): reported in credentials, required in the SigV4 scope. */
   xksRegion?: string;
 }
 
@@ -80,6 +80,8 @@ export interface ServerInfo {
   httpsUrl: string;
   caCertPath: string;
   startTime: string;
+  /** The principal keys created by the admin API / CLI are granted to. */
+  defaultPrincipal?: string;
 }
 
 export function readServerInfo(dataDir: string): ServerInfo | undefined {
@@ -122,7 +124,7 @@ export async function startReferenceEkm(options: ReferenceEkmOptions): Promise<R
   const cleanups: Array<() => Promise<void> | void> = [() => store.close()];
   try {
     const keys = new KeyService(state, store);
-    const defaultPrincipal = options.defaultPrincipal ?? DEFAULTS.defaultPrincipal;
+    const defaultPrincipal = (options.defaultPrincipal ?? DEFAULTS.defaultPrincipal).toLowerCase();
     const admin = new EkmAdmin({ state, store, defaultPrincipal, mode });
     const limiter = new RateLimiter(options.rateLimit ?? 0);
     const health = new HealthCache(store, log);
@@ -131,7 +133,14 @@ export async function startReferenceEkm(options: ReferenceEkmOptions): Promise<R
     const audiences = () => [...origins.flatMap(audienceForms), ...(options.extraAudiences ?? [])];
     const verifier = new TokenVerifier(trustedIssuers, audiences);
     const googleDeps = { keys, admin, verifier, limiter, log, backendModel: store.model };
-    const xksDeps = { keys, limiter, health, log, now: () => new Date() };
+    const xksDeps = {
+      keys,
+      limiter,
+      health,
+      log,
+      now: () => new Date(),
+      region: options.xksRegion ?? DEFAULTS.xksRegion,
+    };
     const server = new EkmHttpServer({
       state,
       log,
@@ -178,6 +187,7 @@ export async function startReferenceEkm(options: ReferenceEkmOptions): Promise<R
       httpsUrl,
       caCertPath,
       startTime: new Date().toISOString(),
+      defaultPrincipal,
     };
     const infoPath = join(dataDir, 'server.json');
     writeFileSync(infoPath, `${JSON.stringify(info, null, 2)}\n`);

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { GatewayIdentityConfig } from './access/outgoing.js';
 import { defaultPrincipalForms, isPrincipalForm } from './access/principal-forms.js';
 import { isValidMember, MEMBER_FORMS } from './access/roles.js';
+import { DEFAULT_ALLOWED_HOSTS, type HostPolicy, hostRefusal, parseHostPolicy } from './ekm/allow-list.js';
 import { type EkmEndpoint, parseEndpoints } from './ekm/endpoints.js';
 import type { EkmClientSettings } from './ekm/overload.js';
 import { ConfigError } from './errors.js';
@@ -73,6 +74,8 @@ export interface Config {
   ekmEndpoints: EkmEndpoint[];
   /** Overload behaviour and connections of the EKM client (docs/configuration.md, "EKM client"). */
   ekmClient: EkmClientSettings;
+  /** The hosts EKM connections and endpoints may reach (OPENEKM_EKM_ALLOWED_HOSTS, shared/ekm/allow-list.ts). */
+  ekmHostPolicy: HostPolicy;
   /** EKM crypto requests per second per project and location (docs/audit-and-metrics.md). */
   ekmQuota: EkmQuotaConfig;
   /** Whether Data Access audit entries (reads, encrypt, decrypt) are written; Admin Activity always is. */
@@ -254,7 +257,19 @@ function gatewayIdentityFrom(env: Env): GatewayIdentityConfig | undefined {
     throw new ConfigError(
       'OPENEKM_GATEWAY_ISSUER must be set with OPENEKM_SIGNING_KEYS (the iss of our tokens).',
     );
-  return { email, issuer, keys };
+  const identityDomain = env.OPENEKM_EKM_IDENTITY_DOMAIN;
+  if (
+    identityDomain !== undefined &&
+    identityDomain !== '' &&
+    !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/.test(
+      identityDomain,
+    )
+  ) {
+    throw new ConfigError(
+      `OPENEKM_EKM_IDENTITY_DOMAIN="${identityDomain.slice(0, 80)}" is invalid: give a lower-case DNS domain, e.g. ekm.example.com (projects get service-{project}@ekm.example.com).`,
+    );
+  }
+  return identityDomain ? { email, issuer, keys, identityDomain } : { email, issuer, keys };
 }
 
 function jsonEnv(env: Env, name: string, example: string): unknown {
@@ -398,6 +413,15 @@ export function loadConfig(env: Env = process.env): Config {
       'An EKM endpoint authenticates with the gateway JWT, but no signing key is configured: set OPENEKM_SIGNING_KEYS (or _FILE), OPENEKM_GATEWAY_IDENTITY and OPENEKM_GATEWAY_ISSUER.',
     );
   }
+  const ekmHostPolicy = hostPolicyFrom(env);
+  ekmEndpoints.forEach((e, i) => {
+    const refused = hostRefusal(ekmHostPolicy, new URL(e.origin).hostname);
+    if (refused) {
+      throw new ConfigError(
+        `OPENEKM_EKM_ENDPOINTS[${i}] (${e.origin}): ${refused}. Add the host to OPENEKM_EKM_ALLOWED_HOSTS, e.g. ["public", "${new URL(e.origin).hostname.replace(/^\[|\]$/g, '')}"].`,
+      );
+    }
+  });
   return {
     firestoreProjectId:
       env.OPENEKM_FIRESTORE_PROJECT ?? env.GOOGLE_CLOUD_PROJECT ?? env.GCLOUD_PROJECT ?? 'demo-openekm',
@@ -426,6 +450,7 @@ export function loadConfig(env: Env = process.env): Config {
       http2: bool(env, 'OPENEKM_EKM_HTTP2', false),
       keepAliveMs: int(env, 'OPENEKM_EKM_KEEPALIVE_MS', 30_000, 1000, 600_000),
     },
+    ekmHostPolicy,
     gatewayIdentity,
     projectOwners: projectOwnersFrom(env),
     defaultOwners: principals(
@@ -502,6 +527,33 @@ function hsmFrom(env: Env): { hsm?: HsmConfig } {
       timeoutMs: int(env, 'OPENEKM_HSM_TIMEOUT_MS', 5000, 100, 600_000),
     },
   };
+}
+
+/** OPENEKM_EKM_ALLOWED_HOSTS: a JSON array or a comma-separated list of entries (default ["public"]). */
+function hostPolicyFrom(env: Env): HostPolicy {
+  const raw = env.OPENEKM_EKM_ALLOWED_HOSTS?.trim();
+  let entries: string[] = DEFAULT_ALLOWED_HOSTS;
+  if (raw) {
+    if (raw.startsWith('[')) {
+      const parsed = jsonEnv(env, 'OPENEKM_EKM_ALLOWED_HOSTS', '["public", "10.20.0.0/16", "ekm.internal"]');
+      if (!Array.isArray(parsed) || parsed.some((e) => typeof e !== 'string')) {
+        throw new ConfigError(
+          'OPENEKM_EKM_ALLOWED_HOSTS is invalid: give a JSON array of strings, e.g. ["public", "10.20.0.0/16"].',
+        );
+      }
+      entries = parsed as string[];
+    } else {
+      entries = raw
+        .split(',')
+        .map((e) => e.trim())
+        .filter(Boolean);
+    }
+  }
+  try {
+    return parseHostPolicy(entries);
+  } catch (err) {
+    throw new ConfigError(`OPENEKM_EKM_ALLOWED_HOSTS is invalid: ${(err as Error).message}.`);
+  }
 }
 
 function probeKeyPathFrom(env: Env): { ekmProbeKeyPath?: string } {

@@ -136,12 +136,15 @@ export class EkmAdmin {
 
   /** `target` is a key id or `cryptospaces/<id>`. */
   async grant(target: string, principal = this.options.defaultPrincipal): Promise<string[]> {
+    // Grants match a token's verified email, which is compared in lower case.
+    principal = principal.includes('@') ? principal.toLowerCase() : principal;
     return this.changeGrants(target, (grants) =>
       grants.includes(principal) ? grants : [...grants, principal],
     );
   }
 
   async revoke(target: string, principal = this.options.defaultPrincipal): Promise<string[]> {
+    principal = principal.includes('@') ? principal.toLowerCase() : principal;
     return this.changeGrants(target, (grants) => grants.filter((g) => g !== principal));
   }
 

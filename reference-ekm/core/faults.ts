@@ -38,9 +38,11 @@ export function parseFaultSpec(spec: string, rateSpec: string | undefined): Omit
     }
     rate = value;
   }
-  if (spec === 'hang' || spec === 'reset' || spec === 'garbage') return { kind: spec, rate };
+  if (spec === 'hang' || spec === 'reset' || spec === 'garbage' || spec === 'oversize')
+    return { kind: spec, rate };
   const match = /^(latency|status)=(\d+)$/.exec(spec);
-  if (!match) throw new Error(`bad fault "${spec}": use latency=MS, status=CODE, hang, reset or garbage`);
+  if (!match)
+    throw new Error(`bad fault "${spec}": use latency=MS, status=CODE, hang, reset, garbage or oversize`);
   const value = Number(match[2]);
   if (match[1] === 'status' && (value < 400 || value > 599))
     throw new Error('status must be an HTTP error code 400-599');

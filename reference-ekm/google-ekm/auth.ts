@@ -15,9 +15,12 @@ export const CLOCK_SKEW_SECONDS = 60;
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'];
 
 export interface Caller {
-  /** The token's `email` (when not explicitly unverified) and `sub`; a grant on either admits the caller. */
+  /**
+   * The token's verified `email` (email_verified true): grants name emails, as partners grant a service account.
+   * `sub` is never matched against grants: it is an opaque id that another issuer may assign to anyone.
+   */
   principals: string[];
-  /** The name logged: email if present, else sub. */
+  /** The verified email, also logged. */
   principal: string;
   issuer: string;
 }
@@ -66,13 +69,12 @@ export class TokenVerifier {
         algorithms: ALGORITHMS,
         requiredClaims: ['exp'],
       });
-      const principals: string[] = [];
-      if (typeof payload.email === 'string' && payload.email_verified !== false)
-        principals.push(payload.email);
-      if (typeof payload.sub === 'string') principals.push(payload.sub);
-      if (principals.length === 0)
-        throw unauthenticated('the token names no principal (no email or sub claim)');
-      return { principals, principal: principals[0]!, issuer };
+      if (typeof payload.email !== 'string' || payload.email === '')
+        throw unauthenticated('the token carries no email claim: grants at this EKM name emails');
+      if (payload.email_verified !== true)
+        throw unauthenticated('the token email is not verified (email_verified must be true)');
+      const email = payload.email.toLowerCase();
+      return { principals: [email], principal: email, issuer };
     } catch (error) {
       if (error instanceof DomainError) throw error;
       throw unauthenticated(describeJoseError(error), error);

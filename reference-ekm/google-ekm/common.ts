@@ -60,13 +60,27 @@ export async function authenticate(ctx: HttpContext, deps: GoogleEkmDeps): Promi
   return caller;
 }
 
-/** keyPath, when sent (EXTERNAL_VPC), must name the key of the URL. */
-export function checkKeyPath(keyPath: string | undefined, keyId: string): void {
+/**
+ * keyPath, when sent (EXTERNAL_VPC), must name the key of the URL; a URL inside a crypto space
+ * (`v0/cryptospaces/{space}/keys/{keyId}`, where coordinated keys live) must name a key created in that space.
+ */
+export function checkKeyPath(
+  deps: GoogleEkmDeps,
+  keyPath: string | undefined,
+  keyId: string,
+  cryptoSpaceId?: string,
+): void {
+  const expected = keyPathOf(keyId, cryptoSpaceId);
+  if (cryptoSpaceId !== undefined) {
+    const key = deps.keys.state.read().keys[keyId];
+    if (key?.coordinated?.cryptoSpaceId !== cryptoSpaceId)
+      throw new DomainError('KEY_NOT_FOUND', `key ${expected} does not exist at this EKM`);
+  }
   if (keyPath === undefined || keyPath === '') return;
-  if (keyPath.replace(/^\/+/, '') !== `v0/keys/${keyId}`) {
+  if (keyPath.replace(/^\/+/, '') !== expected) {
     throw new DomainError(
       'INVALID_ARGUMENT',
-      `keyPath ${keyPath.slice(0, 200)} does not match the key of the URL (v0/keys/${keyId})`,
+      `keyPath ${keyPath.slice(0, 200)} does not match the key of the URL (${expected})`,
     );
   }
 }
@@ -83,8 +97,9 @@ export function checkJustification(key: KeyRecord, context: RequestContext | und
   if (why) throw new DomainError('JUSTIFICATION_REFUSED', why);
 }
 
-export function keyPathOf(keyId: string): string {
-  return `v0/keys/${keyId}`;
+/** A key's path: `v0/keys/{keyId}`, or inside its crypto space for coordinated keys. */
+export function keyPathOf(keyId: string, cryptoSpaceId?: string): string {
+  return cryptoSpaceId === undefined ? `v0/keys/${keyId}` : `v0/cryptospaces/${cryptoSpaceId}/keys/${keyId}`;
 }
 
 /** The crypto space `cryptoSpaceId`, when one of the caller's principals holds a grant on it. */

@@ -9,11 +9,14 @@ import { unwrap } from './handlers/unwrap.js';
 import { wrap } from './handlers/wrap.js';
 
 const KEY_VERB = /^\/v0\/keys\/([A-Za-z0-9._-]{1,128}):(wrap|unwrap|destroyKey)$/;
+const SPACE_KEY_VERB =
+  /^\/v0\/cryptospaces\/([A-Za-z0-9._-]{1,128})\/keys\/([A-Za-z0-9._-]{1,128}):(wrap|unwrap|destroyKey)$/;
 const SPACE_VERB = /^\/v0\/cryptospaces\/([A-Za-z0-9._-]{1,128}):(createKey|checkCryptoSpacePermissions)$/;
 
 /**
  * Google EKM API v0 routes:
  *   POST /v0/keys/{keyId}:wrap | :unwrap | :destroyKey
+ *   POST /v0/cryptospaces/{cryptoSpaceId}/keys/{keyId}:wrap | :unwrap | :destroyKey  (coordinated keys)
  *   POST /v0/cryptospaces/{cryptoSpaceId}:createKey | :checkCryptoSpacePermissions
  *   GET  /v0/info
  * Returns undefined for paths outside /v0/.
@@ -44,6 +47,18 @@ export function matchGoogleEkm(method: string, path: string, deps: GoogleEkmDeps
     if (method !== 'POST') return { ...notAllowed('POST'), keyId };
     const handler = verb === 'wrap' ? wrap : verb === 'unwrap' ? unwrap : destroyKey;
     return { ...base, operation: verb, keyId, run: (ctx) => handler(ctx, deps, keyId) };
+  }
+  const spaceKeyVerb = SPACE_KEY_VERB.exec(path);
+  if (spaceKeyVerb) {
+    const [, spaceId, keyId, verb] = spaceKeyVerb as unknown as [
+      string,
+      string,
+      string,
+      'wrap' | 'unwrap' | 'destroyKey',
+    ];
+    if (method !== 'POST') return { ...notAllowed('POST'), keyId };
+    const handler = verb === 'wrap' ? wrap : verb === 'unwrap' ? unwrap : destroyKey;
+    return { ...base, operation: verb, keyId, run: (ctx) => handler(ctx, deps, keyId, spaceId) };
   }
   const spaceVerb = SPACE_VERB.exec(path);
   if (spaceVerb) {

@@ -221,6 +221,17 @@ export class EkmHttpServer {
           res.end('\u0000\u00ff{"not json');
           logRequest(route, 200, 'FAULT_GARBAGE');
           return;
+        case 'oversize': {
+          // A well-formed JSON answer of 4 MiB, streamed without Content-Length (a client must bound its read).
+          const out = res as ServerResponse;
+          out.writeHead(200, { 'content-type': 'application/json' });
+          const chunk = 'A'.repeat(64 * 1024);
+          out.write('{"wrappedBlob":"');
+          for (let i = 0; i < 64 && !out.destroyed; i++) out.write(chunk);
+          out.end('"}');
+          logRequest(route, 200, 'FAULT_OVERSIZE');
+          return;
+        }
         case 'status': {
           const reply = route.injectedStatus(fault.value ?? 500);
           send(res, reply);

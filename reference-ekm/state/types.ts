@@ -48,7 +48,7 @@ export interface XksCredential {
   createTime: string;
 }
 
-export type FaultKind = 'latency' | 'status' | 'hang' | 'reset' | 'garbage';
+export type FaultKind = 'latency' | 'status' | 'hang' | 'reset' | 'garbage' | 'oversize';
 
 export interface FaultRule {
   /** A key id, or '*' for every request (health and info included). */

@@ -13,6 +13,8 @@ export interface XksDeps {
   health: HealthCache;
   log: Logger;
   now: () => Date;
+  /** The region this proxy serves: the SigV4 credential scope must name it. */
+  region: string;
 }
 
 /** Sizes this proxy supports; the spec's minimums are 4300 bytes of plaintext and 8192 bytes of AAD. */

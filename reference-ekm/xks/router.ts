@@ -78,7 +78,7 @@ export function matchXks(method: string, path: string, deps: XksDeps): Route | u
           { method, path, query: ctx.query, headers: ctx.req.headers, body: ctx.body },
           (accessKeyId) =>
             credentials.find((c) => c.accessKeyId === accessKeyId && c.uriPrefix === prefix)?.secretAccessKey,
-          { service: XKS_SERVICE, now: deps.now() },
+          { service: XKS_SERVICE, region: deps.region, now: deps.now() },
         );
         ctx.fields.accessKeyId = auth.accessKeyId;
       } catch (error) {

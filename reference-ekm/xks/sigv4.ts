@@ -111,19 +111,23 @@ export async function computeSignature(
 
 /**
  * Verifies a request signed for `service`: well-formed Authorization, known access key, scope date =
- * X-Amz-Date's date, clock skew within 5 minutes, host and x-amz-date signed, any signed
+ * X-Amz-Date's date, scope region = the proxy's region (when given), clock skew within 5 minutes, host and x-amz-date signed, any signed
  * x-amz-content-sha256 equal to the body's hash, and the signature itself (compared in constant time).
  * Returns the access key id.
  */
 export async function verifySigV4(
   request: SignedHttpRequest,
   secretFor: (accessKeyId: string) => string | undefined,
-  options: { service: string; now: Date; maxSkewMs?: number },
+  options: { service: string; region?: string; now: Date; maxSkewMs?: number },
 ): Promise<ParsedAuthorization> {
   const auth = parseAuthorization(singleHeader(request.headers.authorization));
   if (!auth) throw new SigV4Error('the Authorization header is not an AWS4-HMAC-SHA256 signature');
   if (auth.service !== options.service)
     throw new SigV4Error(`the credential scope service must be ${options.service}`);
+  if (options.region !== undefined && auth.region !== options.region)
+    throw new SigV4Error(
+      `the credential scope region must be ${options.region}, the region this proxy serves`,
+    );
   for (const required of ['host', 'x-amz-date']) {
     if (!auth.signedHeaders.includes(required)) throw new SigV4Error(`the ${required} header must be signed`);
   }

@@ -7,6 +7,9 @@
  * EKM each get their own event loop, and the child stops when this process ends, however it ends (it watches its
  * IPC channel). `process: 'in-process'` starts it inside this process instead (tests that only drive its admin
  * API). Either way `ekm.admin` edits the EKM's state directory, which the EKM reads on each request.
+ *
+ * Keys it creates (`npm run ekm -- keys create`) are granted to the EKM identity of one project — `demo`, the
+ * README's — as a partner grants a key to one project's identity.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,12 +17,24 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ReferenceEkm, startReferenceEkm } from '@openekm/reference-ekm';
 import { EkmAdmin } from '@openekm/reference-ekm/admin/admin';
-import { DEFAULTS } from '@openekm/reference-ekm/config';
 import { openKeyStore } from '@openekm/reference-ekm/keystore/open';
 import { StateStore } from '@openekm/reference-ekm/state/state-store';
-import { ensureGatewaySigningKey, LOCAL_GATEWAY_ISSUER, stateDir } from './local-state.js';
+import { projectEkmIdentity } from '../../shared/ekm/identity.js';
+import {
+  ensureGatewaySigningKey,
+  LOCAL_GATEWAY_IDENTITY,
+  LOCAL_GATEWAY_ISSUER,
+  stateDir,
+} from './local-state.js';
 
 export const LOCAL_XKS_PREFIX = 'openekm';
+/** The project whose EKM identity the local reference EKM grants new keys to (the README's). */
+export const LOCAL_EKM_PROJECT = 'demo';
+
+/** The EKM identity the local gateway uses for `project` (service-{project}@openekm.local). */
+export function localEkmIdentity(project: string): string {
+  return projectEkmIdentity(project, LOCAL_GATEWAY_IDENTITY.slice(LOCAL_GATEWAY_IDENTITY.indexOf('@') + 1));
+}
 
 export interface LocalEkm {
   ekm: ReferenceEkm;
@@ -41,6 +56,8 @@ export async function startLocalEkm(
     mode?: 'local' | 'test';
     /** 'child' (default): its own process; 'in-process': inside this one. */
     process?: 'child' | 'in-process';
+    /** The project whose EKM identity new keys and crypto spaces are granted to (default demo). */
+    project?: string;
   } = {},
 ): Promise<LocalEkm> {
   const dir = options.dir ?? stateDir();
@@ -51,6 +68,7 @@ export async function startLocalEkm(
     httpsPort: options.httpsPort ?? 8191,
     trustedIssuers: [{ issuer: LOCAL_GATEWAY_ISSUER, jwksFile: publicJwksPath }],
     mode: options.mode ?? 'local',
+    defaultPrincipal: localEkmIdentity(options.project ?? LOCAL_EKM_PROJECT),
   };
   const { ekm, pid } =
     options.process === 'in-process'
@@ -76,7 +94,11 @@ export async function startLocalEkm(
   return {
     ekm,
     pid,
-    env: { OPENEKM_EKM_ENDPOINTS: JSON.stringify(endpoints) },
+    env: {
+      OPENEKM_EKM_ENDPOINTS: JSON.stringify(endpoints),
+      // The reference EKM listens on loopback, which the EKM host allow-list refuses unless listed.
+      OPENEKM_EKM_ALLOWED_HOSTS: JSON.stringify(['public', new URL(ekm.httpsUrl).hostname, '127.0.0.1']),
+    },
     keyUri(keyId, protocol = 'google', scheme = 'https') {
       if (protocol === 'google')
         return `${scheme === 'https' ? ekm.googleEkmBaseUrl : ekm.googleEkmHttpBaseUrl}/keys/${keyId}`;
@@ -106,6 +128,7 @@ async function spawnReferenceEkm(
     httpsPort: number;
     trustedIssuers: Array<{ issuer: string; jwksFile: string }>;
     mode: 'local' | 'test';
+    defaultPrincipal: string;
   },
   log: ((line: string) => void) | undefined,
 ): Promise<{ ekm: ReferenceEkm; pid: number }> {
@@ -120,6 +143,7 @@ async function spawnReferenceEkm(
       OPENEKM_EKM_TRUSTED_ISSUERS: JSON.stringify(settings.trustedIssuers),
       OPENEKM_EKM_MODE: settings.mode,
       OPENEKM_EKM_BACKEND: 'software',
+      OPENEKM_EKM_DEFAULT_PRINCIPAL: settings.defaultPrincipal,
     },
     stdio: ['ignore', log ? 'pipe' : 'inherit', 'pipe', 'ipc'],
   });
@@ -164,7 +188,7 @@ async function spawnReferenceEkm(
   const admin = new EkmAdmin({
     state: new StateStore(settings.dataDir),
     store,
-    defaultPrincipal: DEFAULTS.defaultPrincipal,
+    defaultPrincipal: settings.defaultPrincipal,
     mode: settings.mode,
   });
   const exited = new Promise<void>((r) => {

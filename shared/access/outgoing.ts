@@ -1,6 +1,6 @@
 /**
  * OpenEKM's own identity towards external key managers: a JWT signed with the gateway's signing key
- * (iss = the gateway issuer, sub = email = the gateway identity, aud = the EKM origin, 5-minute lifetime), reused
+ * (iss = the gateway issuer, sub = email = the gateway identity or a project's EKM identity, aud = the EKM origin, 5-minute lifetime), reused
  * per audience until one minute before it expires (a bounded cache: signing is most of the CPU of an EKM call's
  * authentication). The public half is published as a JWKS (GET /.well-known/openekm/jwks.json) that partners
  * configure as a trusted issuer.
@@ -51,6 +51,8 @@ class TokenCache {
 export interface GatewayIdentityConfig {
   email: string;
   issuer: string;
+  /** Domain of the per-project EKM identities (OPENEKM_EKM_IDENTITY_DOMAIN); default: the domain of `email`. */
+  identityDomain?: string;
   /** Private signing keys as JWKs (ES256 or RS256); the first signs, all are published. */
   keys: JWK[];
 }
@@ -87,21 +89,24 @@ export class GatewayIdentity {
     };
   }
 
-  /** A token for the EKM at `audience` (its origin), from cache while it has more than a minute left. */
-  tokenFor(audience: string): Promise<string> {
-    return this.tokens.get(audience, () => this.sign(audience));
+  /**
+   * A token for the EKM at `audience` (its origin) whose sub and email are `subject` (a project's EKM identity,
+   * shared/ekm/identity.ts; by default the gateway identity), from cache while it has more than a minute left.
+   */
+  tokenFor(audience: string, subject: string = this.config.email): Promise<string> {
+    return this.tokens.get(`${subject}\n${audience}`, () => this.sign(audience, subject));
   }
 
-  private async sign(audience: string): Promise<{ token: string; renewAt: number }> {
+  private async sign(audience: string, subject: string): Promise<{ token: string; renewAt: number }> {
     const nowMs = this.now();
     const jwk = this.config.keys[0]!;
     const alg = jwk.alg ?? (jwk.kty === 'EC' ? 'ES256' : 'RS256');
     this.signingKey ??= importJWK(jwk, alg);
     const iat = Math.floor(nowMs / 1000);
-    const token = await new SignJWT({ email: this.config.email, email_verified: true })
+    const token = await new SignJWT({ email: subject, email_verified: true })
       .setProtectedHeader({ alg, kid: jwk.kid, typ: 'JWT' })
       .setIssuer(this.config.issuer)
-      .setSubject(this.config.email)
+      .setSubject(subject)
       .setAudience(audience)
       .setIssuedAt(iat)
       .setExpirationTime(iat + LIFETIME_SECONDS)

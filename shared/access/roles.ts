@@ -22,9 +22,16 @@ export const USE_TO_VERIFY = 'cloudkms.cryptoKeyVersions.useToVerify';
 export const VIEW_PUBLIC_KEY = 'cloudkms.cryptoKeyVersions.viewPublicKey';
 /** generateRandomBytes, checked on the location. */
 export const GENERATE_RANDOM_BYTES = 'cloudkms.locations.generateRandomBytes';
-const EKM_CONNECTIONS = ['create', 'get', 'list', 'update', 'use', 'getIamPolicy', 'setIamPolicy'].map(
-  (v) => `cloudkms.ekmConnections.${v}`,
-);
+const EKM_CONNECTIONS = [
+  'create',
+  'get',
+  'list',
+  'update',
+  'use',
+  'verifyConnectivity',
+  'getIamPolicy',
+  'setIamPolicy',
+].map((v) => `cloudkms.ekmConnections.${v}`);
 const EKM_CONFIGS = ['cloudkms.ekmConfigs.get', 'cloudkms.ekmConfigs.update'];
 
 /**

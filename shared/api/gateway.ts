@@ -97,6 +97,7 @@ export class Gateway {
       now,
       ekm: new EkmClient(config.ekmEndpoints, identity, {
         ...config.ekmClient,
+        hostPolicy: config.ekmHostPolicy,
         ...options.ekmTransport,
         now: () => now().getTime(),
         onAttempt: (attempt) => log.entry(ekmMetricEntry(attempt)),

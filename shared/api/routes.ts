@@ -19,6 +19,7 @@ import type { Deps, RequestContext } from '../context.js';
 import { RpcError } from '../errors.js';
 import { buildReport, runProbe } from '../health/probe.js';
 import { renderStatusPage } from '../health/status-page.js';
+import { visibleReport } from '../health/visibility.js';
 import { asymmetricDecrypt } from '../operations/asymmetric-decrypt.js';
 import { asymmetricSign } from '../operations/asymmetric-sign.js';
 import { decrypt, encrypt } from '../operations/crypto.js';
@@ -279,7 +280,7 @@ export const ROUTES: readonly Route[] = [
     path: '/health/ekm',
     rpc: 'openekm.Health.EkmStatus',
     permission: VIEW_STATUS,
-    handler: (d) => buildReport(d),
+    handler: async (d, ctx) => visibleReport(ctx, await buildReport(d)),
   }),
   route({
     fn: 'healthCheck',
@@ -287,8 +288,12 @@ export const ROUTES: readonly Route[] = [
     path: '/health/status',
     rpc: 'openekm.Health.StatusPage',
     permission: VIEW_STATUS,
-    handler: async (d) =>
-      new Rendered('text/html; charset=utf-8', renderStatusPage(await buildReport(d)), STATUS_PAGE_HEADERS),
+    handler: async (d, ctx) =>
+      new Rendered(
+        'text/html; charset=utf-8',
+        renderStatusPage(await visibleReport(ctx, await buildReport(d))),
+        STATUS_PAGE_HEADERS,
+      ),
   }),
   route({
     fn: 'healthCheck',
@@ -348,7 +353,8 @@ export const ROUTES: readonly Route[] = [
     method: 'GET',
     path: `/v1/{name=${CONNECTION}}:verifyConnectivity`,
     rpc: `${EKM}VerifyConnectivity`,
-    permission: `${EC}get`,
+    // As in Cloud KMS: it makes the gateway call the EKM, so the viewer roles do not hold it.
+    permission: `${EC}verifyConnectivity`,
     audit: 'data',
     handler: (d, ctx, c) => verifyConnectivity(d, ctx, c.name),
   }),

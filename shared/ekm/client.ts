@@ -12,6 +12,7 @@ import type { ProbeTarget } from './connections.js';
 import { type EkmEndpoint, type ResolvedKey, resolveKeyUri } from './endpoints.js';
 import { type EkmDomain, EkmFailure, FAILOVER, RETRIABLE } from './errors.js';
 import { GoogleEkmProtocol } from './google-ekm.js';
+import { servingProject } from './identity.js';
 import {
   ConcurrencyLimiter,
   DEFAULT_EKM_CLIENT_SETTINGS,
@@ -92,8 +93,9 @@ export class EkmClient {
     return resolveKeyUri(this.endpoints, keyUri);
   }
 
-  private candidates(target: KeyTarget): ResolvedKey[] {
-    if (typeof target === 'string') return [this.resolve(target)];
+  private candidates(target: KeyTarget, resource?: string): ResolvedKey[] {
+    // Per-project endpoints hook (shared/ekm/identity.ts): an endpoint may serve only the projects it names.
+    if (typeof target === 'string') return [servingProject(this.resolve(target), resource)];
     if (target.length === 0) throw new EkmFailure('UNEXPECTED_ERROR', 'the EKM connection has no replica');
     return this.replicas.order(target);
   }
@@ -103,20 +105,32 @@ export class EkmClient {
   }
 
   wrap(target: KeyTarget, plaintext: Buffer, ctx: EkmCallContext, opts: EkmCallOptions): Promise<Buffer> {
-    return this.withRetries('wrap', this.candidates(target), ctx.requestId, opts, (key, signal) =>
-      this.protocol(key).wrap(key, plaintext, ctx, signal),
+    return this.withRetries(
+      'wrap',
+      this.candidates(target, ctx.versionName),
+      ctx.requestId,
+      opts,
+      (key, signal) => this.protocol(key).wrap(key, plaintext, ctx, signal),
     );
   }
 
   unwrap(target: KeyTarget, blob: Buffer, ctx: EkmCallContext, opts: EkmCallOptions): Promise<Buffer> {
-    return this.withRetries('unwrap', this.candidates(target), ctx.requestId, opts, (key, signal) =>
-      this.protocol(key).unwrap(key, blob, ctx, signal),
+    return this.withRetries(
+      'unwrap',
+      this.candidates(target, ctx.versionName),
+      ctx.requestId,
+      opts,
+      (key, signal) => this.protocol(key).unwrap(key, blob, ctx, signal),
     );
   }
 
   checkKey(target: KeyTarget, ctx: EkmCallContext, opts: EkmCallOptions): Promise<void> {
-    return this.withRetries('checkKey', this.candidates(target), ctx.requestId, opts, (key, signal) =>
-      this.protocol(key).checkKey(key, ctx, signal),
+    return this.withRetries(
+      'checkKey',
+      this.candidates(target, ctx.versionName),
+      ctx.requestId,
+      opts,
+      (key, signal) => this.protocol(key).checkKey(key, ctx, signal),
     );
   }
 
@@ -162,7 +176,7 @@ export class EkmClient {
         await this.google.wrap(key, Buffer.alloc(32), { ...how.ctx, healthCheck: true }, attempt);
         return;
       }
-      await this.google.info(e, attempt);
+      await this.google.info(e, attempt, how.ctx.versionName);
       if (how.cryptoSpacePath) await this.google.checkCryptoSpace(e, how.cryptoSpacePath, how.ctx, attempt);
     } catch (err) {
       throw EkmFailure.from(err);

@@ -34,6 +34,11 @@ const endpointSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9._~\-/]{1,512}$/)
     .optional(),
+  /**
+   * The projects whose keys may use this endpoint (absent: every project). What separates tenants on an XKS proxy,
+   * whose only identity is the endpoint's credential (docs/configuration.md, "Identity at the EKM").
+   */
+  projects: z.array(z.string().min(1).max(100)).min(1).max(10_000).optional(),
 });
 type EndpointJson = z.infer<typeof endpointSchema>;
 
@@ -53,6 +58,8 @@ export interface EkmEndpoint {
   timeoutMs: number;
   region: string;
   probeKeyPath?: string;
+  /** The projects whose keys may use this endpoint; absent: every project. */
+  projects?: string[];
 }
 
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 150;
@@ -122,6 +129,7 @@ function toEndpoint(e: EndpointJson, i: number): EkmEndpoint {
   };
   if (ca) endpoint.ca = ca;
   if (e.probeKeyPath) endpoint.probeKeyPath = e.probeKeyPath;
+  if (e.projects) endpoint.projects = e.projects;
   if (e.tls?.pinnedCertSha256) endpoint.pinnedCertSha256 = e.tls.pinnedCertSha256.map(normaliseFingerprint);
   return endpoint;
 }

@@ -48,12 +48,12 @@ export const FAILOVER: ReadonlySet<EkmDomain> = new Set([
 
 const HINTS: Record<EkmDomain, string> = {
   EXTERNAL_PERMISSION_DENIED:
-    'The external key manager refused OpenEKM. Grant the OpenEKM gateway identity access to this key (and the access reason) at the EKM.',
+    "The external key manager refused OpenEKM. Grant this project's OpenEKM identity at the EKM (service-{project}@{domain}, see docs/external-keys.md) access to this key and the access reason.",
   EXTERNAL_NOT_FOUND:
     'The external key manager does not know this key. Check the key URI and that the key exists at the EKM.',
   EXTERNAL_KEY_URI_INVALID: 'The external key URI is malformed. Use the URI your EKM gives for the key.',
   EXTERNAL_KEY_HOST_NOT_WHITELISTED:
-    'The key URI is outside every EKM endpoint this OpenEKM deployment declares. Ask its operator to declare the EKM (OPENEKM_EKM_ENDPOINTS).',
+    'The EKM host is not one this OpenEKM deployment may call: the key URI is outside every declared EKM endpoint (OPENEKM_EKM_ENDPOINTS), or the host or its address is not allowed (OPENEKM_EKM_ALLOWED_HOSTS). Ask its operator.',
   DNS: 'The EKM host name did not resolve. Check the key URI and DNS.',
   EXTERNAL_RESOURCE_EXHAUSTED:
     'The external key manager throttled the request. Retry later or raise its limits.',

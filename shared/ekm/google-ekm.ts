@@ -7,6 +7,7 @@
 import { type GatewayIdentity, MetadataIdTokenSource } from '../access/outgoing.js';
 import type { EkmEndpoint, ResolvedKey } from './endpoints.js';
 import { EkmFailure } from './errors.js';
+import { ekmIdentityFor } from './identity.js';
 import { b64, type EkmCallContext, type EkmProtocol, failureOf } from './protocols.js';
 import type { EkmHttpResponse, EkmTransport } from './transport.js';
 
@@ -61,8 +62,15 @@ export class GoogleEkmProtocol implements EkmProtocol {
     private readonly identity: GatewayIdentity | undefined,
   ) {}
 
-  /** Our Bearer token for this endpoint: our own signed JWT, or a Google-signed ID token from the metadata server. */
-  private async token(endpoint: EkmEndpoint, signal: AbortSignal): Promise<string> {
+  /**
+   * Our Bearer token for this endpoint: our own signed JWT for the EKM identity of the project `resource` belongs
+   * to (shared/ekm/identity.ts), or a Google-signed ID token from the metadata server.
+   */
+  private async token(
+    endpoint: EkmEndpoint,
+    signal: AbortSignal,
+    resource: string | undefined,
+  ): Promise<string> {
     if (endpoint.auth.type === 'google-id-token') {
       this.idTokens ??= new MetadataIdTokenSource();
       try {
@@ -74,7 +82,8 @@ export class GoogleEkmProtocol implements EkmProtocol {
       }
     }
     if (!this.identity) throw new EkmFailure('UNEXPECTED_ERROR', 'no gateway signing key is configured');
-    return this.identity.tokenFor(endpoint.origin);
+    const { email, identityDomain } = this.identity.config;
+    return this.identity.tokenFor(endpoint.origin, ekmIdentityFor(resource, email, identityDomain));
   }
 
   private async post(
@@ -82,8 +91,10 @@ export class GoogleEkmProtocol implements EkmProtocol {
     url: string,
     body: string,
     signal: AbortSignal,
+    /** The resource the call is for (its project's EKM identity signs the token). */
+    resource: string,
   ): Promise<EkmHttpResponse> {
-    const token = await this.token(endpoint, signal);
+    const token = await this.token(endpoint, signal, resource);
     return this.transport.send(
       endpoint,
       url,
@@ -98,13 +109,25 @@ export class GoogleEkmProtocol implements EkmProtocol {
 
   async wrap(key: ResolvedKey, plaintext: Buffer, ctx: EkmCallContext, signal: AbortSignal): Promise<Buffer> {
     return wrapAnswer(
-      await this.post(key.endpoint, `${key.keyUri}:wrap`, wrapRequest(plaintext, ctx), signal),
+      await this.post(
+        key.endpoint,
+        `${key.keyUri}:wrap`,
+        wrapRequest(plaintext, ctx),
+        signal,
+        ctx.versionName,
+      ),
     );
   }
 
   async unwrap(key: ResolvedKey, blob: Buffer, ctx: EkmCallContext, signal: AbortSignal): Promise<Buffer> {
     return unwrapAnswer(
-      await this.post(key.endpoint, `${key.keyUri}:unwrap`, unwrapRequest(blob, ctx), signal),
+      await this.post(
+        key.endpoint,
+        `${key.keyUri}:unwrap`,
+        unwrapRequest(blob, ctx),
+        signal,
+        ctx.versionName,
+      ),
     );
   }
 
@@ -114,9 +137,12 @@ export class GoogleEkmProtocol implements EkmProtocol {
     await this.wrap(key, probe, { ...ctx, healthCheck: true }, signal);
   }
 
-  /** GetInfo (`GET {origin}/v0/info`, authenticated): the EKM is reachable, trusts us, and answers. */
-  async info(endpoint: EkmEndpoint, signal: AbortSignal): Promise<void> {
-    const token = await this.token(endpoint, signal);
+  /**
+   * GetInfo (`GET {origin}/v0/info`, authenticated as the identity of the project `resource` belongs to): the EKM
+   * is reachable, trusts us, and answers.
+   */
+  async info(endpoint: EkmEndpoint, signal: AbortSignal, resource?: string): Promise<void> {
+    const token = await this.token(endpoint, signal, resource);
     const res = await this.transport.send(
       endpoint,
       `${endpoint.origin}/v0/info`,
@@ -138,6 +164,7 @@ export class GoogleEkmProtocol implements EkmProtocol {
       `${endpoint.origin}/${cryptoSpacePath}:createKey`,
       JSON.stringify({ keyUsage: ['ENCRYPT', 'DECRYPT'], additionalContext: requestContext(ctx) }),
       signal,
+      ctx.versionName,
     );
     if (res.status !== 200 && res.status !== 201) throw failureOf(res, 'check');
     const keyPath = (res.body as { keyPath?: unknown } | undefined)?.keyPath;
@@ -158,6 +185,7 @@ export class GoogleEkmProtocol implements EkmProtocol {
       `${key.keyUri}:destroyKey`,
       JSON.stringify({ additionalContext: requestContext(ctx) }),
       signal,
+      ctx.versionName,
     );
     if (res.status !== 200 && res.status !== 404) throw failureOf(res, 'check');
   }
@@ -174,6 +202,7 @@ export class GoogleEkmProtocol implements EkmProtocol {
       `${endpoint.origin}/${cryptoSpacePath}:checkCryptoSpacePermissions`,
       JSON.stringify({ additionalContext: requestContext(ctx) }),
       signal,
+      ctx.versionName,
     );
     if (res.status !== 200) throw failureOf(res, 'check');
     const perms = (res.body as { permissions?: unknown } | undefined)?.permissions;

@@ -67,16 +67,49 @@ export function domainOfStatus(
   return 'UNEXPECTED_ERROR';
 }
 
+// ---- partner refusal classification (by error code, never by message text) ----
 /**
- * Whether a Google EKM refusal is about the request's access reason (ErrorInfo reason or message naming the
- * justification) rather than about OpenEKM: the caller chose that reason, so it must not disable the version.
+ * google.rpc.ErrorInfo `reason` codes by which a Google EKM partner says it refused the request's access reason
+ * (its Key Access Justifications policy) rather than OpenEKM's identity (docs/external-keys.md).
  */
-function refusesJustification(body: { message?: unknown; details?: unknown } | undefined): boolean {
+export const JUSTIFICATION_REFUSAL_REASONS: ReadonlySet<string> = new Set([
+  'JUSTIFICATION_REFUSED',
+  'ACCESS_REASON_REFUSED',
+  'KEY_ACCESS_JUSTIFICATION_REFUSED',
+]);
+
+/**
+ * Whether a Google EKM refusal disables the version (docs/external-keys.md, "When the EKM refuses"): the partner
+ * refused OpenEKM's identity — HTTP 401/403 or google.rpc status UNAUTHENTICATED / PERMISSION_DENIED — and no
+ * ErrorInfo reason code says the refusal was about the request's access reason. A justification refusal belongs to
+ * one request (its reason), never to the version. Message text is never read: a key id, a principal or a partner's
+ * wording must not decide whether a version is disabled for everyone.
+ */
+export function googleIdentityRefused(
+  httpStatus: number,
+  body: { status?: unknown; details?: unknown } | undefined,
+): boolean {
+  const refused =
+    httpStatus === 401 ||
+    httpStatus === 403 ||
+    body?.status === 'UNAUTHENTICATED' ||
+    body?.status === 'PERMISSION_DENIED';
+  if (!refused) return false;
   const reasons = Array.isArray(body?.details)
-    ? body.details.map((d) => (d as { reason?: unknown } | null)?.reason)
+    ? body.details.map((d) => (d && typeof d === 'object' ? (d as { reason?: unknown }).reason : undefined))
     : [];
-  return [body?.message, ...reasons].some((x) => typeof x === 'string' && /justification/i.test(x));
+  return !reasons.some((r) => typeof r === 'string' && JUSTIFICATION_REFUSAL_REASONS.has(r));
 }
+
+/**
+ * XKS error names that refuse OpenEKM's credentials or their grant on the key, and so disable the version. XKS
+ * carries no access reason, so no XKS refusal is a justification refusal.
+ */
+export const XKS_IDENTITY_REFUSALS: ReadonlySet<string> = new Set([
+  'AuthenticationFailedException',
+  'AccessDeniedException',
+]);
+// ---- end of partner refusal classification ----
 
 /** The EkmFailure of a non-success partner answer. */
 export function failureOf(
@@ -89,7 +122,7 @@ export function failureOf(
   const body = (raw && typeof raw.error === 'object' ? raw.error : raw) as
     | { message?: unknown; status?: unknown; errorName?: unknown; errorMessage?: unknown; details?: unknown }
     | undefined;
-  identityRefused ??= (res.status === 401 || res.status === 403) && !refusesJustification(body);
+  identityRefused ??= googleIdentityRefused(res.status, body);
   const said = [body?.errorName ?? body?.status, body?.message ?? body?.errorMessage]
     .filter((x) => typeof x === 'string')
     .join(': ');

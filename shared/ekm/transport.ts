@@ -6,10 +6,13 @@
  * timeout, which starts when the request is sent (EkmClient admits no more attempts than the pool can send at
  * once), and by the request's own deadline; every failure becomes an EkmFailure with its Cloud EKM error domain.
  */
+import { lookup as dnsLookup } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import ky from 'ky';
 import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
+import { guardedConnector, guardedLookup, type HostPolicy } from './allow-list.js';
+import { readBoundedText } from './bounded.js';
 import type { EkmEndpoint } from './endpoints.js';
 import { type EkmDomain, EkmFailure } from './errors.js';
 
@@ -23,6 +26,8 @@ export interface EkmHttpResponse {
 export interface TransportOptions {
   /** Replaces DNS resolution (tests use it to simulate resolver failures without leaving loopback). */
   lookup?: LookupFunction;
+  /** The hosts EKM calls may connect to (OPENEKM_EKM_ALLOWED_HOSTS, shared/ekm/allow-list.ts). */
+  hostPolicy?: HostPolicy;
   /** Offer HTTP/2 by ALPN to HTTPS endpoints (default false). */
   http2?: boolean;
   /** Connections per endpoint for HTTP/1.1 (default 64; EkmClient keeps attempts within it). */
@@ -70,6 +75,7 @@ export function classifyNetworkError(err: unknown, callerSignal: AbortSignal): E
   }
   if ((err as { name?: unknown } | null)?.name === 'TimeoutError') return 'TIMEOUT';
   const codes = codesOf(err);
+  if (codes.includes('ERR_OPENEKM_HOST_DENIED')) return 'EXTERNAL_KEY_HOST_NOT_WHITELISTED';
   if (codes.some((c) => c === 'ENOTFOUND' || c === 'EAI_AGAIN' || c === 'EAI_FAIL' || c === 'EAI_NONAME'))
     return 'DNS';
   if (codes.some((c) => TLS_CODES.has(c) || c.startsWith('ERR_TLS') || c.startsWith('CERT_')))
@@ -130,9 +136,14 @@ export class EkmTransport {
 
   private connector(endpoint: EkmEndpoint, h2: boolean): buildConnector.connector {
     const pins = endpoint.pinnedCertSha256;
-    const base = buildConnector({
+    // Allow-list hook (shared/ekm/allow-list.ts): every address DNS answers, and the one connected to, is checked.
+    const policy = this.options.hostPolicy;
+    const lookup = policy
+      ? (guardedLookup(policy, (this.options.lookup ?? dnsLookup) as never) as unknown as LookupFunction)
+      : this.options.lookup;
+    const unguarded = buildConnector({
       ca: endpoint.ca,
-      lookup: this.options.lookup,
+      lookup,
       // Pinned endpoints trust exactly their listed leaf certificates instead of a CA chain.
       rejectUnauthorized: !pins,
       // A resumed TLS session carries no peer certificate to compare with the pins: always do a full handshake.
@@ -140,6 +151,7 @@ export class EkmTransport {
       ...(h2 ? { allowH2: true } : {}),
       timeout: Math.max(endpoint.timeoutMs, 100),
     } as buildConnector.BuildOptions);
+    const base = policy ? guardedConnector(policy, unguarded) : unguarded;
     if (!pins) return base;
     return (opts, cb) =>
       base(opts, (err, socket) => {
@@ -278,7 +290,13 @@ export class EkmTransport {
                 })) as unknown as typeof fetch,
             }),
       } as Parameters<typeof ky>[1]);
-      const text = await res.text();
+      // Bounded read (shared/ekm/bounded.ts): an oversized answer fails UNEXPECTED_RESPONSE.
+      const text = res.body
+        ? await readBoundedText(
+            res.body as unknown as AsyncIterable<Uint8Array>,
+            res.headers.get('content-length') ?? undefined,
+          )
+        : '';
       let body: unknown;
       try {
         body = text ? JSON.parse(text) : undefined;
@@ -287,6 +305,7 @@ export class EkmTransport {
       }
       return { status: res.status, body, text };
     } catch (err) {
+      if (err instanceof EkmFailure) throw err;
       throw new EkmFailure(classifyNetworkError(err, signal), (err as Error).message ?? String(err), {
         cause: err,
       });

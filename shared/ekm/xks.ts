@@ -8,7 +8,7 @@ import { Hash } from '@smithy/core/serde';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { EkmEndpoint, ResolvedKey } from './endpoints.js';
 import { type EkmDomain, EkmFailure } from './errors.js';
-import { b64, type EkmCallContext, type EkmProtocol, failureOf } from './protocols.js';
+import { b64, type EkmCallContext, type EkmProtocol, failureOf, XKS_IDENTITY_REFUSALS } from './protocols.js';
 import type { EkmHttpResponse, EkmTransport } from './transport.js';
 
 /** XKS error names → domains (https://github.com/aws/aws-kms-xksproxy-api-spec, "Error codes"). */
@@ -65,7 +65,7 @@ function requestMetadata(ctx: EkmCallContext, kmsOperation: string) {
 export function xksFailure(res: EkmHttpResponse, op: 'wrap' | 'unwrap' | 'check'): EkmFailure {
   const name = (res.body as { errorName?: unknown } | undefined)?.errorName;
   const known = typeof name === 'string' ? XKS_ERRORS[name] : undefined;
-  const identityRefused = name === 'AuthenticationFailedException' || name === 'AccessDeniedException';
+  const identityRefused = typeof name === 'string' && XKS_IDENTITY_REFUSALS.has(name);
   return failureOf(res, op, known, identityRefused);
 }
 

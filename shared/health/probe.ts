@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Deps } from '../context.js';
 import { endpointTargets, type ProbeTarget } from '../ekm/connections.js';
-import { EkmFailure, FAILOVER } from '../ekm/errors.js';
+import { EkmFailure, ekmHint, FAILOVER } from '../ekm/errors.js';
 import { systemCall } from '../ekm/protocols.js';
 import type { ProbeState } from '../ekm/replicas.js';
 import { replicasOf } from '../operations/ekm-connections.js';
@@ -110,12 +110,19 @@ async function probeOne(
     } catch (err) {
       const failure = EkmFailure.from(err);
       if (attempt < 2 && FAILOVER.has(failure.domain) && !signal.aborted) continue;
+      deps.log.warn(`EKM probe failed: ${failure.domain}`, {
+        target: target.name,
+        replica: target.replica,
+        errorDomain: failure.domain,
+        detail: failure.detail.slice(0, 300),
+      });
       return {
         ...base,
         ok: false,
         latencyMs: round(performance.now() - started),
         domain: failure.domain,
-        message: failure.detail.slice(0, 200),
+        // The domain's fixed hint, never the raw socket or partner error text (that goes to the log only).
+        message: ekmHint(failure.domain),
       };
     }
   }

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Deps, RequestContext } from '../context.js';
+import { bindingOf, boundReplicas, requireInsideCryptoSpace } from '../ekm/binding.js';
 import { replicaKeys } from '../ekm/connections.js';
 import { EkmFailure, ekmHint } from '../ekm/errors.js';
 import { systemCall } from '../ekm/protocols.js';
@@ -150,13 +151,16 @@ export async function generateCoordinatedIf(
   deps.cache.invalidate(keyName);
   if (!pending) return undefined;
   let outcome: { keyPath: string } | { failure: EkmFailure };
+  const cryptoSpacePath = conn.cryptoSpacePath;
   try {
     const keyPath = await deps.ekm.createKey(
       replicaKeys(replicasOf(deps, conn), ''),
-      conn.cryptoSpacePath,
+      cryptoSpacePath,
       callContext(ctx, pending.name),
       { signal: ctx.signal, deadline: ctx.deadline },
     );
+    // Never trust a key path the EKM answers outside the crypto space it was asked to create the key in.
+    requireInsideCryptoSpace(keyPath, cryptoSpacePath);
     outcome = { keyPath };
   } catch (err) {
     outcome = { failure: EkmFailure.from(err) };
@@ -181,6 +185,8 @@ export async function generateCoordinatedIf(
             state: 'ENABLED',
             generateTime: deps.now().toISOString(),
             externalProtectionLevelOptions: { ekmConnectionKeyPath: outcome.keyPath },
+            // Used and destroyed only through the replicas and crypto space that generated it.
+            ekmBinding: bindingOf(conn),
           }
         : {
             ...rest,
@@ -237,7 +243,8 @@ export async function finishPendingVersions(
       const conn = await readConnection(deps, key?.cryptoKeyBackend ?? '');
       const path = v.externalProtectionLevelOptions?.ekmConnectionKeyPath;
       if (path) {
-        await deps.ekm.destroyKey(replicaKeys(replicasOf(deps, conn), path), callContext(ctx, v.name), {
+        const replicas = boundReplicas(v.ekmBinding, conn, replicasOf(deps, conn));
+        await deps.ekm.destroyKey(replicaKeys(replicas, path), callContext(ctx, v.name), {
           signal: ctx.signal,
           deadline: ctx.deadline,
         });
@@ -255,7 +262,10 @@ export async function finishPendingVersions(
         ? {
             ...cur,
             state: 'EXTERNAL_DESTRUCTION_FAILED',
-            externalDestructionFailureReason: failureReason(failure, 'destroy the key'),
+            externalDestructionFailureReason:
+              failure.domain === 'EXTERNAL_KEY_HOST_NOT_WHITELISTED'
+                ? `The key was not destroyed: ${failure.detail}. Restore the connection's replicas and crypto space, then destroy the version again.`
+                : failureReason(failure, 'destroy the key'),
           }
         : { ...cur, state: 'DESTROYED', destroyEventTime: deps.now().toISOString() },
     );

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Deps, RequestContext } from '../context.js';
+import { canonicalHost, canonicalHostPort, type HostPolicy, hostRefusal } from '../ekm/allow-list.js';
 import {
   connectionTargets,
   isValidHostname,
@@ -107,7 +108,30 @@ function certificates(raw: Json | undefined, path: string): Certificate[] {
   });
 }
 
-function serviceResolvers(raw: Json | undefined): ServiceResolver[] {
+/**
+ * A replica's hostname in canonical form (numeric IPv4 forms such as 0x7f000001 or 2130706433 read as the address
+ * they are, as the transport would) and allowed by the operator's EKM host allow-list (shared/ekm/allow-list.ts).
+ */
+function allowedHostname(hostname: string, policy: HostPolicy, at: string): string {
+  const canonical = canonicalHostPort(hostname);
+  const host = canonical ? canonicalHost(canonical.replace(/:\d+$/, '')) : undefined;
+  if (!canonical || !host || !isValidHostname(canonical)) {
+    throw RpcError.invalidArgument(
+      `${at}.hostname must be the replica's DNS name or IPv4 address, optionally with a port ("ekm1.example.com" or "10.0.0.5:8443").`,
+      `${at}.hostname`,
+    );
+  }
+  const refused = hostRefusal(policy, host);
+  if (refused) {
+    throw RpcError.invalidArgument(
+      `${at}.hostname ${hostname.slice(0, 100)}: ${refused}. EKM replicas must be hosts this deployment's operator allows (OPENEKM_EKM_ALLOWED_HOSTS).`,
+      `${at}.hostname`,
+    );
+  }
+  return canonical;
+}
+
+function serviceResolvers(raw: Json | undefined, policy: HostPolicy): ServiceResolver[] {
   if (!Array.isArray(raw) || raw.length === 0) {
     throw RpcError.invalidArgument(
       'serviceResolvers is required: give one entry per EKM replica, e.g. [{"hostname": "ekm1.example.com", "serverCertificates": [{"rawDer": "…"}]}].',
@@ -127,13 +151,14 @@ function serviceResolvers(raw: Json | undefined): ServiceResolver[] {
       throw RpcError.invalidArgument(`${at} must be an object.`, at);
     }
     allowOnly(r, ['serviceDirectoryService', 'endpointFilter', 'hostname', 'serverCertificates'], at);
-    const hostname = optionalString(r, 'hostname', `${at}.hostname`)?.toLowerCase();
-    if (!hostname || !isValidHostname(hostname)) {
+    const given = optionalString(r, 'hostname', `${at}.hostname`)?.toLowerCase();
+    if (!given || !isValidHostname(given)) {
       throw RpcError.invalidArgument(
         `${at}.hostname must be the replica's DNS name or IPv4 address, optionally with a port ("ekm1.example.com" or "10.0.0.5:8443").`,
         `${at}.hostname`,
       );
     }
+    const hostname = allowedHostname(given, policy, at);
     if (seen.has(hostname)) {
       throw RpcError.invalidArgument(`${at}.hostname ${hostname} is listed twice.`, `${at}.hostname`);
     }
@@ -206,7 +231,7 @@ export async function createEkmConnection(
   const conn: EkmConnection = {
     name,
     createTime: deps.now().toISOString(),
-    serviceResolvers: serviceResolvers(body.serviceResolvers),
+    serviceResolvers: serviceResolvers(body.serviceResolvers, deps.config.ekmHostPolicy),
     etag: newEtag(),
     ...mode(body),
   };
@@ -250,7 +275,9 @@ export async function patchEkmConnection(
   parseEkmConnectionName(name);
   allowOnly(body, CONNECTION_FIELDS);
   const fields = requireMask(mask, PATCHABLE);
-  const resolvers = fields.includes('serviceResolvers') ? serviceResolvers(body.serviceResolvers) : undefined;
+  const resolvers = fields.includes('serviceResolvers')
+    ? serviceResolvers(body.serviceResolvers, deps.config.ekmHostPolicy)
+    : undefined;
   const etag = optionalString(body, 'etag');
   const updated = await deps.store.transaction(async (tx) => {
     const current = await tx.get<EkmConnection & JsonObject>(name);

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Deps, RequestContext } from '../context.js';
+import { boundReplicas } from '../ekm/binding.js';
 import type { KeyTarget } from '../ekm/client.js';
 import { replicaKeys } from '../ekm/connections.js';
 import { EkmFailure, ekmError } from '../ekm/errors.js';
@@ -71,16 +72,32 @@ export async function ekmTargetOf(deps: Deps, version: StoredCryptoKeyVersion): 
   if (version.protectionLevel !== 'EXTERNAL_VPC') return externalKeyUriOf(version);
   const path = version.externalProtectionLevelOptions?.ekmConnectionKeyPath;
   if (!path) throw RpcError.failedPrecondition(`${version.name} has no ekmConnectionKeyPath yet.`);
-  return replicaKeys(await connectionReplicas(deps, cryptoKeyOfVersion(version.name)), path);
+  try {
+    return replicaKeys(
+      await connectionReplicas(deps, cryptoKeyOfVersion(version.name), version.ekmBinding),
+      path,
+    );
+  } catch (err) {
+    if (!(err instanceof EkmFailure)) throw err;
+    throw ekmError(err, externalKeyUriOf(version), version.name, version.state);
+  }
 }
 
-/** The replicas of the EKM connection behind an EXTERNAL_VPC key. */
-export async function connectionReplicas(deps: Deps, keyName: string) {
+/**
+ * The replicas of the EKM connection behind an EXTERNAL_VPC key; for a coordinated version, only those it is
+ * bound to (ekm/binding.ts: EkmFailure when none is left).
+ */
+export async function connectionReplicas(
+  deps: Deps,
+  keyName: string,
+  binding?: StoredCryptoKeyVersion['ekmBinding'],
+) {
   const key = await deps.cache.get<StoredCryptoKey & JsonObject>(keyName);
   if (!key?.cryptoKeyBackend) {
     throw RpcError.failedPrecondition(`${keyName} has no EKM connection (cryptoKeyBackend).`);
   }
-  return replicasOf(deps, await readConnection(deps, key.cryptoKeyBackend, true));
+  const conn = await readConnection(deps, key.cryptoKeyBackend, true);
+  return boundReplicas(binding, conn, replicasOf(deps, conn));
 }
 
 /**

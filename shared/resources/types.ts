@@ -204,6 +204,8 @@ export interface StoredCryptoKeyVersion extends CryptoKeyVersion {
   pendingSince?: string;
   /** HSM versions: the token object that holds the key (its CKA_ID in hex, and label); never material. */
   hsmKey?: { ckaId: string; label: string };
+  /** Coordinated versions: the replica hosts and crypto space the key was generated through (ekm/binding.ts). */
+  ekmBinding?: { hosts: string[]; cryptoSpacePath: string };
 }
 
 /** A pinned leaf certificate of an EKM replica: rawDer is the input, the rest is parsed output. */

@@ -42,7 +42,7 @@ export function asOf(v: StoredCryptoKeyVersion, now: Date): StoredCryptoKeyVersi
 }
 
 export function toApiVersion(v: StoredCryptoKeyVersion): CryptoKeyVersion {
-  const { material: _material, coordinated: _c, pendingSince: _p, hsmKey: _h, ...api } = v;
+  const { material: _material, coordinated: _c, pendingSince: _p, hsmKey: _h, ekmBinding: _b, ...api } = v;
   return api;
 }
 

@@ -373,7 +373,7 @@ describe('coordinated keys (CLOUD_KMS mode)', () => {
     );
     assert.equal(key.primary.state, 'ENABLED', JSON.stringify(key));
     const path = key.primary.externalProtectionLevelOptions.ekmConnectionKeyPath as string;
-    assert.match(path, /^v0\/keys\/space-1-/);
+    assert.match(path, /^v0\/cryptospaces\/space-1\/keys\/space-1-/);
     const enc = await s.call('POST', `/v1/${key.name}:encrypt`, { plaintext: b64('coordinated') });
     assert.equal(enc.status, 200, JSON.stringify(enc.json));
     // Giving a key path is refused: the EKM chooses it.

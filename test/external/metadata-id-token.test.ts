@@ -71,6 +71,8 @@ before(async () => {
           auth: { type: 'google-id-token' },
         },
       ]),
+      // The reference EKM listens on loopback, which the EKM host allow-list refuses unless listed.
+      OPENEKM_EKM_ALLOWED_HOSTS: '["public", "127.0.0.1"]',
     },
   });
 });

@@ -72,7 +72,8 @@ for (const protocol of ['google', 'xks'] as const) {
         assert.equal(check.operation, 'wrap');
         assert.equal(check.healthCheck, true, JSON.stringify(check));
         assert.equal(check.justification, 'GOOGLE_INITIATED_SYSTEM_OPERATION');
-        assert.equal(check.principal, 'gateway@openekm.local');
+        // The project's own EKM identity, not one identity shared by every project.
+        assert.equal(check.principal, `service-${s.project}@openekm.local`);
       } else {
         assert.equal(check.operation, 'getKeyMetadata');
       }
@@ -94,7 +95,10 @@ for (const protocol of ['google', 'xks'] as const) {
     test('a key OpenEKM has no grant on is refused', async () => {
       const keyId = `nogrant-${protocol}`;
       await s.ekm!.ekm.admin.createKey(keyId);
-      await s.ekm!.ekm.admin.revoke(keyId, protocol === 'google' ? 'gateway@openekm.local' : 'xks:*');
+      await s.ekm!.ekm.admin.revoke(
+        keyId,
+        protocol === 'google' ? s.ekm!.ekm.admin.defaultPrincipal : 'xks:*',
+      );
       const key = await externalCryptoKey(s, ring, keyId);
       await refusedCreate(key, s.ekm!.keyUri(keyId, protocol), 'EXTERNAL_PERMISSION_DENIED');
     });

@@ -43,7 +43,11 @@ export interface StackOptions {
   /** Also start a reference EKM (test mode, ephemeral ports) declared to the gateway, as npm start does. */
   ekm?: boolean;
   /** With `ekm`: changes the EKM endpoints declared to the gateway (e.g. adds unreachable or untrusted ones). */
-  ekmEndpoints?: (declared: Array<Record<string, unknown>>, ekm: LocalEkm) => Array<Record<string, unknown>>;
+  ekmEndpoints?: (
+    declared: Array<Record<string, unknown>>,
+    ekm: LocalEkm,
+    project: string,
+  ) => Array<Record<string, unknown>>;
   /**
    * With `ekm`: per-attempt timeout of the declared EKM endpoints (default 150 ms). Tests that count EKM calls
    * but do not test timeouts raise it so a busy machine cannot turn one call into a retried one.
@@ -73,13 +77,15 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
         mode: 'test',
         log: (l) => ekmLogs.push(l),
         process: options.ekmProcess ?? 'in-process',
+        // Keys the tests create at the EKM are granted to the EKM identity of the stack's project.
+        project,
       })
     : undefined;
   const ekmEnv = { ...local?.env };
   if (local && (options.ekmEndpoints || options.ekmTimeoutMs)) {
     let declared = JSON.parse(local.env.OPENEKM_EKM_ENDPOINTS ?? '[]') as Array<Record<string, unknown>>;
     if (options.ekmTimeoutMs) declared = declared.map((e) => ({ ...e, timeoutMs: options.ekmTimeoutMs }));
-    if (options.ekmEndpoints) declared = options.ekmEndpoints(declared, local);
+    if (options.ekmEndpoints) declared = options.ekmEndpoints(declared, local, project);
     ekmEnv.OPENEKM_EKM_ENDPOINTS = JSON.stringify(declared);
   }
   const env = {

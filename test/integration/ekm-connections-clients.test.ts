@@ -160,9 +160,10 @@ test('the Node EkmServiceClient: create, get (typed certificate fields), list, u
     .map((l) => JSON.parse(l))
     .filter((l) => l.msg === 'request')
     .map((l) => `${l.operation} ${l.status} ${l.principal}`);
+  // ... as the project's own EKM identity.
   assert.deepEqual(checks, [
-    'getInfo 200 gateway@openekm.local',
-    'checkCryptoSpacePermissions 200 gateway@openekm.local',
+    `getInfo 200 service-${s.project}@openekm.local`,
+    `checkCryptoSpacePermissions 200 service-${s.project}@openekm.local`,
   ]);
 
   // A connection pinning a certificate that is not the replica's (the reference EKM's CA): FAILED_PRECONDITION.

@@ -109,7 +109,14 @@ before(async () => {
   const firestoreHost = process.env.FIRESTORE_EMULATOR_HOST;
   if (!firestoreHost) throw new Error('FIRESTORE_EMULATOR_HOST is not set: run the tests with npm test.');
   dir = mkdtempSync(join(tmpdir(), 'openekm-quota-procs-'));
-  local = await startLocalEkm({ dir, httpPort: 0, httpsPort: 0, mode: 'test', log: (l) => ekmLogs.push(l) });
+  local = await startLocalEkm({
+    dir,
+    httpPort: 0,
+    httpsPort: 0,
+    mode: 'test',
+    log: (l) => ekmLogs.push(l),
+    project: PROJECT,
+  });
   await local.ekm.admin.createKey(KEY_ID);
   // Generous attempt timeouts: a retried attempt would count twice at the EKM.
   const endpoints = (

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
+import { localEkmIdentity } from '../../scripts/lib/local-ekm.js';
 import { type ApiRequest, Gateway } from '../../shared/api/gateway.js';
 import { createLogger } from '../../shared/log.js';
 import { EkmQuota, QUOTA_MAX_WAIT_MS } from '../../shared/quota/ekm-quota.js';
@@ -49,6 +50,8 @@ before(async () => {
       200,
     );
     await s.ekm!.ekm.admin.createKey(`quota-${project}`);
+    // Each project reaches the EKM as its own identity: grant it the project's key.
+    await s.ekm!.ekm.admin.grant(`quota-${project}`, localEkmIdentity(project));
     const key = await s.call('POST', `${ring}/cryptoKeys?cryptoKeyId=ext&skipInitialVersionCreation=true`, {
       purpose: 'ENCRYPT_DECRYPT',
       versionTemplate: { protectionLevel: 'EXTERNAL', algorithm: 'EXTERNAL_SYMMETRIC_ENCRYPTION' },

@@ -185,8 +185,28 @@ export function googleEkmConformance(backend: Backend): void {
       assert.equal((await wrap('k1', {}, stranger)).status, 200);
       await t.ekm.admin.revoke('k1', 'someone@example.com');
       expectRpc(await wrap('k1', {}, stranger), 403, 'PERMISSION_DENIED');
+      // A grant matches a verified email, never `sub`: an opaque id another issuer may give anyone.
       await t.ekm.admin.grant('k1', '2002');
-      assert.equal((await wrap('k1', {}, stranger)).status, 200, 'a grant may name the sub claim');
+      expectRpc(await wrap('k1', {}, stranger), 403, 'PERMISSION_DENIED');
+      const subOnly = await issuer.sign(
+        { email: 'someone@example.com', sub: GATEWAY },
+        { aud: t.ekm.httpsUrl },
+      );
+      expectRpc(await wrap('k1', {}, subOnly), 403, 'PERMISSION_DENIED');
+    });
+
+    test('a token without a verified email is UNAUTHENTICATED, whatever its sub', async () => {
+      const noEmail = await issuer.sign({ sub: GATEWAY }, { aud: t.ekm.httpsUrl });
+      expectRpc(await wrap('k1', {}, noEmail), 401, 'UNAUTHENTICATED');
+      const unverified = await issuer.sign(
+        { email: GATEWAY, email_verified: undefined, sub: GATEWAY },
+        { aud: t.ekm.httpsUrl },
+      );
+      expectRpc(await wrap('k1', {}, unverified), 401, 'UNAUTHENTICATED');
+      const denied = await issuer.sign({ email: GATEWAY, email_verified: false }, { aud: t.ekm.httpsUrl });
+      expectRpc(await wrap('k1', {}, denied), 401, 'UNAUTHENTICATED');
+      const upper = await issuer.sign({ email: GATEWAY.toUpperCase() }, { aud: t.ekm.httpsUrl });
+      assert.equal((await wrap('k1', {}, upper)).status, 200, 'emails compare case-insensitively');
     });
 
     test('new keys are granted to the default principal (the local gateway) at creation', async () => {
@@ -291,7 +311,21 @@ export function googleEkmConformance(backend: Backend): void {
       );
       assert.equal(created.status, 200, created.text);
       const keyUri = String(created.json.keyUri);
-      assert.match(String(created.json.keyPath), /^v0\/keys\/space-1-[0-9a-f]{16}$/);
+      // The key lies inside its crypto space, so the KMS can check the answer is where it asked.
+      assert.match(String(created.json.keyPath), /^v0\/cryptospaces\/space-1\/keys\/space-1-[0-9a-f]{16}$/);
+      assert.equal(keyUri, `${t.ekm.httpUrl}/${created.json.keyPath}`);
+      const keyId = keyUri.slice(keyUri.lastIndexOf('/') + 1);
+      // Not reachable through another crypto space's path.
+      await t.ekm.admin.createCryptoSpace('space-2');
+      expectRpc(
+        await post(
+          `${t.ekm.googleEkmHttpBaseUrl}/cryptospaces/space-2/keys/${keyId}:wrap`,
+          { plaintext: b64('dek'), additionalContext: context() },
+          auth,
+        ),
+        404,
+        'NOT_FOUND',
+      );
       const again = await post(
         `${space}:createKey`,
         { additionalContext: { relativeResourceName: resource } },
@@ -300,6 +334,22 @@ export function googleEkmConformance(backend: Backend): void {
       assert.equal(again.json.keyUri, keyUri, 'a retry for the same version returns the same key');
       const w = await post(`${keyUri}:wrap`, { plaintext: b64('dek'), additionalContext: context() }, auth);
       assert.equal(w.status, 200, w.text);
+      // Another identity with a grant on the crypto space (it may create keys there) may not destroy this one:
+      // only an identity granted on the key itself may.
+      await t.ekm.admin.grant('cryptospaces/space-1', 'other-project@example.com');
+      const other = {
+        authorization: `Bearer ${await issuer.sign({ email: 'other-project@example.com' }, { aud: t.ekm.httpsUrl })}`,
+      };
+      expectRpc(
+        await post(`${keyUri}:destroyKey`, { additionalContext: { relativeResourceName: resource } }, other),
+        403,
+        'PERMISSION_DENIED',
+      );
+      assert.equal(
+        (await post(`${keyUri}:wrap`, { plaintext: b64('dek'), additionalContext: context() }, auth)).status,
+        200,
+        'the key survived',
+      );
       const destroyed = await post(
         `${keyUri}:destroyKey`,
         { additionalContext: { relativeResourceName: resource } },

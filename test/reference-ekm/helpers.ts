@@ -68,7 +68,8 @@ export async function createIssuer(dir: string) {
     } = {},
   ) => {
     const now = Math.floor(Date.now() / 1000);
-    const jwt = new SignJWT({ ...claims })
+    // As a real issuer (Google for a service account) asserts: the email is verified unless the test says not.
+    const jwt = new SignJWT(claims.email === undefined ? { ...claims } : { email_verified: true, ...claims })
       .setProtectedHeader({ alg: 'ES256', kid: 'test-key-1', typ: 'JWT' })
       .setIssuer(options.iss ?? ISSUER)
       .setIssuedAt(now - 5)

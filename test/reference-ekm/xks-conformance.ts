@@ -153,6 +153,16 @@ export function xksConformance(backend: Backend): void {
       assert.equal((await call('/health', body, cred)).status, 200);
     });
 
+    test('a signature scoped to another region is refused', async () => {
+      const body = { requestMetadata: { kmsRequestId: 'r', kmsOperation: 'KmsHealthCheck' } };
+      expectError(
+        await call('/health', body, cred, { region: 'eu-west-1' }),
+        401,
+        'AuthenticationFailedException',
+      );
+      assert.equal((await call('/health', body, cred, { region: 'us-east-1' })).status, 200);
+    });
+
     test('a signature more than 5 minutes off is refused; within the skew it is accepted', async () => {
       const body = { requestMetadata: { kmsRequestId: 'r', kmsOperation: 'KmsHealthCheck' } };
       const at = (minutes: number) => new Date(Date.now() + minutes * 60_000);

@@ -35,7 +35,7 @@ export async function createKey(
         k.coordinated?.cryptoSpaceId === cryptoSpaceId &&
         k.coordinated.relativeResourceName === resource,
     );
-    if (existing) return created(ctx, existing.keyId, existing.createTime);
+    if (existing) return created(ctx, existing.keyId, cryptoSpaceId, existing.createTime);
   }
   let usage: ReturnType<typeof parseUsage> | undefined;
   try {
@@ -52,17 +52,18 @@ export async function createKey(
       grants: [caller.principal],
       coordinated: { cryptoSpaceId, relativeResourceName: resource, createdBy: caller.principal },
     });
-    return created(ctx, key.keyId, key.createTime);
+    return created(ctx, key.keyId, cryptoSpaceId, key.createTime);
   } catch (error) {
     if (error instanceof AdminError) throw new DomainError('ALREADY_EXISTS', error.message);
     throw error;
   }
 }
 
-function created(ctx: RequestContext, keyId: string, createTime: string): Reply {
+/** The new key's path lies inside its crypto space, so a KMS can check that the answer is where it asked. */
+function created(ctx: RequestContext, keyId: string, cryptoSpaceId: string, createTime: string): Reply {
   const response: CreateKeyResponse = {
-    keyPath: keyPathOf(keyId),
-    keyUri: `${ctx.origin}/${keyPathOf(keyId)}`,
+    keyPath: keyPathOf(keyId, cryptoSpaceId),
+    keyUri: `${ctx.origin}/${keyPathOf(keyId, cryptoSpaceId)}`,
     createTime,
   };
   return { status: 200, body: response, outcome: 'OK' };

@@ -14,11 +14,16 @@ import { UnwrapRequest, type UnwrapResponse } from '../types.js';
 import { decodeWrappedBlob, wrapAad } from '../wrapped-blob.js';
 
 /** POST {keyUri}:unwrap — returns the plaintext of a blob made by :wrap with the same key and AAD. */
-export async function unwrap(ctx: RequestContext, deps: GoogleEkmDeps, keyId: string): Promise<Reply> {
+export async function unwrap(
+  ctx: RequestContext,
+  deps: GoogleEkmDeps,
+  keyId: string,
+  cryptoSpaceId?: string,
+): Promise<Reply> {
   const caller = await authenticate(ctx, deps);
   const request = parseMessage(UnwrapRequest, ctx);
   recordContext(ctx, request.additionalContext);
-  checkKeyPath(request.keyPath, keyId);
+  checkKeyPath(deps, request.keyPath, keyId, cryptoSpaceId);
   const blob = bytesField('wrappedBlob', request.wrappedBlob, MAX_DATA_BYTES + 64);
   const aad = bytesField('additionalAuthenticatedData', request.additionalAuthenticatedData);
   const key = deps.keys.authorize(keyId, caller.principals, 'unwrap');

@@ -13,11 +13,16 @@ import { WrapRequest, type WrapResponse } from '../types.js';
 import { encodeWrappedBlob, wrapAad } from '../wrapped-blob.js';
 
 /** POST {keyUri}:wrap — encrypts `plaintext` under the key; the KMS sends its sealed data key here. */
-export async function wrap(ctx: RequestContext, deps: GoogleEkmDeps, keyId: string): Promise<Reply> {
+export async function wrap(
+  ctx: RequestContext,
+  deps: GoogleEkmDeps,
+  keyId: string,
+  cryptoSpaceId?: string,
+): Promise<Reply> {
   const caller = await authenticate(ctx, deps);
   const request = parseMessage(WrapRequest, ctx);
   recordContext(ctx, request.additionalContext);
-  checkKeyPath(request.keyPath, keyId);
+  checkKeyPath(deps, request.keyPath, keyId, cryptoSpaceId);
   const plaintext = bytesField('plaintext', request.plaintext);
   if (plaintext.length === 0) throw new DomainError('INVALID_ARGUMENT', 'plaintext is required');
   const aad = bytesField('additionalAuthenticatedData', request.additionalAuthenticatedData);
