@@ -158,7 +158,7 @@ function bool(env: Env, name: string, def: boolean): boolean {
 }
 
 /** Parses "id:base64[,id:base64...]" — the first entry is the active root key. */
-export function parseRootKeys(raw: string, source: string): RootKey[] {
+function parseRootKeys(raw: string, source: string): RootKey[] {
   const keys = raw
     .split(/[,\n]/)
     .map((s) => s.trim())

@@ -18,7 +18,7 @@ const HOW_TO_INSTALL = [
   'It needs Java 11 or newer.',
 ].join('\n');
 
-export function findEmulatorJar(): string {
+function findEmulatorJar(): string {
   const candidates: string[] = [];
   if (process.env.OPENEKM_FIRESTORE_EMULATOR_JAR) candidates.push(process.env.OPENEKM_FIRESTORE_EMULATOR_JAR);
   try {

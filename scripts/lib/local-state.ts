@@ -28,7 +28,7 @@ function writeSecret(path: string, content: string): void {
 }
 
 /** The root-keys file (OPENEKM_ROOT_KEYS_FILE format), made once. */
-export function ensureRootKeys(dir = stateDir()): string {
+function ensureRootKeys(dir = stateDir()): string {
   const path = join(dir, 'root-keys');
   if (!existsSync(path)) {
     try {
@@ -46,7 +46,7 @@ interface IssuerFiles {
 }
 
 /** The local issuer's ES256 key pair: the private JWK, and the public JWKS the gateway trusts. */
-export async function ensureLocalIssuer(dir = stateDir()): Promise<IssuerFiles> {
+async function ensureLocalIssuer(dir = stateDir()): Promise<IssuerFiles> {
   const privateJwkPath = join(dir, 'issuer-private.jwk.json');
   const jwksPath = join(dir, 'issuer-jwks.json');
   if (!existsSync(privateJwkPath)) {
@@ -86,7 +86,7 @@ export async function ensureGatewaySigningKey(
 }
 
 /** `user:alice@example.com` / `serviceAccount:sa@p.iam.gserviceaccount.com` → the email claim. */
-export function emailOfPrincipal(principal: string): string {
+function emailOfPrincipal(principal: string): string {
   const m = /^(user|serviceAccount):([^@\s]+@[^@\s]+)$/.exec(principal);
   if (!m) throw new Error(`"${principal}" is not a principal: use user:<email> or serviceAccount:<email>.`);
   const [, kind, email] = m;

@@ -60,7 +60,7 @@ export interface IamConfig {
 }
 
 /** The key ring and crypto key whose policies apply to `name` (a location, key ring, key or version name). */
-export function policyResources(name: string): string[] {
+function policyResources(name: string): string[] {
   const s = name.split('/');
   const out: string[] = [];
   if (s.length >= 6 && s[4] === 'keyRings' && isValidId(s[5]!)) {

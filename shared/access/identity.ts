@@ -41,7 +41,7 @@ const EMAIL = /^[^@\s\p{Cc}]{1,64}@[^@\s\p{Cc}]+\.[^@\s\p{Cc}]+$/u;
  * The principal a verified token's claims name: `serviceAccount:<email>` for an address in a
  * `.gserviceaccount.com` domain, `user:<email>` for any other; refused without a verified email.
  */
-export function principalFromClaims(claims: Record<string, unknown>): string {
+function principalFromClaims(claims: Record<string, unknown>): string {
   const email = claims.email;
   if (email === undefined) {
     throw RpcError.unauthenticated(

@@ -11,7 +11,7 @@ import { LRUCache } from 'lru-cache';
 const LIFETIME_SECONDS = 300;
 const RENEW_BEFORE_SECONDS = 60;
 /** Audiences (EKM origins) whose tokens are kept; a deployment declares a handful. */
-export const TOKEN_CACHE_ENTRIES = 1000;
+const TOKEN_CACHE_ENTRIES = 1000;
 
 /** Tokens per audience, each until its renewal time; a token being made is shared by concurrent callers. */
 class TokenCache {

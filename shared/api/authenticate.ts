@@ -13,7 +13,7 @@ import { enumValue } from '../resources/fields.js';
 import { AccessReason, type AccessReasonName } from '../resources/types.js';
 import type { Route } from './routes.js';
 
-export const ANONYMOUS: Caller = { principal: 'anonymous', issuer: '' };
+const ANONYMOUS: Caller = { principal: 'anonymous', issuer: '' };
 
 /** Whether the route answers without identity under this configuration. */
 export function isOpen(route: Route, config: Config): boolean {

@@ -44,7 +44,7 @@ const PARSE_PROBLEMS: Array<[RegExp, string]> = [
 ];
 
 /** A fixed description of a JSON.parse failure, with the position when the parser gives one. */
-export function parseProblem(err: unknown): string {
+function parseProblem(err: unknown): string {
   const message = err instanceof Error ? err.message : '';
   const what = PARSE_PROBLEMS.find(([re]) => re.test(message))?.[1] ?? 'the body is not valid JSON';
   const position = /\bat position (\d{1,9})\b/.exec(message)?.[1];

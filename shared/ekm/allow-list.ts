@@ -145,7 +145,7 @@ function familyOf(address: string): 'ipv4' | 'ipv6' {
 }
 
 /** Whether an IP address is outside every special-purpose range. */
-export function isPublicAddress(address: string): boolean {
+function isPublicAddress(address: string): boolean {
   return isIP(address) !== 0 && !special.check(address, familyOf(address));
 }
 
@@ -175,7 +175,7 @@ export function hostRefusal(policy: HostPolicy, host: string): string | undefine
 }
 
 /** Whether the transport may connect to `address` for `hostname` (a name the operator listed allows any). */
-export function addressAllowed(policy: HostPolicy, hostname: string, address: string): boolean {
+function addressAllowed(policy: HostPolicy, hostname: string, address: string): boolean {
   const h = canonicalHost(hostname);
   if (h && !isIP(h) && nameAllowed(policy, h)) return true;
   if (isIP(address) === 0) return false;
@@ -184,7 +184,7 @@ export function addressAllowed(policy: HostPolicy, hostname: string, address: st
 }
 
 /** The error the transport fails a connection with (classified EXTERNAL_KEY_HOST_NOT_WHITELISTED). */
-export function hostDenied(hostname: string, address?: string): Error {
+function hostDenied(hostname: string, address?: string): Error {
   return Object.assign(
     new Error(
       `the EKM host ${hostname}${address && address !== hostname ? ` (${address})` : ''} is not allowed by OPENEKM_EKM_ALLOWED_HOSTS`,

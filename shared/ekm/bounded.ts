@@ -7,7 +7,7 @@
 import { EkmFailure } from './errors.js';
 
 /** The largest EKM answer body read, in bytes. */
-export const MAX_EKM_RESPONSE_BYTES = 64 * 1024;
+const MAX_EKM_RESPONSE_BYTES = 64 * 1024;
 
 /**
  * The body as text, read chunk by chunk; more than `limit` bytes (declared in Content-Length or received) stops

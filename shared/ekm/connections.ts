@@ -24,7 +24,7 @@ export interface ProbeTarget {
 }
 
 /** The id of a target's health record: stable across instances, safe as a Firestore document id. */
-export function targetId(kind: ProbeTarget['kind'], name: string, replica: string): string {
+function targetId(kind: ProbeTarget['kind'], name: string, replica: string): string {
   return createHash('sha256').update(`${kind}\0${name}\0${replica}`).digest('hex').slice(0, 32);
 }
 

@@ -135,7 +135,7 @@ function toEndpoint(e: EndpointJson, i: number): EkmEndpoint {
 }
 
 /** A SHA-256 certificate fingerprint as upper-case colon-separated hex (Node's fingerprint256 form). */
-export function normaliseFingerprint(f: string): string {
+function normaliseFingerprint(f: string): string {
   const hex = /^[0-9a-fA-F:]+$/.test(f) ? f.replace(/:/g, '') : Buffer.from(f, 'base64').toString('hex');
   if (hex.length !== 64)
     throw new ConfigError(`"${f}" is not a SHA-256 certificate fingerprint (hex or base64).`);

@@ -19,7 +19,7 @@ const SIMPLE_PROJECT = /^[a-z0-9](?:[a-z0-9-]{0,52}[a-z0-9])?$/;
 const RESOURCE = /^projects\/([^/]+)\//;
 
 /** The project of a resource name (`projects/{p}/…`), if it is one. */
-export function projectOf(resourceName: string | undefined): string | undefined {
+function projectOf(resourceName: string | undefined): string | undefined {
   const m = RESOURCE.exec(resourceName ?? '');
   return m ? m[1] : undefined;
 }

@@ -49,11 +49,7 @@ export function b64(v: unknown, field: string): Buffer {
 }
 
 /** HTTP status (and google.rpc status name, when given) of a failed partner answer → error domain. */
-export function domainOfStatus(
-  status: number,
-  rpcStatus: unknown,
-  op: 'wrap' | 'unwrap' | 'check',
-): EkmDomain {
+function domainOfStatus(status: number, rpcStatus: unknown, op: 'wrap' | 'unwrap' | 'check'): EkmDomain {
   if (status === 401 || status === 403) return 'EXTERNAL_PERMISSION_DENIED';
   if (status === 404) return 'EXTERNAL_NOT_FOUND';
   if (status === 429) return 'EXTERNAL_RESOURCE_EXHAUSTED';
@@ -72,7 +68,7 @@ export function domainOfStatus(
  * google.rpc.ErrorInfo `reason` codes by which a Google EKM partner says it refused the request's access reason
  * (its Key Access Justifications policy) rather than OpenEKM's identity (docs/external-keys.md).
  */
-export const JUSTIFICATION_REFUSAL_REASONS: ReadonlySet<string> = new Set([
+const JUSTIFICATION_REFUSAL_REASONS: ReadonlySet<string> = new Set([
   'JUSTIFICATION_REFUSED',
   'ACCESS_REASON_REFUSED',
   'KEY_ACCESS_JUSTIFICATION_REFUSED',
@@ -85,7 +81,7 @@ export const JUSTIFICATION_REFUSAL_REASONS: ReadonlySet<string> = new Set([
  * one request (its reason), never to the version. Message text is never read: a key id, a principal or a partner's
  * wording must not decide whether a version is disabled for everyone.
  */
-export function googleIdentityRefused(
+function googleIdentityRefused(
   httpStatus: number,
   body: { status?: unknown; details?: unknown } | undefined,
 ): boolean {

@@ -21,7 +21,7 @@ export interface ReplicaHealthOptions {
   staleMs: number;
 }
 
-export const DEFAULT_REPLICA_HEALTH: ReplicaHealthOptions = {
+const DEFAULT_REPLICA_HEALTH: ReplicaHealthOptions = {
   refreshMs: 2_000,
   suspectMs: 5_000,
   staleMs: 10 * 60_000,

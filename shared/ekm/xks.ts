@@ -12,7 +12,7 @@ import { b64, type EkmCallContext, type EkmProtocol, failureOf, XKS_IDENTITY_REF
 import type { EkmHttpResponse, EkmTransport } from './transport.js';
 
 /** XKS error names → domains (https://github.com/aws/aws-kms-xksproxy-api-spec, "Error codes"). */
-export const XKS_ERRORS: Record<string, EkmDomain> = {
+const XKS_ERRORS: Record<string, EkmDomain> = {
   ValidationException: 'UNEXPECTED_ERROR',
   InvalidStateException: 'EXTERNAL_PERMISSION_DENIED',
   InvalidCiphertextException: 'DECRYPTION_FAILED',
@@ -62,7 +62,7 @@ function requestMetadata(ctx: EkmCallContext, kmsOperation: string) {
 }
 
 /** The EkmFailure of a failed XKS answer: by its errorName, else by HTTP status. */
-export function xksFailure(res: EkmHttpResponse, op: 'wrap' | 'unwrap' | 'check'): EkmFailure {
+function xksFailure(res: EkmHttpResponse, op: 'wrap' | 'unwrap' | 'check'): EkmFailure {
   const name = (res.body as { errorName?: unknown } | undefined)?.errorName;
   const known = typeof name === 'string' ? XKS_ERRORS[name] : undefined;
   const identityRefused = typeof name === 'string' && XKS_IDENTITY_REFUSALS.has(name);

@@ -18,9 +18,9 @@ import type { EkmConnection } from '../resources/types.js';
 import type { EkmHealthReport, LatencySummary, ProbePoint, TargetReport } from './report.js';
 
 /** Where the records live: one document per target with its history, and one small summary document. */
-export const HEALTH_PARENT = 'openekm/ekmHealth';
-export const HEALTH_COLLECTION = 'targets';
-export const HEALTH_SUMMARY = 'openekm/ekmHealthSummary';
+const HEALTH_PARENT = 'openekm/ekmHealth';
+const HEALTH_COLLECTION = 'targets';
+const HEALTH_SUMMARY = 'openekm/ekmHealthSummary';
 
 const MAX_CONNECTIONS = 1000;
 const PROBES_AT_ONCE = 8;
@@ -56,7 +56,7 @@ export interface ProbeOutcome {
 }
 
 /** Every target in use: the declared endpoints, then each replica of each EKM connection. */
-export async function probeTargets(
+async function probeTargets(
   deps: Deps,
 ): Promise<{ target: ProbeTarget; probeKeyPath?: string; cryptoSpacePath?: string }[]> {
   const out: { target: ProbeTarget; probeKeyPath?: string; cryptoSpacePath?: string }[] = endpointTargets(

@@ -17,10 +17,10 @@ import { readKey } from './crypto-keys.js';
 import { ekmKeyProtection } from './external.js';
 import { openWithHsm, sealWithHsm } from './hsm-keys.js';
 
-export const MAX_PLAINTEXT_BYTES = 64 * 1024;
-export const MAX_AAD_BYTES = 64 * 1024;
+const MAX_PLAINTEXT_BYTES = 64 * 1024;
+const MAX_AAD_BYTES = 64 * 1024;
 /** Plaintext limit plus room for the format's header, key-protection block and tag. */
-export const MAX_CIPHERTEXT_BYTES = MAX_PLAINTEXT_BYTES + 4096;
+const MAX_CIPHERTEXT_BYTES = MAX_PLAINTEXT_BYTES + 4096;
 
 export function checksumMismatch(checksumField: string, dataField: string): RpcError {
   return RpcError.invalidArgument(
@@ -29,7 +29,7 @@ export function checksumMismatch(checksumField: string, dataField: string): RpcE
   );
 }
 
-export function verify(
+function verify(
   data: Buffer,
   expected: number | undefined,
   checksumField: string,
@@ -40,7 +40,7 @@ export function verify(
   return true;
 }
 
-export function limit(data: Buffer, max: number, field: string): void {
+function limit(data: Buffer, max: number, field: string): void {
   if (data.length > max) {
     throw RpcError.invalidArgument(
       `The ${field} is too large: ${data.length} bytes, the limit is ${max} bytes. Encrypt larger data locally under a data key (envelope encryption).`,

@@ -206,7 +206,7 @@ function mode(body: JsonObject): { keyManagementMode: KeyManagementModeName; cry
   return { keyManagementMode: m };
 }
 
-export function toApiConnection(c: EkmConnection): EkmConnection {
+function toApiConnection(c: EkmConnection): EkmConnection {
   const out: EkmConnection = {
     name: c.name,
     createTime: c.createTime,

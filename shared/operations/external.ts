@@ -57,7 +57,7 @@ function logFailure(
 }
 
 /** How errors and logs name the version's external key: its URI, or its key path on its EKM connection. */
-export function externalKeyUriOf(version: StoredCryptoKeyVersion): string {
+function externalKeyUriOf(version: StoredCryptoKeyVersion): string {
   const o = version.externalProtectionLevelOptions;
   return (
     o?.externalKeyUri ?? (o?.ekmConnectionKeyPath ? `ekmConnectionKeyPath ${o.ekmConnectionKeyPath}` : '')
@@ -68,7 +68,7 @@ export function externalKeyUriOf(version: StoredCryptoKeyVersion): string {
  * Where the version's external key is: its URI (EXTERNAL), or its key path on every replica of the key's EKM
  * connection (EXTERNAL_VPC; key and connection read through the metadata cache).
  */
-export async function ekmTargetOf(deps: Deps, version: StoredCryptoKeyVersion): Promise<KeyTarget> {
+async function ekmTargetOf(deps: Deps, version: StoredCryptoKeyVersion): Promise<KeyTarget> {
   if (version.protectionLevel !== 'EXTERNAL_VPC') return externalKeyUriOf(version);
   const path = version.externalProtectionLevelOptions?.ekmConnectionKeyPath;
   if (!path) throw RpcError.failedPrecondition(`${version.name} has no ekmConnectionKeyPath yet.`);

@@ -116,7 +116,7 @@ function parseCondition(raw: Json | undefined, field: string): Condition | undef
 }
 
 /** Validates a google.iam.v1.Policy from a setIamPolicy request; every problem names its field. */
-export function parsePolicy(raw: Json | undefined): {
+function parsePolicy(raw: Json | undefined): {
   version: number;
   bindings: Binding[];
   etag?: string;

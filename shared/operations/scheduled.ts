@@ -19,7 +19,7 @@ import { newVersion } from './new-version.js';
  * rotated in its own transaction, which re-checks that the rotation is still due, so two jobs running at once
  * rotate a key once.
  */
-export async function rotateDueKeys(deps: Deps, batch = 200): Promise<{ rotated: string[] }> {
+async function rotateDueKeys(deps: Deps, batch = 200): Promise<{ rotated: string[] }> {
   const now = deps.now();
   const due = await deps.store.findAtMost<StoredCryptoKey & JsonObject>(
     'cryptoKeys',

@@ -54,7 +54,7 @@ export const DEFAULT_EKM_QUOTA: EkmQuotaConfig = {
 };
 
 /** The Firestore collection of the per-second shard documents (a TTL policy on `expireAt` cleans it). */
-export const QUOTA_COLLECTION = 'openekmQuota';
+const QUOTA_COLLECTION = 'openekmQuota';
 
 /** The longest a request waits for a lease (ms) before it is refused; see docs/audit-and-metrics.md. */
 export const QUOTA_MAX_WAIT_MS = 500;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Sha256 } from '@aws-crypto/sha256-js';
@@ -47,7 +47,7 @@ export function requireSoftHsm(backend: Backend): void {
   }
 }
 
-export const ISSUER = 'https://issuer.openekm.test';
+const ISSUER = 'https://issuer.openekm.test';
 export const GATEWAY = 'gateway@openekm.local';
 
 /** A token issuer with a JWKS file, plus a stranger key (same kid) for bad-signature tests. */
@@ -150,7 +150,7 @@ export async function post(
   return toResult(response);
 }
 
-export async function toResult(response: Response): Promise<HttpResult> {
+async function toResult(response: Response): Promise<HttpResult> {
   const text = await response.text();
   let json: Record<string, unknown> = {};
   try {
@@ -216,8 +216,3 @@ export function requestMetadata(kmsOperation = 'Encrypt', extra: Record<string, 
 }
 
 export const b64 = (s: string | Buffer) => (typeof s === 'string' ? Buffer.from(s) : s).toString('base64');
-
-export function moduleExists(): boolean {
-  const path = findSoftHsmModule();
-  return path !== undefined && existsSync(path);
-}
