@@ -53,7 +53,7 @@ const child = spawn(
     'tsx',
     '--test',
     '--test-concurrency=2',
-    '--test-timeout=120000',
+    '--test-timeout=240000',
     `--test-reporter=${reporter}`,
     '--test-reporter-destination=stdout',
     ...files,
