@@ -63,6 +63,7 @@ export class EkmClient {
     this.settings = settings;
     this.transport = new EkmTransport({
       lookup: options.lookup,
+      ...(options.hostPolicy ? { hostPolicy: options.hostPolicy } : {}),
       http2: settings.http2,
       keepAliveMs: settings.keepAliveMs,
       connections: settings.maxConcurrent,
