@@ -125,7 +125,7 @@ class Cli {
       case 'access revoke': {
         const admin = this.admin(false);
         const target = arg(0, 'keyId');
-        const principal = positional[1] ?? this.config.defaultPrincipal;
+        const principal = positional[1] ?? admin.defaultPrincipal;
         const before = target.startsWith('cryptospaces/')
           ? admin.listCryptoSpaces().find((c) => `cryptospaces/${c.cryptoSpaceId}` === target)?.grants
           : admin.listKeys().find((k) => k.keyId === target)?.grants;
