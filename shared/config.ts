@@ -122,7 +122,7 @@ export interface Config {
   hsm?: HsmConfig;
 }
 
-/** A PKCS#11 token for HSM keys: OPENEKM_HSM_* (docs/hsm.md). */
+/** A PKCS#11 token for HSM keys (docs/hsm.md). */
 export interface HsmConfig {
   /** Path of the vendor's PKCS#11 library (OPENEKM_HSM_MODULE). */
   modulePath: string;
@@ -477,7 +477,7 @@ export function loadConfig(env: Env = process.env): Config {
   };
 }
 
-/** OPENEKM_HSM_*: all absent means no HSM; a partial or inconsistent set is refused at start-up. */
+/** The HSM variables: all absent means no HSM; a partial or inconsistent set is refused at start-up. */
 function hsmFrom(env: Env): { hsm?: HsmConfig } {
   const modulePath = env.OPENEKM_HSM_MODULE;
   const names = ['OPENEKM_HSM_TOKEN_LABEL', 'OPENEKM_HSM_SLOT', 'OPENEKM_HSM_PIN', 'OPENEKM_HSM_PIN_FILE'];

@@ -25,12 +25,9 @@ let work: string;
 let gcfLock: { packages: Record<string, { optional?: boolean }> } | undefined;
 
 /** The reference EKM and what only it uses: none of it may be deployed. */
-const NOT_SHIPPED = [
-  'node_modules/@openekm/',
-  'node_modules/pkcs11js/',
-  'node_modules/node-forge/',
-  'reference-ekm/',
-];
+// The reference EKM and what only it uses never ship (pkcs11js and node-forge do: the gateway's HSM keys and
+// RSA-PSS digest signing use them).
+const NOT_SHIPPED = ['node_modules/@openekm/', 'reference-ekm/', 'node_modules/@aws-crypto/'];
 
 function pack(out: string, ...extra: string[]): void {
   execFileSync(

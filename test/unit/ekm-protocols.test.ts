@@ -73,11 +73,31 @@ test('Google EKM: recorded answers decode; refusals become their domains', () =>
   );
   failsWith(() => google.wrapAnswer({ status: 500, body: undefined, text: '' }), 'EXTERNAL_SERVER_ERROR');
   failsWith(() => google.wrapAnswer({ status: 501, body: undefined, text: '' }), 'EXTERNAL_NOT_IMPLEMENTED');
-  // A refusal naming the justification is about the caller's reason, not OpenEKM's identity.
+  // Refusals are classified by code, never by words: a message naming the justification is still a refusal of
+  // OpenEKM's identity, while an ErrorInfo reason saying the justification was refused is about the caller's reason.
   failsWith(
     () =>
       google.wrapAnswer(
         answer({ status: 403, body: { message: 'justification CUSTOMER_INITIATED_SUPPORT is not allowed' } }),
+      ),
+    'EXTERNAL_PERMISSION_DENIED',
+    true,
+  );
+  failsWith(
+    () =>
+      google.wrapAnswer(
+        answer({
+          status: 403,
+          body: {
+            error: {
+              status: 'PERMISSION_DENIED',
+              message: 'not allowed',
+              details: [
+                { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'JUSTIFICATION_REFUSED' },
+              ],
+            },
+          },
+        }),
       ),
     'EXTERNAL_PERMISSION_DENIED',
     false,
