@@ -49,6 +49,11 @@ async function shutdown(code: number): Promise<never> {
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 process.on('uncaughtException', (err) => {
+  if (stopping) {
+    // Work still in flight when its clients closed (a probe run, a lease): the orderly stop goes on and saves.
+    process.stderr.write(`While stopping: ${err.message}\n`);
+    return;
+  }
   process.stderr.write(`OpenEKM stopped on an unexpected error: ${err.stack ?? err.message}\n`);
   void shutdown(1);
 });
