@@ -68,7 +68,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<BodyRead>
       }
       if (refused) {
         if (size > DRAIN_BYTES) {
-          req.pause();
+          // Stop collecting; the stream keeps flowing (and is thrown away) until the connection closes.
           finish({ error: refused, close: true });
         }
         return;
@@ -108,8 +108,34 @@ export function send(res: ServerResponse, out: ApiResponse, close = false): void
   if (res.headersSent) return;
   res.statusCode = out.status;
   for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
-  if (close) res.setHeader('connection', 'close');
+  if (close) {
+    res.setHeader('connection', 'close');
+    lingerBeforeClosing(res);
+  }
   res.end(out.body.endsWith('\n') ? out.body : `${out.body}\n`);
+}
+
+/** How long a connection closed while its client is still sending keeps reading before it is torn down. */
+const LINGER_MS = 2000;
+
+/**
+ * After an answer that closes the connection while the client is still sending, keep reading (and discarding) for
+ * a moment before the socket is destroyed: closing a socket that has unread data sends a TCP reset, and a client
+ * that is still writing can then lose the answer it has not read yet (it sees EPIPE instead of the 400).
+ */
+function lingerBeforeClosing(res: ServerResponse): void {
+  const socket = res.socket;
+  if (!socket) return;
+  const destroy = socket.destroy.bind(socket);
+  let lingering = false;
+  socket.destroy = ((err?: Error) => {
+    if (lingering) return socket;
+    lingering = true;
+    socket.on('data', () => undefined);
+    socket.resume();
+    setTimeout(() => destroy(err), LINGER_MS).unref();
+    return socket;
+  }) as typeof socket.destroy;
 }
 
 export function sendError(res: ServerResponse, e: RpcError, close = false): void {
