@@ -66,3 +66,28 @@ export function assertDenied(res: CallResult, permission: string, resource: stri
     `Permission '${permission}' denied on resource '${resource.replace(/^\/v1\//, '')}' (or it may not exist).`,
   );
 }
+
+export const ADMIN = 'user:admin@example.com';
+
+/** A key ring and ENCRYPT_DECRYPT key whose policy makes ADMIN its roles/cloudkms.admin; the key's URL path. */
+export async function keyWithAdmin(s: TestStack, ring: string): Promise<string> {
+  const loc = `/v1/projects/${s.project}/locations/us-east1`;
+  ok(await s.call('POST', `${loc}/keyRings?keyRingId=${ring}`, {}));
+  const key = `${loc}/keyRings/${ring}/cryptoKeys/k`;
+  ok(
+    await s.call('POST', `${loc}/keyRings/${ring}/cryptoKeys?cryptoKeyId=k`, { purpose: 'ENCRYPT_DECRYPT' }),
+  );
+  ok(
+    await s.call('POST', `${key}:setIamPolicy`, {
+      policy: { bindings: [{ role: 'roles/cloudkms.admin', members: [ADMIN] }] },
+    }),
+  );
+  return key;
+}
+
+/** setIamPolicy as `as`, with the current etag. */
+export async function grant(s: TestStack, key: string, as: string, bindings: unknown[]) {
+  const token = await tokenFor(s, as);
+  const current = ok(await s.call('GET', `${key}:getIamPolicy`, undefined, { token }));
+  return s.call('POST', `${key}:setIamPolicy`, { policy: { bindings, etag: current.etag } }, { token });
+}

@@ -7,32 +7,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
-import { assertError, ok, tokenFor } from './admin-helpers.js';
+import { ADMIN, assertError, grant, keyWithAdmin, ok, tokenFor } from './admin-helpers.js';
 
-const ADMIN = 'user:admin@example.com';
 const USER = 'user:alice@example.com';
 const ENCRYPTER = 'roles/cloudkms.cryptoKeyEncrypterDecrypter';
-
-async function keyWithAdmin(s: TestStack, ring: string): Promise<string> {
-  const loc = `/v1/projects/${s.project}/locations/us-east1`;
-  ok(await s.call('POST', `${loc}/keyRings?keyRingId=${ring}`, {}));
-  const key = `${loc}/keyRings/${ring}/cryptoKeys/k`;
-  ok(
-    await s.call('POST', `${loc}/keyRings/${ring}/cryptoKeys?cryptoKeyId=k`, { purpose: 'ENCRYPT_DECRYPT' }),
-  );
-  ok(
-    await s.call('POST', `${key}:setIamPolicy`, {
-      policy: { bindings: [{ role: 'roles/cloudkms.admin', members: [ADMIN] }] },
-    }),
-  );
-  return key;
-}
-
-async function grant(s: TestStack, key: string, as: string, bindings: unknown[]) {
-  const token = await tokenFor(s, as);
-  const current = ok(await s.call('GET', `${key}:getIamPolicy`, undefined, { token }));
-  return s.call('POST', `${key}:setIamPolicy`, { policy: { bindings, etag: current.etag } }, { token });
-}
 
 describe('OPENEKM_IAM_SEPARATION_OF_DUTIES=true', () => {
   let s: TestStack;
