@@ -13,8 +13,7 @@ import { createRequire } from 'node:module';
 import type { HttpFunction, Request } from '@google-cloud/functions-framework';
 import type { FunctionName } from '../shared/api/routes.js';
 import { RpcError } from '../shared/errors.js';
-import { getGateway } from './instance.js';
-import { MISCONFIGURED } from './listener.js';
+import { gatewayOrUnavailable } from './instance.js';
 import { cancelOnClose, readBody, send, sendError, toApiRequest } from './request.js';
 
 type Handle = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void;
@@ -44,15 +43,9 @@ function installExpressHook(): void {
             : RpcError.internal(err),
         );
       });
-    let limit: number;
-    try {
-      limit = getGateway().deps.config.maxRequestBytes;
-    } catch {
-      req.resume();
-      sendError(res, MISCONFIGURED());
-      return;
-    }
-    readBody(req, limit).then(
+    const gateway = gatewayOrUnavailable(req, res);
+    if (!gateway) return;
+    readBody(req, gateway.deps.config.maxRequestBytes).then(
       (read) => {
         if (read.error) {
           sendError(res, read.error, read.close);
@@ -74,13 +67,8 @@ installExpressHook();
 /** The HTTP function for one of the four function names. */
 export function httpFunction(name: FunctionName): HttpFunction {
   return async (req: Request, res) => {
-    let gateway: ReturnType<typeof getGateway>;
-    try {
-      gateway = getGateway();
-    } catch {
-      sendError(res, MISCONFIGURED());
-      return;
-    }
+    const gateway = gatewayOrUnavailable(req, res);
+    if (!gateway) return;
     const raw = (req as ReadRequest).rawBody;
     const cancel = cancelOnClose(res);
     const out = await gateway.handle(name, {

@@ -8,26 +8,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { functionForPath } from '../shared/api/match.js';
 import type { FunctionName } from '../shared/api/routes.js';
 import { RpcError } from '../shared/errors.js';
-import { getGateway } from './instance.js';
+import { gatewayOrUnavailable } from './instance.js';
 import { cancelOnClose, readBody, send, sendError, splitTarget, toApiRequest } from './request.js';
 
 export type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
-export const MISCONFIGURED = () =>
-  new RpcError(
-    'UNAVAILABLE',
-    'The service is misconfigured and cannot serve requests; its operator has been told in the logs.',
-  );
-
 async function serve(fn: FunctionName | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  let gateway: ReturnType<typeof getGateway>;
-  try {
-    gateway = getGateway();
-  } catch {
-    req.resume();
-    sendError(res, MISCONFIGURED());
-    return;
-  }
+  const gateway = gatewayOrUnavailable(req, res);
+  if (!gateway) return;
   const read = await readBody(req, gateway.deps.config.maxRequestBytes);
   if (read.error) {
     sendError(res, read.error, read.close);
