@@ -3,6 +3,7 @@
  * `npm start` uses), a real Firestore emulator (FIRESTORE_EMULATOR_HOST, set by scripts/run-tests.ts), a fresh
  * Firestore project per stack so test files never see each other's data, and a clock the test can move.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -178,4 +179,25 @@ export function gcloudEnv(
     CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
     CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
   };
+}
+
+/**
+ * Runs gcloud without blocking this process (which serves the requests it sends): its exit code and output,
+ * never a rejection, so a test can assert on a failure's message.
+ */
+export function runGcloud(
+  args: string[],
+  options: { env: NodeJS.ProcessEnv; cwd: string; timeoutMs?: number },
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      'gcloud',
+      args,
+      { env: options.env, cwd: options.cwd, timeout: options.timeoutMs ?? 60_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
+  });
 }

@@ -8,7 +8,6 @@
  * gcloud must be installed (part of the machine image); OPENEKM_SKIP_GCLOUD=1 skips the gcloud tests only.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +16,7 @@ import { after, before, test } from 'node:test';
 import { EkmServiceClient } from '@google-cloud/kms';
 import { OAuth2Client } from 'google-auth-library';
 import { hostOf, serverCertDer } from '../helpers/ekm-replicas.js';
-import { gcloudEnv, startTestStack, type TestStack } from '../helpers/stack.js';
+import { gcloudEnv, runGcloud, startTestStack, type TestStack } from '../helpers/stack.js';
 
 process.env.METADATA_SERVER_DETECTION = 'none';
 
@@ -240,12 +239,7 @@ let gcloudEnvVars: NodeJS.ProcessEnv;
 
 /** Runs gcloud without blocking this process (which serves the requests). */
 function gcloud(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('gcloud', args, { env: gcloudEnvVars, cwd: work, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
+  return runGcloud(args, { env: gcloudEnvVars, cwd: work });
 }
 
 /** gcloud prints what some commands (create) answered as a one-element list in --format=json. */

@@ -8,13 +8,13 @@
  * gcloud must be installed (it is part of the machine image); OPENEKM_SKIP_GCLOUD=1 skips the test.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { gcloudEnv, startTestStack, type TestStack } from '../helpers/stack.js';
+import { gcloudEnv, runGcloud, startTestStack, type TestStack } from '../helpers/stack.js';
 
 const skip = process.env.OPENEKM_SKIP_GCLOUD === '1';
 
@@ -39,12 +39,7 @@ after(async () => {
 });
 
 function gcloud(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('gcloud', args, { env, cwd: work, timeout: 90_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
+  return runGcloud(args, { env, cwd: work, timeoutMs: 90_000 });
 }
 
 async function ok(...args: string[]): Promise<string> {

@@ -8,12 +8,12 @@
  * unless OPENEKM_SKIP_GCLOUD=1 is set, which skips it.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { gcloudEnv, startTestStack, type TestStack } from '../helpers/stack.js';
+import { gcloudEnv, runGcloud, startTestStack, type TestStack } from '../helpers/stack.js';
 
 const skip = process.env.OPENEKM_SKIP_GCLOUD === '1';
 
@@ -51,12 +51,7 @@ after(async () => {
 
 /** Runs gcloud without blocking this process (which serves the requests). */
 function gcloud(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('gcloud', args, { env, cwd: work, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
+  return runGcloud(args, { env, cwd: work });
 }
 
 async function ok(...args: string[]): Promise<string> {

@@ -4,12 +4,11 @@
  * second principal using its own access-token file. Skipped with OPENEKM_SKIP_GCLOUD=1, as gcloud.test.ts.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { gcloudEnv, startTestStack, type TestStack } from '../helpers/stack.js';
+import { gcloudEnv, runGcloud, startTestStack, type TestStack } from '../helpers/stack.js';
 
 const skip = process.env.OPENEKM_SKIP_GCLOUD === '1';
 const ALICE = 'user:alice@example.com';
@@ -38,12 +37,7 @@ function gcloud(
   ...args: string[]
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = gcloudEnv(s.url, s.project, join(work, 'config'), tokenFile);
-  return new Promise((resolve) => {
-    execFile('gcloud', args, { env, cwd: work, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
+  return runGcloud(args, { env, cwd: work });
 }
 
 async function ok(tokenFile: string, ...args: string[]): Promise<string> {
