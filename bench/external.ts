@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { importJWK, type JWK, SignJWT } from 'jose';
-import { LOCAL_XKS_PREFIX } from '../scripts/lib/local-ekm.js';
-import { LOCAL_GATEWAY_IDENTITY, LOCAL_GATEWAY_ISSUER } from '../scripts/lib/local-state.js';
+import { LOCAL_XKS_PREFIX, localEkmIdentity } from '../scripts/lib/local-ekm.js';
+import { LOCAL_GATEWAY_ISSUER } from '../scripts/lib/local-state.js';
 import { api, type LoadResult, type LoadSpec, measure, ROOT, track } from './gateway.js';
 
 export const TARGET_EXTERNAL_ENCRYPT_OPS = 1800;
@@ -127,6 +127,10 @@ export async function benchExternal(o: Options): Promise<ExternalMeasurement[]> 
 
   o.log(`EXTERNAL setup: EKM key ${EKM_KEY_ID} (CLI), EXTERNAL keys and versions (API) …`);
   await ekmCli(o.stateDir, ['keys', 'create', EKM_KEY_ID]);
+  // The gateway calls the EKM as this project's own identity (docs/security.md): grant it the key, as a partner
+  // grants a key to one project.
+  const identity = localEkmIdentity(o.ring.split('/')[1]!);
+  await ekmCli(o.stateDir, ['access', 'grant', EKM_KEY_ID, identity]);
   const uris: Record<Protocol, string> = {
     google: `${ekmOrigin}/v0/keys/${EKM_KEY_ID}`,
     xks: `${ekmOrigin}/${LOCAL_XKS_PREFIX}/kms/xks/v1/keys/${EKM_KEY_ID}`,
@@ -174,10 +178,10 @@ export async function benchExternal(o: Options): Promise<ExternalMeasurement[]> 
     keys: JWK[];
   };
   const jwk = signingKeys.keys[0]!;
-  const jwt = await new SignJWT({ email: LOCAL_GATEWAY_IDENTITY, email_verified: true })
+  const jwt = await new SignJWT({ email: identity, email_verified: true })
     .setProtectedHeader({ alg: 'ES256', kid: jwk.kid!, typ: 'JWT' })
     .setIssuer(LOCAL_GATEWAY_ISSUER)
-    .setSubject(LOCAL_GATEWAY_IDENTITY)
+    .setSubject(identity)
     .setAudience(ekmOrigin)
     .setIssuedAt()
     .setExpirationTime('1h')
@@ -216,7 +220,7 @@ export async function benchExternal(o: Options): Promise<ExternalMeasurement[]> 
     applyChecksum: false,
   });
   const xksMetadata = (kmsOperation: string) => ({
-    awsPrincipalArn: `user:${LOCAL_GATEWAY_IDENTITY}`,
+    awsPrincipalArn: identity,
     kmsOperation,
     kmsRequestId: 'bench',
     kmsKeyArn: gateway.xks.versionName,
