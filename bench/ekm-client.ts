@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ky from 'ky';
 import { Agent, request } from 'undici';
-import { startLocalEkm } from '../scripts/lib/local-ekm.js';
+import { localEkmIdentity, startLocalEkm } from '../scripts/lib/local-ekm.js';
 import { localGatewayEnv } from '../scripts/lib/local-state.js';
 import { GatewayIdentity } from '../shared/access/outgoing.js';
 import { loadConfig } from '../shared/config.js';
@@ -104,6 +104,8 @@ try {
   for (const e of config.ekmEndpoints) e.timeoutMs = 5000;
   const identity = new GatewayIdentity(config.gatewayIdentity!);
   await local.ekm.admin.createKey('bench');
+  // The gateway calls as the project's own EKM identity (docs/security.md).
+  await local.ekm.admin.grant('bench', localEkmIdentity('bench'));
   const ctx: EkmCallContext = {
     versionName: 'projects/bench/locations/us-east1/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1',
     reason: 'CUSTOMER_INITIATED_ACCESS',

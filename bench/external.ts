@@ -20,7 +20,15 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { importJWK, type JWK, SignJWT } from 'jose';
 import { LOCAL_XKS_PREFIX, localEkmIdentity } from '../scripts/lib/local-ekm.js';
 import { LOCAL_GATEWAY_ISSUER } from '../scripts/lib/local-state.js';
-import { api, type LoadResult, type LoadSpec, measure, ROOT, track } from './gateway.js';
+import {
+  api,
+  type EkmAttemptCounts,
+  type LoadResult,
+  type LoadSpec,
+  measure,
+  ROOT,
+  track,
+} from './gateway.js';
 
 export const TARGET_EXTERNAL_ENCRYPT_OPS = 1800;
 export const TARGET_THROUGHPUT_RATIO = 0.5;
@@ -28,6 +36,7 @@ export const TARGET_ADDED_P50_MS = 2;
 export const TARGET_P99_MS = 150;
 export const TARGET_CPU_RATIO = 1.5;
 export const TARGET_GOODPUT = 0.8;
+export const TARGET_AMPLIFICATION = 1.1;
 export const OVERLOAD_CONNECTIONS = 128;
 
 const EKM_KEY_ID = 'bench-ext';
@@ -51,11 +60,15 @@ export interface ExternalMeasurement {
   id: string;
   what: string;
   result: LoadResult;
+  /** The gateway's EKM attempts during the measurement (gateway rows only). */
+  ekm?: EkmAttemptCounts;
 }
 
 interface Options {
   stackUrl: string;
   stackPid: number;
+  /** The stack's EKM attempt counters (RunningStack.ekmAttempts). */
+  ekmAttempts: () => EkmAttemptCounts;
   stateDir: string;
   ekmHttpsPort: number;
   token: string;
@@ -340,6 +353,7 @@ export async function benchExternal(o: Options): Promise<ExternalMeasurement[]> 
     if (!want(step.id)) continue;
     const spec = await step.spec();
     o.log(`${step.what}, concurrency ${spec.connections}, ${o.durationS} s …`);
+    const before = o.ekmAttempts();
     const result = await measure({
       ...spec,
       durationS: o.durationS,
@@ -347,7 +361,13 @@ export async function benchExternal(o: Options): Promise<ExternalMeasurement[]> 
       maxRequests: o.maxRequests,
       serverPid: o.stackPid,
     });
-    out.push({ id: step.id, what: step.what, result });
+    const after = o.ekmAttempts();
+    const ekm = {
+      sent: after.sent - before.sent,
+      calls: after.calls - before.calls,
+      refused: after.refused - before.refused,
+    };
+    out.push({ id: step.id, what: step.what, result, ...(ekm.calls > 0 ? { ekm } : {}) });
   }
   return out;
 }
@@ -355,6 +375,7 @@ export async function benchExternal(o: Options): Promise<ExternalMeasurement[]> 
 /** Ratio rows [ratio, value, how to read it] for the EXTERNAL measurements present in `r`. */
 export function externalRatios(
   r: Record<string, LoadResult>,
+  ekm: Record<string, EkmAttemptCounts>,
   fmtRatio: (n: number) => string,
   fmtMs: (n: number) => string,
 ): string[][] {
@@ -405,6 +426,16 @@ export function externalRatios(
       fmtRatio(goodput),
       `≥ ${TARGET_GOODPUT.toFixed(2)} target (${verdict(goodput >= TARGET_GOODPUT, Number.isFinite(goodput))}); refused ${over ? over.non2xx : '—'}, slowest answer ${over ? fmtMs(over.maxAnyMs) : '—'} ms vs the 1,000 ms deadline (${verdict((over?.maxAnyMs ?? Number.NaN) <= 1000, over !== undefined)})`,
     ]);
+    for (const id of [`ext-${p}-encrypt32`, `ext-${p}-encrypt${OVERLOAD_CONNECTIONS}`]) {
+      const c = ekm[id];
+      // Attempts sent to the EKM per call that reached it: 1.00 = no retries at all.
+      const amplification = c ? c.sent / Math.max(1, c.calls - c.refused) : Number.NaN;
+      rows.push([
+        `${name}: retry amplification @${id.endsWith('32') ? 32 : OVERLOAD_CONNECTIONS} (EKM attempts / calls)`,
+        fmtRatio(amplification),
+        `≤ ${TARGET_AMPLIFICATION.toFixed(2)} target (${verdict(amplification <= TARGET_AMPLIFICATION, Number.isFinite(amplification))}); ${c ? `${c.sent} attempts for ${c.calls - c.refused} calls, ${c.refused} refused by the gateway` : '—'}`,
+      ]);
+    }
     const e32 = r[`ext-${p}-encrypt32`]?.opsPerSec ?? Number.NaN;
     rows.push([
       `${name}: EXTERNAL encrypt ops/s @32 / 1,800 target`,

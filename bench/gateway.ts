@@ -98,7 +98,41 @@ async function waitHttpOk(url: string, child: ChildProcess, out: string[], timeo
 export interface RunningStack {
   url: string;
   pid: number;
+  /** EKM attempts the gateway logged so far (its `openekm.ekm.request` metric lines), for retry amplification. */
+  ekmAttempts(): EkmAttemptCounts;
   stop(): Promise<void>;
+}
+
+export interface EkmAttemptCounts {
+  /** Attempts sent to an EKM (every metric line but the gateway's own refusals, OVERLOADED_EKM). */
+  sent: number;
+  /** Calls that ended (one final line each), refused ones included. */
+  calls: number;
+  /** Calls the gateway refused itself (concurrency bound): never sent. */
+  refused: number;
+}
+
+/** Counts the gateway's EKM metric lines on a stream of JSON log lines (see shared/audit/ekm-metrics.ts). */
+function countEkmAttempts(child: ChildProcess): () => EkmAttemptCounts {
+  const counts: EkmAttemptCounts = { sent: 0, calls: 0, refused: 0 };
+  let rest = '';
+  child.stdout?.on('data', (b: Buffer) => {
+    const lines = (rest + b.toString('utf8')).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.includes('"openekm.ekm.request"')) continue;
+      try {
+        const e = JSON.parse(line) as { ekm?: { final?: string; status?: string } };
+        const refused = e.ekm?.status === 'OVERLOADED_EKM';
+        if (!refused) counts.sent++;
+        if (e.ekm?.final === 'true') counts.calls++;
+        if (refused) counts.refused++;
+      } catch {
+        // not a JSON line
+      }
+    }
+  });
+  return () => ({ ...counts });
 }
 
 /**
@@ -126,6 +160,7 @@ export async function startStack(options: {
     }),
   );
   const out = collectOutput(child);
+  const ekmAttempts = countEkmAttempts(child);
   const url = `http://127.0.0.1:${options.port}`;
   try {
     await waitHttpOk(`${url}/health`, child, out, 60_000);
@@ -133,7 +168,7 @@ export async function startStack(options: {
     await stopChild(child);
     throw err;
   }
-  return { url, pid: child.pid ?? 0, stop: () => stopChild(child, 5000) };
+  return { url, pid: child.pid ?? 0, ekmAttempts, stop: () => stopChild(child, 5000) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import {
   build,
   coldStartBareNode,
   coldStartEncrypt,
+  type EkmAttemptCounts,
   killAllNow,
   type LoadResult,
   type LoadSpec,
@@ -188,6 +189,7 @@ async function main(): Promise<void> {
 
   const rows: Row[] = [];
   const results: Record<string, LoadResult> = {};
+  const ekmCounts: Record<string, EkmAttemptCounts> = {};
   const cold: { encrypt: number[]; bare: number[] } = { encrypt: [], bare: [] };
 
   const port = await freePort();
@@ -266,6 +268,7 @@ async function main(): Promise<void> {
       const external = await benchExternal({
         stackUrl: stack.url,
         stackPid: stack.pid,
+        ekmAttempts: stack.ekmAttempts,
         stateDir,
         ekmHttpsPort,
         token,
@@ -279,6 +282,7 @@ async function main(): Promise<void> {
       });
       for (const m of external) {
         results[m.id] = m.result;
+        if (m.ekm) ekmCounts[m.id] = m.ekm;
         rows.push(loadRow(m.what, m.result));
       }
     }
@@ -378,7 +382,7 @@ async function main(): Promise<void> {
     'the /health ops/s a machine needs for this encrypt/health ratio to reach 3,000 encrypt ops/s',
   ]);
 
-  const externalRatioRows = externalRatios(results, fmtRatio, fmtMs);
+  const externalRatioRows = externalRatios(results, ekmCounts, fmtRatio, fmtMs);
 
   // Output ---------------------------------------------------------------------------------------------------
   const headers = ['measurement', 'conc', 'ops/s', 'p50 ms', 'p99 ms', 'stack CPU µs/req', 'notes'];

@@ -449,6 +449,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxQueueWaitMs: int(env, 'OPENEKM_EKM_MAX_QUEUE_WAIT_MS', 50, 0, 10_000),
       http2: bool(env, 'OPENEKM_EKM_HTTP2', false),
       keepAliveMs: int(env, 'OPENEKM_EKM_KEEPALIVE_MS', 30_000, 1000, 600_000),
+      lingerMs: int(env, 'OPENEKM_EKM_LINGER_MS', 2000, 0, 60_000),
     },
     ekmHostPolicy,
     gatewayIdentity,

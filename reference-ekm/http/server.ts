@@ -126,6 +126,8 @@ export class EkmHttpServer {
   private async handle(req: AnyRequest, res: AnyResponse, origin: string): Promise<void> {
     const started = performance.now();
     const method = req.method ?? 'GET';
+    // The client's port names the connection (read now: a closed socket no longer has it).
+    const remotePort = req.socket?.remotePort;
     // HTTP/2 carries the host as :authority; the XKS signature covers `host`.
     if (req.headers.host === undefined && typeof req.headers[':authority'] === 'string') {
       req.headers.host = req.headers[':authority'];
@@ -141,6 +143,7 @@ export class EkmHttpServer {
         operation: route?.operation ?? 'unknown',
         method,
         http: req.httpVersion,
+        remotePort,
         keyId: route?.keyId,
         ...fields,
         outcome,

@@ -66,6 +66,7 @@ export class EkmClient {
       ...(options.hostPolicy ? { hostPolicy: options.hostPolicy } : {}),
       http2: settings.http2,
       keepAliveMs: settings.keepAliveMs,
+      lingerMs: settings.lingerMs,
       connections: settings.maxConcurrent,
     });
     this.google = new GoogleEkmProtocol(this.transport, identity);
@@ -223,8 +224,11 @@ export class EkmClient {
         this.report(method, key, requestId, true, undefined, started);
         return result;
       } catch (err) {
-        release();
         const failure = EkmFailure.from(err);
+        // A given-up HTTP/1.1 exchange keeps its slot until it ends: the bound counts connections in use, so a
+        // retry never queues inside the pool behind it.
+        if (failure.abandoned) failure.abandoned.then(release, release);
+        else release();
         const failover = keys.length > 1 && FAILOVER.has(failure.domain);
         if (failover) this.replicas.failed(healthKey(key));
         const nextKey = keys[(n + 1) % keys.length]!;

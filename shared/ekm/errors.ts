@@ -81,14 +81,26 @@ export class EkmFailure extends Error {
    * caller gets UNAVAILABLE with a RetryInfo instead of a precondition failure of the version.
    */
   readonly localRefusal: { retryAfterMs: number } | undefined;
+  /**
+   * Set when the attempt was given up (its timeout, or the request ended) while its HTTP/1.1 exchange goes on in
+   * the background so that its connection is kept: settles when that exchange ends (answered, or aborted at the
+   * linger limit). The attempt's concurrency slot is held until then.
+   */
+  readonly abandoned: Promise<void> | undefined;
   constructor(
     readonly domain: EkmDomain,
     readonly detail: string,
-    options?: { cause?: unknown; identityRefused?: boolean; localRefusal?: { retryAfterMs: number } },
+    options?: {
+      cause?: unknown;
+      identityRefused?: boolean;
+      localRefusal?: { retryAfterMs: number };
+      abandoned?: Promise<void>;
+    },
   ) {
     super(`${domain}: ${detail}`, options);
     this.identityRefused = options?.identityRefused ?? false;
     this.localRefusal = options?.localRefusal;
+    this.abandoned = options?.abandoned;
   }
 
   /** `err` as an EkmFailure: itself, or UNEXPECTED_ERROR wrapping whatever else was thrown. */

@@ -27,6 +27,11 @@ export interface EkmClientSettings {
   http2: boolean;
   /** How long an idle EKM connection is kept open, ms. */
   keepAliveMs: number;
+  /**
+   * How long an HTTP/1.1 exchange whose attempt was given up (timeout, or the request ended) may go on in the
+   * background so that its connection is kept instead of closed, ms; 0 closes it at once.
+   */
+  lingerMs: number;
 }
 
 export const DEFAULT_EKM_CLIENT_SETTINGS: EkmClientSettings = {
@@ -37,6 +42,7 @@ export const DEFAULT_EKM_CLIENT_SETTINGS: EkmClientSettings = {
   maxQueueWaitMs: 50,
   http2: false,
   keepAliveMs: 30_000,
+  lingerMs: 2000,
 };
 
 const BUCKETS = 10;

@@ -35,6 +35,11 @@ export interface TransportOptions {
   /** How long an idle connection is kept, ms (default 30 s). */
   keepAliveMs?: number;
   /**
+   * HTTP/1.1: how long an exchange whose attempt was given up may go on in the background, ms (default 2000;
+   * 0 = abort it at once, which closes its connection). See `send`.
+   */
+  lingerMs?: number;
+  /**
    * ky's fetch: undici's own (default), or Node's global fetch given the pool as dispatcher (kept for
    * bench/ekm-client.ts, which compares them).
    */
@@ -249,9 +254,16 @@ export class EkmTransport {
   }
 
   /**
-   * One attempt: POST (or GET when body is undefined) with the attempt timeout; throws EkmFailure. ky's own
-   * fetch is Node's fetch given the endpoint's pool as its dispatcher: one Request per call (ky's), no second
-   * conversion; redirects are never followed, so a 3xx cannot lead outside the declared EKM prefixes.
+   * One attempt: POST (or GET when body is undefined), given up after the endpoint's per-attempt timeout or when
+   * `signal` aborts; throws EkmFailure. ky's fetch is undici's own on the endpoint's pool (or Node's fetch given
+   * the pool as dispatcher); redirects are never followed, so a 3xx cannot lead outside the declared EKM prefixes.
+   *
+   * HTTP/1.1 cannot cancel a request without closing its connection, and a closed connection costs the next
+   * attempt a TCP and TLS handshake — under load, the churn that turns timeouts into more timeouts. So a given-up
+   * HTTP/1.1 exchange is not aborted: the attempt fails at once (TIMEOUT, or the request's own cancellation) and
+   * the exchange goes on in the background for up to `lingerMs`, its answer read and dropped, its connection
+   * returned to the pool; only past that limit is it aborted. The failure's `abandoned` promise settles when it
+   * ends, so EkmClient holds the attempt's concurrency slot until then. HTTP/2 streams are cancelled at once.
    */
   async send(
     endpoint: EkmEndpoint,
@@ -263,47 +275,26 @@ export class EkmTransport {
     try {
       const pool = await this.ready(endpoint);
       opens = pool.opens;
-      const dispatcher = pool.agent;
-      const res = await ky(url, {
-        method: init.method,
-        headers: init.headers,
-        body: init.body,
-        timeout: endpoint.timeoutMs,
-        retry: 0,
-        throwHttpErrors: false,
-        redirect: 'manual',
-        signal,
-        ...(this.options.fetch === 'node'
-          ? // Passed through to Node's fetch as an unknown option: the endpoint's connection pool.
-            { dispatcher }
-          : {
-              // undici's own fetch on the endpoint's pool, given the call's own method, headers and body (ky's
-              // Request supplies the signal, which carries ky's timeout): no second Request, no body stream read.
-              fetch: ((req: Request) =>
-                undiciFetch(url, {
-                  method: init.method,
-                  headers: init.headers,
-                  body: init.body,
-                  redirect: 'manual',
-                  signal: req.signal,
-                  dispatcher,
-                })) as unknown as typeof fetch,
-            }),
-      } as Parameters<typeof ky>[1]);
-      // Bounded read (shared/ekm/bounded.ts): an oversized answer fails UNEXPECTED_RESPONSE.
-      const text = res.body
-        ? await readBoundedText(
-            res.body as unknown as AsyncIterable<Uint8Array>,
-            res.headers.get('content-length') ?? undefined,
-          )
-        : '';
-      let body: unknown;
-      try {
-        body = text ? JSON.parse(text) : undefined;
-      } catch {
-        body = undefined;
+      // HTTP/2 (or a first connection whose ALPN answer is not known yet): a cancelled stream costs nothing.
+      const h1 = 'alpn' in pool && pool.alpn === 'http/1.1';
+      const lingerMs = h1 ? (this.options.lingerMs ?? 2000) : 0;
+      if (lingerMs === 0) {
+        // Cancel on give-up: the exchange is aborted with the attempt.
+        return await this.exchange(
+          pool.agent,
+          url,
+          init,
+          AbortSignal.any([signal, AbortSignal.timeout(endpoint.timeoutMs)]),
+        );
       }
-      return { status: res.status, body, text };
+      signal.throwIfAborted();
+      const exchange = this.exchange(
+        pool.agent,
+        url,
+        init,
+        AbortSignal.timeout(endpoint.timeoutMs + lingerMs),
+      );
+      return await giveUpAfter(exchange, endpoint.timeoutMs, signal);
     } catch (err) {
       if (err instanceof EkmFailure) throw err;
       throw new EkmFailure(classifyNetworkError(err, signal), (err as Error).message ?? String(err), {
@@ -314,9 +305,108 @@ export class EkmTransport {
     }
   }
 
+  /** The HTTP exchange itself, aborted only by `signal`: request, answer status and a bounded JSON body. */
+  private async exchange(
+    dispatcher: Agent,
+    url: string,
+    init: { method: 'POST' | 'GET'; headers: Record<string, string>; body?: string },
+    signal: AbortSignal,
+  ): Promise<EkmHttpResponse> {
+    const res = await ky(url, {
+      method: init.method,
+      headers: init.headers,
+      body: init.body,
+      timeout: false,
+      retry: 0,
+      throwHttpErrors: false,
+      redirect: 'manual',
+      signal,
+      ...(this.options.fetch === 'node'
+        ? // Passed through to Node's fetch as an unknown option: the endpoint's connection pool.
+          { dispatcher }
+        : {
+            // undici's own fetch on the endpoint's pool, given the call's own method, headers and body (ky's
+            // Request supplies the signal): no second Request, no body stream read.
+            fetch: ((req: Request) =>
+              undiciFetch(url, {
+                method: init.method,
+                headers: init.headers,
+                body: init.body,
+                redirect: 'manual',
+                signal: req.signal,
+                dispatcher,
+              })) as unknown as typeof fetch,
+          }),
+    } as Parameters<typeof ky>[1]);
+    // Bounded read (shared/ekm/bounded.ts): an oversized answer fails UNEXPECTED_RESPONSE.
+    const text = res.body
+      ? await readBoundedText(
+          res.body as unknown as AsyncIterable<Uint8Array>,
+          res.headers.get('content-length') ?? undefined,
+        )
+      : '';
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    return { status: res.status, body, text };
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.close()));
     this.agents.clear();
     this.pools.clear();
   }
+}
+
+/**
+ * `exchange`'s answer, unless `timeoutMs` passes or `signal` aborts first: then an EkmFailure (TIMEOUT, or the
+ * domain of the signal's reason) whose `abandoned` settles when the exchange itself ends.
+ */
+function giveUpAfter(
+  exchange: Promise<EkmHttpResponse>,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<EkmHttpResponse> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const abandon = (domain: EkmDomain, detail: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      reject(
+        new EkmFailure(domain, detail, {
+          abandoned: exchange.then(
+            () => undefined,
+            () => undefined,
+          ),
+        }),
+      );
+    };
+    const onAbort = () => abandon(classifyNetworkError(signal.reason, signal), 'the request ended first');
+    const timer = setTimeout(
+      () => abandon('TIMEOUT', `no answer within the attempt timeout of ${timeoutMs} ms`),
+      timeoutMs,
+    );
+    signal.addEventListener('abort', onAbort, { once: true });
+    exchange.then(
+      (res) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(res);
+      },
+      (err) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }

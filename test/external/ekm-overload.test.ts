@@ -162,3 +162,56 @@ describe('HTTP/2', () => {
     }
   });
 });
+
+describe('connections kept across timed-out attempts (HTTP/1.1)', () => {
+  for (const lingerMs of ['2000', '0']) {
+    describe(`OPENEKM_EKM_LINGER_MS=${lingerMs}`, () => {
+      let s: TestStack;
+      let ring: string;
+      before(async () => {
+        s = await startTestStack({ ekm: true, ekmTimeoutMs: 150, env: { OPENEKM_EKM_LINGER_MS: lingerMs } });
+        ring = await keyRing(s, `linger${lingerMs}`);
+      });
+      after(() => s.stop());
+
+      test(
+        lingerMs === '0'
+          ? 'without lingering, every timed-out attempt closes its connection (the comparison)'
+          : 'a timed-out attempt is answered TIMEOUT at once, and its connection is kept for the next calls',
+        async () => {
+          const keyId = `linger-${lingerMs}`;
+          await s.ekm!.ekm.admin.createKey(keyId);
+          const k = await externalKey(s, ring, keyId, s.ekm!.keyUri(keyId, 'xks', 'https'));
+          const ports = () => new Set(ekmRequests(s, keyId).map((l) => l.remotePort as number | undefined));
+          const ok = await s.call('POST', `${k.key}:encrypt`, { plaintext: b64('warm') });
+          assert.equal(ok.status, 200, JSON.stringify(ok.json));
+          await s.ekm!.ekm.admin.setFault({ target: keyId, kind: 'latency', value: 400, rate: 1 });
+          const started = performance.now();
+          const slow = await s.call('POST', `${k.key}:encrypt`, { plaintext: b64('slow') });
+          const tookMs = performance.now() - started;
+          assert.equal(slow.status, 400, JSON.stringify(slow.json));
+          assert.equal(slow.json.error.details[0].violations[1].type, 'TIMEOUT', JSON.stringify(slow.json));
+          // The attempts were given up at their timeout, not when the EKM answered (400 ms each).
+          const slowLines = () => ekmRequests(s, keyId).filter((l) => (l.latencyMs as number) >= 300);
+          await waitFor('the slow attempts at the EKM', () => slowLines().length >= 1);
+          const attempts = slowLines().length;
+          assert.ok(tookMs < 400 * attempts, `answered in ${Math.round(tookMs)} ms for ${attempts} attempts`);
+          await new Promise((r) => setTimeout(r, 600)); // the given-up exchanges end (400 ms at the EKM)
+          await s.ekm!.ekm.admin.clearFaults();
+          const known = ports();
+          assert.ok(!known.has(undefined), 'the EKM logs each connection by its client port');
+          const lines = ekmRequests(s, keyId).length;
+          for (let i = 0; i < 6; i++) {
+            const res = await s.call('POST', `${k.key}:encrypt`, { plaintext: b64(`after${i}`) });
+            assert.equal(res.status, 200, JSON.stringify(res.json));
+          }
+          await waitFor('the EKM log', () => ekmRequests(s, keyId).length >= lines + 6);
+          const fresh = [...ports()].filter((p) => !known.has(p));
+          if (lingerMs === '0')
+            assert.ok(fresh.length >= 1, 'closing on timeout forces a new connection (TLS handshake)');
+          else assert.deepEqual(fresh, [], 'no new connection after the timeouts');
+        },
+      );
+    });
+  }
+});

@@ -60,7 +60,12 @@ function poolStats(): PoolStats[] {
  * dropped from a pool but left open — shows as growth of this number.
  */
 async function unexplainedSockets(): Promise<number> {
-  await new Promise((r) => setTimeout(r, 300)); // let closes propagate
+  // Exchanges given up by their attempts go on for up to OPENEKM_EKM_LINGER_MS (docs/configuration.md): wait
+  // (bounded) until none is running, then let closes propagate.
+  const until = Date.now() + 10_000;
+  while (poolStats().some((p) => p.running > 0) && Date.now() < until)
+    await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 300));
   const toGateway = await new Promise<number>((resolve, reject) =>
     s.server.server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
   );
