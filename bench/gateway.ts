@@ -104,17 +104,19 @@ export interface RunningStack {
 }
 
 export interface EkmAttemptCounts {
-  /** Attempts sent to an EKM (every metric line but the gateway's own refusals, OVERLOADED_EKM). */
+  /** Attempts sent to an EKM (every metric line but the gateway's own refusals, `sent: "false"`). */
   sent: number;
   /** Calls that ended (one final line each), refused ones included. */
   calls: number;
+  /** First attempts sent to an EKM (calls that reached it). */
+  firstSent: number;
   /** Calls the gateway refused itself (concurrency bound): never sent. */
   refused: number;
 }
 
 /** Counts the gateway's EKM metric lines on a stream of JSON log lines (see shared/audit/ekm-metrics.ts). */
 function countEkmAttempts(child: ChildProcess): () => EkmAttemptCounts {
-  const counts: EkmAttemptCounts = { sent: 0, calls: 0, refused: 0 };
+  const counts: EkmAttemptCounts = { sent: 0, calls: 0, firstSent: 0, refused: 0 };
   let rest = '';
   child.stdout?.on('data', (b: Buffer) => {
     const lines = (rest + b.toString('utf8')).split('\n');
@@ -122,9 +124,10 @@ function countEkmAttempts(child: ChildProcess): () => EkmAttemptCounts {
     for (const line of lines) {
       if (!line.includes('"openekm.ekm.request"')) continue;
       try {
-        const e = JSON.parse(line) as { ekm?: { final?: string; status?: string } };
-        const refused = e.ekm?.status === 'OVERLOADED_EKM';
+        const e = JSON.parse(line) as { ekm?: { final?: string; sent?: string; attempt?: number } };
+        const refused = e.ekm?.sent === 'false';
         if (!refused) counts.sent++;
+        if (!refused && e.ekm?.attempt === 1) counts.firstSent++;
         if (e.ekm?.final === 'true') counts.calls++;
         if (refused) counts.refused++;
       } catch {

@@ -88,8 +88,30 @@ function fileWriter(path: string): { write(line: string): void; close(): void } 
   };
 }
 
+/**
+ * Lines for stdout, written together once per turn of the event loop: on Linux a write to a pipe is a blocking
+ * system call, and an EXTERNAL request logs three lines (request, audit entry, EKM metric point). setImmediate runs
+ * at the end of the same turn, so lines still leave before the process waits for more work; 'exit' flushes the rest.
+ */
+let pending: string[] = [];
+let flushScheduled = false;
+
+function flushStdout(): void {
+  flushScheduled = false;
+  if (pending.length === 0) return;
+  const chunk = pending.length === 1 ? pending[0]! : pending.join('');
+  pending = [];
+  process.stdout.write(chunk);
+}
+
+process.once('exit', flushStdout);
+
 const toStdout = (l: string) => {
-  process.stdout.write(`${l}\n`);
+  pending.push(`${l}\n`);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushStdout);
+  }
 };
 
 /**

@@ -16,6 +16,10 @@ export type EkmMethod = 'wrap' | 'unwrap' | 'checkKey' | 'createKey' | 'destroyK
 export interface EkmAttempt {
   method: EkmMethod;
   protocol: string;
+  /** 1 for the call's first attempt, 2 for its first retry… */
+  attempt?: number;
+  /** False when OpenEKM refused the attempt itself (its concurrency bound) and nothing was sent to the EKM. */
+  sent?: boolean;
   /** Whether this was the request's last attempt (its outcome is the caller's). */
   final: boolean;
   /** undefined when the attempt succeeded. */
@@ -56,6 +60,8 @@ export function ekmMetricEntry(a: EkmAttempt): Record<string, unknown> {
     ekm: {
       method: a.method,
       final: a.final ? 'true' : 'false',
+      ...(a.attempt ? { attempt: a.attempt } : {}),
+      ...(a.sent === false ? { sent: 'false' } : {}),
       response_code: a.domain ? CODE_OF_DOMAIN[a.domain] : 'OK',
       status,
       protocol: a.protocol,

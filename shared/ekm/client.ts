@@ -202,13 +202,14 @@ export class EkmClient {
       const key = keys[n % keys.length]!;
       const endpoint = key.endpoint;
       const attemptMs = endpoint.timeoutMs;
-      if (n === 0) this.budget.recordFirst(endpoint.prefix);
       const release = await this.slot(endpoint.prefix, attemptMs, opts);
       if (!release) {
         const failure = this.refusal(key);
-        this.report(method, key, requestId, true, failure.domain, performance.now());
+        this.report(method, key, requestId, n + 1, true, failure.domain, performance.now(), false);
         throw failure;
       }
+      // Only first attempts that are sent fund the retry budget: refusals under overload must not buy retries.
+      if (n === 0) this.budget.recordFirst(endpoint.prefix);
       // An attempt that could outlast the request would leave the caller a bare DEADLINE_EXCEEDED: cut it
       // short so the EKM's domain (TIMEOUT) is still answered before the deadline.
       const room = opts.deadline - this.now() - ANSWER_MARGIN_MS;
@@ -221,7 +222,7 @@ export class EkmClient {
         const result = await attempt(key, signal);
         release();
         if (keys.length > 1) this.replicas.succeeded(healthKey(key));
-        this.report(method, key, requestId, true, undefined, started);
+        this.report(method, key, requestId, n + 1, true, undefined, started);
         return result;
       } catch (err) {
         const failure = EkmFailure.from(err);
@@ -242,7 +243,7 @@ export class EkmClient {
           opts.signal.aborted ||
           roomAfter < nextKey.endpoint.timeoutMs ||
           !this.budget.tryRetry(nextKey.endpoint.prefix);
-        this.report(method, key, requestId, final, failure.domain, started);
+        this.report(method, key, requestId, n + 1, final, failure.domain, started);
         if (final) throw failure;
         if (backoff > 0) {
           round++;
@@ -278,15 +279,19 @@ export class EkmClient {
     method: EkmMethod,
     key: ResolvedKey,
     requestId: string,
+    attempt: number,
     final: boolean,
     domain: EkmDomain | undefined,
     started: number,
+    sent = true,
   ): void {
     if (!this.onAttempt) return;
     this.onAttempt({
       method,
       protocol: key.endpoint.protocol,
       replica: key.endpoint.origin.slice(key.endpoint.origin.indexOf('//') + 2),
+      attempt,
+      ...(sent ? {} : { sent }),
       final,
       domain,
       latencyMs: performance.now() - started,

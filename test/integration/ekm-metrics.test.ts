@@ -15,6 +15,9 @@ const b64 = (t: string) => Buffer.from(t).toString('base64');
 interface Point {
   method: string;
   final: string;
+  attempt: number;
+  /** "false" when the gateway refused the attempt itself. */
+  sent?: string;
   response_code: string;
   status: string;
   protocol: string;
@@ -90,6 +93,7 @@ test('a successful encrypt and decrypt: one final OK attempt each, with its late
     {
       method: 'wrap',
       final: 'true',
+      attempt: 1,
       response_code: 'OK',
       status: 'OK',
       protocol: 'google-ekm-v0',
@@ -124,6 +128,12 @@ test('an overloaded EKM: retried attempts are not final, the last one is', async
       got.map((p) => p.final),
       [...got.slice(1).map(() => 'false'), 'true'],
     );
+    // Numbered in order; none was refused by the gateway itself (the EKM answered each one 503).
+    assert.deepEqual(
+      got.map((p) => p.attempt),
+      got.map((_, i) => i + 1),
+    );
+    assert.ok(got.every((p) => p.sent === undefined));
   } finally {
     await s.ekm!.ekm.admin.clearFaults();
   }
