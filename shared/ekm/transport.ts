@@ -312,32 +312,41 @@ export class EkmTransport {
     init: { method: 'POST' | 'GET'; headers: Record<string, string>; body?: string },
     signal: AbortSignal,
   ): Promise<EkmHttpResponse> {
-    const res = await ky(url, {
-      method: init.method,
-      headers: init.headers,
-      body: init.body,
-      timeout: false,
-      retry: 0,
-      throwHttpErrors: false,
-      redirect: 'manual',
-      signal,
-      ...(this.options.fetch === 'node'
-        ? // Passed through to Node's fetch as an unknown option: the endpoint's connection pool.
-          { dispatcher }
+    const res = await ky(
+      url,
+      this.options.fetch === 'node'
+        ? ({
+            method: init.method,
+            headers: init.headers,
+            body: init.body,
+            timeout: false,
+            retry: 0,
+            throwHttpErrors: false,
+            redirect: 'manual',
+            signal,
+            // Passed through to Node's fetch as an unknown option: the endpoint's connection pool.
+            dispatcher,
+          } as Parameters<typeof ky>[1])
         : {
-            // undici's own fetch on the endpoint's pool, given the call's own method, headers and body (ky's
-            // Request supplies the signal): no second Request, no body stream read.
-            fetch: ((req: Request) =>
+            // ky handles the call and its answer; undici's own fetch sends it on the endpoint's pool with the
+            // call's own headers, body and signal. ky's Request is only a carrier here, so it is built without
+            // them: no body stream, no header merging, no combined signal that nothing would read.
+            method: init.method,
+            timeout: false,
+            retry: 0,
+            throwHttpErrors: false,
+            redirect: 'manual',
+            fetch: (() =>
               undiciFetch(url, {
                 method: init.method,
                 headers: init.headers,
                 body: init.body,
                 redirect: 'manual',
-                signal: req.signal,
+                signal,
                 dispatcher,
               })) as unknown as typeof fetch,
-          }),
-    } as Parameters<typeof ky>[1]);
+          },
+    );
     // Bounded read (shared/ekm/bounded.ts): an oversized answer fails UNEXPECTED_RESPONSE.
     const text = res.body
       ? await readBoundedText(
