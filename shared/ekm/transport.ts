@@ -363,8 +363,24 @@ export class EkmTransport {
     return { status: res.status, body, text };
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.agents.values()].map((a) => a.close()));
+  /**
+   * Closes every pool: calls still running may finish for up to `graceMs`; then whatever is left (exchanges
+   * lingering after a given-up attempt) is destroyed, so a shutdown never waits out OPENEKM_EKM_LINGER_MS.
+   */
+  async close(graceMs = 1000): Promise<void> {
+    await Promise.all(
+      [...this.agents.values()].map(async (a) => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const closed = await Promise.race([
+          a.close().then(() => true),
+          new Promise<false>((resolve) => {
+            timer = setTimeout(() => resolve(false), graceMs);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (!closed) await a.destroy();
+      }),
+    );
     this.agents.clear();
     this.pools.clear();
   }
