@@ -212,6 +212,23 @@ export function parseEkmConnectionName(name: string, field = 'name'): EkmConnect
   return parseAs('ekmConnection', name, field);
 }
 
+export interface ImportJobName extends KeyRingName {
+  importJob: string;
+}
+
+/** `…/keyRings/{keyRing}/importJobs/{importJob}` with every id checked, or INVALID_ARGUMENT on `field`. */
+export function parseImportJobName(name: string, field = 'name'): ImportJobName {
+  const p = name.split('/');
+  if (p.length !== 8 || p[6] !== 'importJobs' || !ID.test(p[7]!)) {
+    if (p.length === 8 && p[6] === 'importJobs') parseKeyRingName(p.slice(0, 6).join('/'), field);
+    throw RpcError.invalidArgument(
+      `Resource name "${truncate(name)}" is not a valid import job name; expected "projects/{project}/locations/{location}/keyRings/{keyRing}/importJobs/{importJob}".`,
+      field,
+    );
+  }
+  return { ...parseKeyRingName(p.slice(0, 6).join('/'), field), importJob: p[7]! };
+}
+
 /** `projects/{project}/locations/{location}/ekmConfig` → its location. */
 export function parseEkmConfigName(name: string, field = 'name'): LocationName {
   return parseAs('ekmConfig', name, field);
