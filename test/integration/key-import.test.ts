@@ -822,9 +822,12 @@ test('gcloud kms import-jobs create/describe/list and keys versions import --wra
     '--import-only',
     '--skip-initial-version-creation',
   );
+  // The public key as docs/key-import.md saves it.
+  const pem = await gcloud('import-jobs', 'describe', 'gc-job', '--format=value(publicKey.pem)');
+  assert.equal(pem.trim(), described.publicKey.pem.trim());
   const material = randomBytes(32);
   const wrappedFile = join(work, 'wrapped');
-  writeFileSync(wrappedFile, opensslWrap(described.publicKey.pem, 'RSA_OAEP_4096_SHA256_AES_256', material));
+  writeFileSync(wrappedFile, opensslWrap(pem, 'RSA_OAEP_4096_SHA256_AES_256', material));
   const imported = JSON.parse(
     await gcloud(
       'keys',
