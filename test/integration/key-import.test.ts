@@ -785,7 +785,7 @@ test('permissions: importer manages jobs; import needs cryptoKeyVersions.create 
   assertError(await s.call('GET', `${ring}/importJobs/none:getIamPolicy`), 404, 'NOT_FOUND');
 });
 
-test('gcloud kms import-jobs create/describe/list and keys versions import --wrapped-key-file', {
+test('gcloud kms import-jobs create/describe/list and keys versions import (--wrapped-key-file, --target-key-file)', {
   skip: skipGcloud && 'OPENEKM_SKIP_GCLOUD=1',
 }, async () => {
   const work = mkdtempSync(join(dir, 'gcloud-'));
@@ -849,6 +849,31 @@ test('gcloud kms import-jobs create/describe/list and keys versions import --wra
   await gcloud('encrypt', '--key=gc-key', `--plaintext-file=${pt}`, `--ciphertext-file=${ct}`);
   await gcloud('decrypt', '--key=gc-key', `--ciphertext-file=${ct}`, `--plaintext-file=${back}`);
   assert.equal(readFileSync(back, 'utf8'), 'round trip through gcloud');
+
+  // --target-key-file: gcloud reads the job (it must be ACTIVE), wraps the key itself and imports it.
+  await gcloud('keys', 'create', 'gc-mac', '--purpose=mac', '--default-algorithm=hmac-sha256');
+  const macKey = randomBytes(32);
+  const targetFile = join(work, 'target');
+  writeFileSync(targetFile, macKey);
+  const self = JSON.parse(
+    await gcloud(
+      'keys',
+      'versions',
+      'import',
+      '--key=gc-mac',
+      '--import-job=gc-job',
+      '--algorithm=hmac-sha256',
+      `--target-key-file=${targetFile}`,
+      '--format=json',
+    ),
+  );
+  assert.equal(self.state, 'ENABLED');
+  assert.equal(self.name, `${ringName}/cryptoKeys/gc-mac/cryptoKeyVersions/2`);
+  const data = join(work, 'data');
+  const sig = join(work, 'sig');
+  writeFileSync(data, 'tagged by gcloud');
+  await gcloud('mac-sign', '--key=gc-mac', '--version=2', `--input-file=${data}`, `--signature-file=${sig}`);
+  assert.deepEqual(readFileSync(sig), createHmac('sha256', macKey).update('tagged by gcloud').digest());
 });
 
 test('Node client: createImportJob, getImportJob, listImportJobs, importCryptoKeyVersion', async () => {
