@@ -91,6 +91,11 @@ export async function createImportJob(
       `Import method ${method} is not implemented by OpenEKM; use one of ${Object.keys(IMPORT_METHODS).join(', ')}.`,
     );
   }
+  if (typeof body.cryptoKeyBackend === 'string' && body.cryptoKeyBackend !== '') {
+    throw RpcError.unimplemented(
+      'cryptoKeyBackend on import jobs (single-tenant HSM instances) is not implemented by OpenEKM; leave it out.',
+    );
+  }
   const level = enumValue(ProtectionLevel, body.protectionLevel, 'protectionLevel');
   if (level === undefined || level === 'PROTECTION_LEVEL_UNSPECIFIED') {
     throw RpcError.invalidArgument(

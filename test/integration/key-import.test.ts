@@ -256,6 +256,16 @@ test('importJobs.create refuses what Cloud KMS refuses, with the field named', a
     'HPKE_KEM_ML_KEM_768',
   );
   assertError(
+    await create('bad', {
+      importMethod: 'RSA_OAEP_3072_SHA256',
+      protectionLevel: 'SOFTWARE',
+      cryptoKeyBackend: `projects/${s.project}/locations/us-east1/singleTenantHsmInstances/i`,
+    }),
+    501,
+    'UNIMPLEMENTED',
+    'cryptoKeyBackend',
+  );
+  assertError(
     await create('bad', { importMethod: 'RSA_OAEP_3072_SHA256', protectionLevel: 'SOFTWARE', colour: 1 }),
     400,
     'INVALID_ARGUMENT',
