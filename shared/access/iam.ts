@@ -6,7 +6,8 @@
  * resource. Projects are not resources of this API: who owns a project comes from configuration only
  * (OPENEKM_PROJECT_OWNERS, OPENEKM_DEFAULT_OWNERS), as roles/owner.
  *
- * Bindings inherit downwards: project → key ring → crypto key (a version is covered by its key's policy). A check
+ * Bindings inherit downwards: project → key ring → crypto key or import job (a version is covered by its key's
+ * policy). A check
  * looks at the project first (in memory: the owner's hot path costs no read at all), then reads the key ring's and
  * the key's policies in parallel through the metadata cache, so a policy is evaluated from a copy at most
  * OPENEKM_METADATA_CACHE_MS old (1 s by default) and a setIamPolicy through this instance is seen at once.
@@ -59,13 +60,14 @@ export interface IamConfig {
   groups?: Record<string, string[]>;
 }
 
-/** The key ring and crypto key whose policies apply to `name` (a location, key ring, key or version name). */
+/** The key ring and crypto key (or import job) whose policies apply to `name` (a location, key ring, key, version or import job name). */
 function policyResources(name: string): string[] {
   const s = name.split('/');
   const out: string[] = [];
   if (s.length >= 6 && s[4] === 'keyRings' && isValidId(s[5]!)) {
     out.push(s.slice(0, 6).join('/'));
     if (s.length >= 8 && s[6] === 'cryptoKeys' && isValidId(s[7]!)) out.push(s.slice(0, 8).join('/'));
+    if (s.length === 8 && s[6] === 'importJobs' && isValidId(s[7]!)) out.push(name);
   }
   if (s.length === 6 && s[4] === 'ekmConnections' && isValidId(s[5]!)) out.push(name);
   return out;

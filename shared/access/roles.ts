@@ -47,7 +47,7 @@ export const DEPLOYMENT_PERMISSIONS: ReadonlySet<string> = new Set([RUN_TASKS, V
 /**
  * Google's predefined Cloud KMS roles (roles/cloudkms.*) with their cloudkms.* permissions, as Google publishes
  * them (the permissions of other services these roles also hold, such as resourcemanager.projects.get, are not
- * OpenEKM's and are left out). Many name resources OpenEKM does not have (import jobs, key handles, Autokey): they
+ * OpenEKM's and are left out). Many name resources OpenEKM does not have (key handles, Autokey): they
  * are accepted in policies so that a policy read from Cloud KMS can be written here unchanged, and grant nothing
  * more than the permissions OpenEKM checks.
  */

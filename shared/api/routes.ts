@@ -49,6 +49,8 @@ import {
 } from '../operations/ekm-connections.js';
 import { getPublicKey } from '../operations/get-public-key.js';
 import { getIamPolicy, setIamPolicy, testIamPermissions } from '../operations/iam.js';
+import { createImportJob, getImportJob, listImportJobs } from '../operations/import-jobs.js';
+import { importCryptoKeyVersion } from '../operations/import-version.js';
 import { createKeyRing, getKeyRing, listKeyRings } from '../operations/key-rings.js';
 import type { ListRequest } from '../operations/list.js';
 import { macSign, macVerify } from '../operations/mac.js';
@@ -105,12 +107,14 @@ const KR = 'cloudkms.keyRings.';
 const CK = 'cloudkms.cryptoKeys.';
 const CKV = 'cloudkms.cryptoKeyVersions.';
 const EC = 'cloudkms.ekmConnections.';
+const IJ = 'cloudkms.importJobs.';
 
 const LOCATION = 'projects/*/locations/*';
 const KEY_RING = `${LOCATION}/keyRings/*`;
 const CRYPTO_KEY = `${KEY_RING}/cryptoKeys/*`;
 const VERSION = `${CRYPTO_KEY}/cryptoKeyVersions/*`;
 const CONNECTION = `${LOCATION}/ekmConnections/*`;
+const IMPORT_JOB = `${KEY_RING}/importJobs/*`;
 
 function listRequest(q: QueryOf<typeof LIST_QUERY>): ListRequest {
   return { pageSize: q.pageSize, pageToken: q.pageToken, filter: q.filter, orderBy: q.orderBy };
@@ -176,7 +180,7 @@ function notImplemented(
     rpc: rpc.includes('.') ? rpc : `${KMS}${rpc}`,
     permission,
     audit: method === 'GET' ? 'data' : 'admin',
-    query: { ...LIST_QUERY, importJobId: text, publicKeyFormat: text },
+    query: LIST_QUERY,
     handler: async () => {
       throw RpcError.unimplemented(
         `${rpc.slice(rpc.lastIndexOf('.') + 1)} is not implemented by OpenEKM: ${what}`,
@@ -561,9 +565,51 @@ export const ROUTES: readonly Route[] = [
     audit: 'admin',
     handler: (d, _ctx, c) => restoreCryptoKeyVersion(d, c.name, c.body),
   }),
-  // --- IAM on key rings, keys and EKM connections ----------------------------------------------------------
+  // --- Key import: import jobs and cryptoKeyVersions.import (docs/key-import.md) -----------------------------
+  route({
+    fn: 'keyAdmin',
+    method: 'POST',
+    path: `/v1/{parent=${KEY_RING}}/importJobs`,
+    rpc: `${KMS}CreateImportJob`,
+    permission: `${IJ}create`,
+    audit: 'admin',
+    query: { importJobId: text },
+    handler: (d, _ctx, c) => createImportJob(d, c.name, c.query.importJobId ?? null, c.body),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{parent=${KEY_RING}}/importJobs`,
+    rpc: `${KMS}ListImportJobs`,
+    permission: `${IJ}list`,
+    audit: 'data',
+    query: LIST_QUERY,
+    handler: async (d, _ctx, c) => page('importJobs', await listImportJobs(d, c.name, listRequest(c.query))),
+  }),
+  route({
+    fn: 'keyAdmin',
+    method: 'GET',
+    path: `/v1/{name=${IMPORT_JOB}}`,
+    rpc: `${KMS}GetImportJob`,
+    permission: `${IJ}get`,
+    audit: 'data',
+    query: { publicKeyFormat },
+    handler: (d, _ctx, c) => getImportJob(d, c.name, c.query.publicKeyFormat),
+  }),
+  // cryptoKeyVersions.create on the key here; cloudkms.importJobs.useToImport on the job in the handler.
+  route({
+    fn: 'keyAdmin',
+    method: 'POST',
+    path: `/v1/{parent=${CRYPTO_KEY}}/cryptoKeyVersions:import`,
+    rpc: `${KMS}ImportCryptoKeyVersion`,
+    permission: `${CKV}create`,
+    audit: 'admin',
+    handler: (d, ctx, c) => importCryptoKeyVersion(d, ctx, c.name, c.body),
+  }),
+  // --- IAM on key rings, keys, import jobs and EKM connections ---------------------------------------------
   ...iamRoutes(KEY_RING, KR),
   ...iamRoutes(CRYPTO_KEY, CK),
+  ...iamRoutes(IMPORT_JOB, IJ),
   ...iamRoutes(CONNECTION, EC),
   // --- Keys of the other purposes: signing, asymmetric decryption, MAC, raw AES, random bytes ---------------
   // Methods that make a signature, tag or ciphertext are served by encrypt, those that check or open one by
@@ -649,34 +695,6 @@ export const ROUTES: readonly Route[] = [
     'Decapsulate',
     `${CKV}useToDecapsulate`,
     'KEY_ENCAPSULATION keys (ML-KEM, X-Wing) cannot be created here.',
-  ),
-  notImplemented(
-    'POST',
-    `/v1/{parent=${KEY_RING}}/importJobs`,
-    'CreateImportJob',
-    'cloudkms.importJobs.create',
-    'key import is not available; create keys in OpenEKM.',
-  ),
-  notImplemented(
-    'GET',
-    `/v1/{parent=${KEY_RING}}/importJobs`,
-    'ListImportJobs',
-    'cloudkms.importJobs.list',
-    'key import is not available; create keys in OpenEKM.',
-  ),
-  notImplemented(
-    'GET',
-    `/v1/{name=${KEY_RING}/importJobs/*}`,
-    'GetImportJob',
-    'cloudkms.importJobs.get',
-    'key import is not available; create keys in OpenEKM.',
-  ),
-  notImplemented(
-    'POST',
-    `/v1/{parent=${CRYPTO_KEY}}/cryptoKeyVersions:import`,
-    'ImportCryptoKeyVersion',
-    `${CKV}create`,
-    'key import is not available; create versions with cryptoKeyVersions.create.',
   ),
   notImplemented(
     'GET',

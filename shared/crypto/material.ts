@@ -5,12 +5,13 @@
  *
  * sealed = iv (12) ‖ ciphertext (32) ‖ tag (16), base64 in the store, tagged with the root key id.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { RootKey } from '../config.js';
 import { RpcError } from '../errors.js';
 import type { SealedMaterial } from '../resources/types.js';
 
 const SEAL_CONTEXT = 'openekm/material/v1\0';
+const FINGERPRINT_CONTEXT = 'openekm/import-fingerprint/v1';
 
 export class RootKeyring {
   readonly active: RootKey;
@@ -58,7 +59,42 @@ export class RootKeyring {
     }
   }
 
+  /**
+   * A keyed fingerprint of material imported into `versionName`: HMAC-SHA256 under a key derived from the active
+   * root key. Kept when the material is destroyed, so that a re-import can prove it brings the same material
+   * without the material itself being kept; without the root key it tells nothing about the material.
+   */
+  fingerprint(material: Buffer, versionName: string): { rootKeyId: string; value: string } {
+    return {
+      rootKeyId: this.active.id,
+      value: fingerprintUnder(this.active.key, material, versionName).toString('base64'),
+    };
+  }
+
+  /** Whether `material` is what `fingerprint` was made of (under the root key it names). */
+  matchesFingerprint(
+    material: Buffer,
+    versionName: string,
+    fingerprint: { rootKeyId: string; value: string },
+  ): boolean {
+    const key = this.byId.get(fingerprint.rootKeyId);
+    if (!key) {
+      throw new RpcError(
+        'FAILED_PRECONDITION',
+        `The import fingerprint of ${versionName} was made under root key "${fingerprint.rootKeyId}", which this service is not configured with. An operator must add that root key to OPENEKM_ROOT_KEYS.`,
+      );
+    }
+    const want = Buffer.from(fingerprint.value, 'base64');
+    const got = fingerprintUnder(key, material, versionName);
+    return want.length === got.length && timingSafeEqual(want, got);
+  }
+
   static generateMaterial(): Buffer {
     return randomBytes(32);
   }
+}
+
+function fingerprintUnder(rootKey: Buffer, material: Buffer, versionName: string): Buffer {
+  const key = createHmac('sha256', rootKey).update(FINGERPRINT_CONTEXT).digest();
+  return createHmac('sha256', key).update(`${versionName}\0`, 'utf8').update(material).digest();
 }

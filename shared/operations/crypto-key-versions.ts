@@ -119,6 +119,19 @@ export async function materialFor(key: StoredCryptoKey): Promise<Buffer | undefi
   return generateMaterial(key.versionTemplate.algorithm);
 }
 
+function importOnlyRefusal(parent: string): RpcError {
+  return RpcError.failedPrecondition(
+    `${parent} is import-only: its versions can only be imported (cryptoKeyVersions.import with an import job), not created.`,
+    [
+      {
+        type: 'IMPORT_ONLY',
+        subject: parent,
+        description: 'The key was created with importOnly=true.',
+      },
+    ],
+  );
+}
+
 function initialState(body: JsonObject): 'ENABLED' | 'DISABLED' {
   const s = enumValue(CryptoKeyVersionState, body.state, 'state');
   if (s === undefined || s === 'CRYPTO_KEY_VERSION_STATE_UNSPECIFIED' || s === 'ENABLED') return 'ENABLED';
@@ -139,6 +152,7 @@ export async function createCryptoKeyVersion(
   // An external key is checked at its EKM before anything is written: on failure no version exists.
   const current = await deps.store.get<StoredCryptoKey & JsonObject>(parent);
   if (!current) throw RpcError.notFound(parent);
+  if (current.importOnly) throw importOnlyRefusal(parent);
   if (current.versionTemplate.protectionLevel === 'EXTERNAL_VPC' && current.cryptoKeyBackend) {
     const conn = await readConnection(deps, current.cryptoKeyBackend);
     if (conn.keyManagementMode === 'CLOUD_KMS') {
@@ -177,7 +191,7 @@ export async function createCryptoKeyVersion(
       async (tx) => {
         const key = await tx.get<StoredCryptoKey & JsonObject>(parent);
         if (!key) throw RpcError.notFound(parent);
-        if (key.importOnly) throw RpcError.failedPrecondition(`${parent} is import-only.`);
+        if (key.importOnly) throw importOnlyRefusal(parent);
         if (key.versionTemplate.algorithm !== current.versionTemplate.algorithm) {
           throw RpcError.aborted(
             `The version template of ${parent} changed while the version was being made; retry the request.`,

@@ -205,6 +205,36 @@ function rotation(body: JsonObject, level: ProtectionLevelName, now: Date, coord
   return out;
 }
 
+/**
+ * An import-only key (docs/key-import.md): its versions come only from cryptoKeyVersions.import, so it is created
+ * without an initial version, never rotates, and only at a protection level import jobs serve (SOFTWARE).
+ */
+function checkImportOnly(level: ProtectionLevelName, skipInitial: boolean, body: JsonObject): void {
+  if (level === 'HSM') {
+    throw RpcError.unimplemented(
+      'Import-only HSM keys are not implemented by OpenEKM: imported material is not put into the HSM token. Create an import-only SOFTWARE key.',
+    );
+  }
+  if (level !== 'SOFTWARE') {
+    throw RpcError.invalidArgument(
+      `A ${level} key cannot be import-only: external keys live in the EKM and are never imported.`,
+      'importOnly',
+    );
+  }
+  if (!skipInitial) {
+    throw RpcError.invalidArgument(
+      'An importOnly key must be created with skipInitialVersionCreation=true: its versions come only from cryptoKeyVersions.import.',
+      'skipInitialVersionCreation',
+    );
+  }
+  if (body.rotationPeriod != null || body.nextRotationTime != null) {
+    throw RpcError.invalidArgument(
+      'An importOnly key does not rotate automatically (rotation creates versions); import new versions instead.',
+      body.rotationPeriod != null ? 'rotationPeriod' : 'nextRotationTime',
+    );
+  }
+}
+
 export async function createCryptoKey(
   deps: Deps,
   ctx: RequestContext,
@@ -257,11 +287,8 @@ export async function createCryptoKey(
       );
     }
   }
-  if (optionalBool(body, 'importOnly')) {
-    throw RpcError.unimplemented(
-      'Key import is not available in OpenEKM; create the key without importOnly.',
-    );
-  }
+  const importOnly = optionalBool(body, 'importOnly') ?? false;
+  if (importOnly) checkImportOnly(level, skipInitialVersionCreation, body);
   const backend = await connectionBackend(deps, ctx, ring, level, optionalString(body, 'cryptoKeyBackend'));
   const destroySeconds =
     wholeSeconds(body.destroyScheduledDuration, 'destroyScheduledDuration', DESTROY_RULE) ??
@@ -296,7 +323,7 @@ export async function createCryptoKey(
     createTime: now.toISOString(),
     ...rotation(body, level, now, backend?.coordinated),
     versionTemplate: { protectionLevel: level, algorithm },
-    importOnly: false,
+    importOnly,
     destroyScheduledDuration: durationString(destroySeconds),
     versionCounter: 0,
   };
@@ -441,6 +468,16 @@ export async function patchCryptoKey(
     ) {
       throw RpcError.invalidArgument(
         `Only ENCRYPT_DECRYPT keys rotate automatically; ${name} has purpose ${key.purpose}.`,
+        'updateMask',
+      );
+    }
+    if (
+      (mask.includes('rotationPeriod') || mask.includes('nextRotationTime')) &&
+      key.importOnly &&
+      (body.rotationPeriod != null || body.nextRotationTime != null)
+    ) {
+      throw RpcError.invalidArgument(
+        `${name} is import-only: it does not rotate automatically (rotation creates versions); import new versions instead.`,
         'updateMask',
       );
     }

@@ -1,5 +1,6 @@
 /**
- * getIamPolicy, setIamPolicy and testIamPermissions on key rings and crypto keys (google.iam.v1). The permission
+ * getIamPolicy, setIamPolicy and testIamPermissions on key rings, crypto keys, import jobs and EKM connections
+ * (google.iam.v1). The permission
  * to call getIamPolicy/setIamPolicy is checked before these run (Gateway.handle); testIamPermissions needs none.
  * Policies are stored at `{resource}/iamPolicies/current` (shared/access/iam.ts); setIamPolicy is a
  * read-modify-write guarded by the etag.
@@ -20,7 +21,12 @@ import { isKnownRole, isValidMember, MEMBER_FORMS, ROLES } from '../access/roles
 import type { Deps } from '../context.js';
 import { RpcError } from '../errors.js';
 import { allowOnly, type Json, type JsonObject } from '../resources/fields.js';
-import { parseCryptoKeyName, parseEkmConnectionName, parseKeyRingName } from '../resources/names.js';
+import {
+  parseCryptoKeyName,
+  parseEkmConnectionName,
+  parseImportJobName,
+  parseKeyRingName,
+} from '../resources/names.js';
 
 /** Most members one policy may hold (Google's limit). */
 const MAX_MEMBERS = 1500;
@@ -35,6 +41,7 @@ function checkName(name: string): void {
   const s = name.split('/');
   if (s.length === 6 && s[4] === 'ekmConnections') parseEkmConnectionName(name, 'resource');
   else if (s.length === 6) parseKeyRingName(name, 'resource');
+  else if (s.length === 8 && s[6] === 'importJobs') parseImportJobName(name, 'resource');
   else parseCryptoKeyName(name, 'resource');
 }
 

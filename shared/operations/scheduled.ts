@@ -38,6 +38,9 @@ async function rotateDueKeys(deps: Deps, batch = 200): Promise<{ rotated: string
       const key = await tx.get<StoredCryptoKey & JsonObject>(candidate.name);
       if (!key?.nextRotationTime || Date.parse(key.nextRotationTime) > now.getTime()) return undefined;
       if (key.versionTemplate.protectionLevel !== 'SOFTWARE') return undefined;
+      // An import-only key never gets a generated version (it cannot have a rotation schedule; this guards data
+      // written before that was checked).
+      if (key.importOnly) return undefined;
       const next: StoredCryptoKey = { ...key };
       const v = newVersion(deps, next, 'ENABLED', undefined);
       next.primaryVersionId = v.name.slice(v.name.lastIndexOf('/') + 1);

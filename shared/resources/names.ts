@@ -23,6 +23,9 @@ export interface CryptoKeyName extends KeyRingName {
 export interface CryptoKeyVersionName extends CryptoKeyName {
   version: string;
 }
+export interface ImportJobName extends KeyRingName {
+  importJob: string;
+}
 
 export function isValidId(id: string): boolean {
   return ID.test(id);
@@ -57,7 +60,8 @@ export type ResourceKind =
   | 'ekmConnection'
   | 'keyRing'
   | 'cryptoKey'
-  | 'cryptoKeyVersion';
+  | 'cryptoKeyVersion'
+  | 'importJob';
 
 /** A resource name taken apart: its kind and the ids in it. */
 export type ClassifiedName =
@@ -67,7 +71,8 @@ export type ClassifiedName =
   | ({ kind: 'ekmConnection' } & EkmConnectionName)
   | ({ kind: 'keyRing' } & KeyRingName)
   | ({ kind: 'cryptoKey' } & CryptoKeyName)
-  | ({ kind: 'cryptoKeyVersion' } & CryptoKeyVersionName);
+  | ({ kind: 'cryptoKeyVersion' } & CryptoKeyVersionName)
+  | ({ kind: 'importJob' } & ImportJobName);
 
 /**
  * The kind of Cloud KMS resource `name` is shaped as, and its ids; undefined for a string of no such shape:
@@ -79,6 +84,7 @@ export type ClassifiedName =
  *   projects/{project}/locations/{location}/keyRings/{id}                 keyRing
  *   …/keyRings/{keyRing}/cryptoKeys/{id}                                  cryptoKey
  *   …/keyRings/{keyRing}/cryptoKeys/{cryptoKey}/cryptoKeyVersions/{id}    cryptoKeyVersion
+ *   …/keyRings/{keyRing}/importJobs/{id}                                  importJob
  *
  * The shape only: the ids are taken as they are (even empty). The parse*Name functions below also check each id,
  * and are what a name must pass before it is used as a store path.
@@ -98,6 +104,7 @@ export function classifyName(name: string): ClassifiedName | undefined {
   if (p[4] !== 'keyRings') return undefined;
   const keyRing = { ...location, keyRing: p[5]! };
   if (p.length === 6) return { kind: 'keyRing', ...keyRing };
+  if (p.length === 8 && p[6] === 'importJobs') return { kind: 'importJob', ...keyRing, importJob: p[7]! };
   if (p[6] !== 'cryptoKeys') return undefined;
   const cryptoKey = { ...keyRing, cryptoKey: p[7]! };
   if (p.length === 8) return { kind: 'cryptoKey', ...cryptoKey };
@@ -152,6 +159,13 @@ const LEVELS: Record<
     shape: 'projects/{project}/locations/{location}/keyRings/{keyRing}/cryptoKeys/{cryptoKey}',
     depth: 8,
     valid: (p) => p[6] === 'cryptoKeys' && ID.test(p[7]!),
+    parent: 'keyRing',
+  },
+  importJob: {
+    label: 'import job',
+    shape: 'projects/{project}/locations/{location}/keyRings/{keyRing}/importJobs/{importJob}',
+    depth: 8,
+    valid: (p) => p[6] === 'importJobs' && ID.test(p[7]!),
     parent: 'keyRing',
   },
   cryptoKeyVersion: {
@@ -210,6 +224,11 @@ export function parseCryptoKeyVersionName(name: string, field = 'name'): CryptoK
 
 export function parseEkmConnectionName(name: string, field = 'name'): EkmConnectionName {
   return parseAs('ekmConnection', name, field);
+}
+
+/** `…/keyRings/{keyRing}/importJobs/{importJob}` with every id checked, or INVALID_ARGUMENT on `field`. */
+export function parseImportJobName(name: string, field = 'name'): ImportJobName {
+  return parseAs('importJob', name, field);
 }
 
 /** `projects/{project}/locations/{location}/ekmConfig` → its location. */

@@ -104,6 +104,34 @@ export const PublicKeyFormat = {
 } as const;
 export type PublicKeyFormatName = keyof typeof PublicKeyFormat;
 
+/** google.cloud.kms.v1.ImportJob.ImportMethod. */
+export const ImportMethod = {
+  IMPORT_METHOD_UNSPECIFIED: 0,
+  RSA_OAEP_3072_SHA1_AES_256: 1,
+  RSA_OAEP_4096_SHA1_AES_256: 2,
+  RSA_OAEP_3072_SHA256_AES_256: 3,
+  RSA_OAEP_4096_SHA256_AES_256: 4,
+  RSA_OAEP_3072_SHA256: 5,
+  RSA_OAEP_4096_SHA256: 6,
+  HPKE_KEM_ML_KEM_768_HKDF_SHA256_AES_256_GCM: 8,
+  HPKE_KEM_ML_KEM_1024_HKDF_SHA256_AES_256_GCM: 9,
+  HPKE_KEM_XWING_HKDF_SHA256_AES_256_GCM: 10,
+} as const;
+export type ImportMethodName = keyof typeof ImportMethod;
+
+/**
+ * google.cloud.kms.v1.ImportJob.ImportJobState. Its numbers differ from CryptoKeyVersionState's (which owns the
+ * JSON field name `state` in enumsByField): OpenEKM never answers PENDING_GENERATION for a job, and ACTIVE and
+ * EXPIRED are not version states, so they are always rendered by name, which every client accepts.
+ */
+export const ImportJobState = {
+  IMPORT_JOB_STATE_UNSPECIFIED: 0,
+  PENDING_GENERATION: 1,
+  ACTIVE: 2,
+  EXPIRED: 3,
+} as const;
+export type ImportJobStateName = keyof typeof ImportJobState;
+
 export const CryptoKeyVersionView = {
   CRYPTO_KEY_VERSION_VIEW_UNSPECIFIED: 0,
   FULL: 1,
@@ -141,6 +169,7 @@ export const enumsByField: Record<string, Record<string, number>> = {
   allowedAccessReasons: AccessReason,
   keyManagementMode: KeyManagementMode,
   publicKeyFormat: PublicKeyFormat,
+  importMethod: ImportMethod,
 };
 
 export interface KeyRing {
@@ -163,6 +192,10 @@ export interface CryptoKeyVersion {
   destroyTime?: string;
   destroyEventTime?: string;
   externalProtectionLevelOptions?: ExternalProtectionLevelOptions;
+  /** Imported versions: the import job used, when the material arrived, and why an import failed. */
+  importJob?: string;
+  importTime?: string;
+  importFailureReason?: string;
   reimportEligible?: boolean;
   generationFailureReason?: string;
   externalDestructionFailureReason?: string;
@@ -204,8 +237,34 @@ export interface StoredCryptoKeyVersion extends CryptoKeyVersion {
   pendingSince?: string;
   /** HSM versions: the token object that holds the key (its CKA_ID in hex, and label); never material. */
   hsmKey?: { ckaId: string; label: string };
+  /**
+   * Imported versions: a keyed fingerprint of the imported material (HMAC under a key derived from a root key,
+   * shared/crypto/material.ts), kept after destruction so that a re-import can check it brings the same material.
+   */
+  importFingerprint?: { rootKeyId: string; value: string };
   /** Coordinated versions: the replica hosts and crypto space the key was generated through (ekm/binding.ts). */
   ekmBinding?: { hosts: string[]; cryptoSpacePath: string };
+}
+
+/** google.cloud.kms.v1.ImportJob as OpenEKM answers it (RSA wrapping keys only; no attestation). */
+export interface ImportJob {
+  name: string;
+  importMethod: ImportMethodName;
+  protectionLevel: ProtectionLevelName;
+  createTime: string;
+  generateTime?: string;
+  expireTime: string;
+  expireEventTime?: string;
+  state: ImportJobStateName;
+  publicKey?: { pem?: string; data?: string };
+  publicKeyFormat?: PublicKeyFormatName;
+}
+
+export interface StoredImportJob extends Omit<ImportJob, 'publicKey' | 'publicKeyFormat'> {
+  /** The wrapping key pair's public half (SubjectPublicKeyInfo, PEM). */
+  publicKeyPem: string;
+  /** The wrapping key pair's private half (PKCS#8 DER), only ever sealed under a root key. */
+  privateKey: SealedMaterial;
 }
 
 /** A pinned leaf certificate of an EKM replica: rawDer is the input, the rest is parsed output. */

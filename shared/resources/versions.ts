@@ -42,7 +42,15 @@ export function asOf(v: StoredCryptoKeyVersion, now: Date): StoredCryptoKeyVersi
 }
 
 export function toApiVersion(v: StoredCryptoKeyVersion): CryptoKeyVersion {
-  const { material: _material, coordinated: _c, pendingSince: _p, hsmKey: _h, ekmBinding: _b, ...api } = v;
+  const {
+    material: _material,
+    coordinated: _c,
+    pendingSince: _p,
+    hsmKey: _h,
+    ekmBinding: _b,
+    importFingerprint: _f,
+    ...api
+  } = v;
   return api;
 }
 

@@ -525,10 +525,6 @@ test('Cloud KMS methods OpenEKM does not implement answer 501 UNIMPLEMENTED nami
   const key = `${ring}/cryptoKeys/ec256`;
   const cases: [string, string, string][] = [
     ['POST', `${key}/cryptoKeyVersions/1:decapsulate`, 'Decapsulate'],
-    ['POST', `${ring}/importJobs?importJobId=j`, 'CreateImportJob'],
-    ['GET', `${ring}/importJobs`, 'ListImportJobs'],
-    ['GET', `${ring}/importJobs/j`, 'GetImportJob'],
-    ['POST', `${key}/cryptoKeyVersions:import`, 'ImportCryptoKeyVersion'],
     ['GET', `/v1/projects/${s.project}/locations`, 'ListLocations'],
     ['GET', loc, 'GetLocation'],
   ];

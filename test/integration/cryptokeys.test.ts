@@ -337,7 +337,7 @@ test('concurrent creates of one key id: one key, one initial version, the rest A
   );
 });
 
-test('unknown body fields are refused; import and backends are refused', async () => {
+test('unknown body fields are refused; importOnly without skipInitialVersionCreation and backends are refused', async () => {
   const unknown = await create('bad-field', { purpose: 'ENCRYPT_DECRYPT', colour: 'red' });
   assertError(unknown, 400, 'INVALID_ARGUMENT', 'Unknown name "colour"');
   const unknownTemplate = await create('bad-field', {
@@ -347,9 +347,10 @@ test('unknown body fields are refused; import and backends are refused', async (
   assertError(unknownTemplate, 400, 'INVALID_ARGUMENT', '"size"', 'versionTemplate');
   assertError(
     await create('bad-field', { purpose: 'ENCRYPT_DECRYPT', importOnly: true }),
-    501,
-    'UNIMPLEMENTED',
-    'import',
+    400,
+    'INVALID_ARGUMENT',
+    'importOnly',
+    'skipInitialVersionCreation=true',
   );
   const backend = await create('bad-field', {
     purpose: 'ENCRYPT_DECRYPT',

@@ -40,6 +40,7 @@ const TYPE_NAMES: Record<ResourceKind, string> = {
   keyRing: `${KMS_SERVICE}/KeyRing`,
   cryptoKey: `${KMS_SERVICE}/CryptoKey`,
   cryptoKeyVersion: `${KMS_SERVICE}/CryptoKeyVersion`,
+  importJob: `${KMS_SERVICE}/ImportJob`,
 };
 
 /**

@@ -9,6 +9,7 @@ import {
   parseCryptoKeyVersionName,
   parseEkmConfigName,
   parseEkmConnectionName,
+  parseImportJobName,
   parseKeyRingName,
   parseLocationName,
 } from '../../../shared/resources/names.js';
@@ -45,6 +46,28 @@ test('classifyName: each kind of name and its parts', () => {
   });
 });
 
+test('import job names: classified, parsed with every id checked, typed for IAM conditions', () => {
+  assert.deepEqual(classifyName(`${RING}/importJobs/j`), {
+    kind: 'importJob',
+    project: 'p',
+    location: 'l',
+    keyRing: 'r',
+    importJob: 'j',
+  });
+  assert.equal(parseImportJobName(`${RING}/importJobs/j-1`).importJob, 'j-1');
+  assert.equal(resourceTypeOf(`${RING}/importJobs/j`), 'cloudkms.googleapis.com/ImportJob');
+  for (const bad of [`${RING}/importJobs/j!`, `${LOC}/keyRings/r!/importJobs/j`, `${RING}/importjobs/j`]) {
+    assert.throws(
+      () => parseImportJobName(bad, 'importJob'),
+      (e: unknown) =>
+        e instanceof RpcError &&
+        e.code === 'INVALID_ARGUMENT' &&
+        /not a valid (import job|key ring) name/.test(e.message),
+      bad,
+    );
+  }
+});
+
 test('classifyName: the shape decides, ids are taken as they are', () => {
   assert.equal(classifyName('projects//locations/l/keyRings/')?.kind, 'keyRing');
   assert.equal(classifyName(`${LOC}/keyRings/${'x'.repeat(100)}`)?.kind, 'keyRing');
@@ -70,7 +93,8 @@ test('classifyName: anything else is undefined', () => {
     `${LOC}/ekmConnections/c/cryptoKeys/k`,
     `${RING}/cryptoKeys`,
     `${RING}/cryptokeys/k`,
-    `${RING}/importJobs/j`,
+    `${RING}/importJobs`,
+    `${RING}/importJobs/j/x`,
     `${KEY}/cryptoKeyVersions`,
     `${KEY}/versions/1`,
     `${KEY}/cryptoKeyVersions/1/x`,
