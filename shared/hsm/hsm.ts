@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import {
   CURVE_OIDS,
   type EcCurve,
+  ED25519_OID,
   type TokenKeyKind,
   type TokenMechanism,
   type TokenPublicKey,
@@ -393,7 +394,7 @@ const COORDINATE_BYTES: Record<EcCurve, number> = { 'P-256': 32, 'P-384': 48, se
 
 /**
  * A node:crypto public key from the token's attributes, through a JWK. CKA_EC_POINT is the uncompressed point
- * (04 ‖ X ‖ Y), which tokens return DER-wrapped in an OCTET STRING (PKCS#11 2.40) or bare.
+ * (04 ‖ X ‖ Y), or an Ed25519 key's 32 bytes, which tokens return DER-wrapped in an OCTET STRING or bare.
  */
 function publicKeyObject(pub: TokenPublicKey): KeyObject {
   const b64url = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64url');
@@ -405,6 +406,17 @@ function publicKeyObject(pub: TokenPublicKey): KeyObject {
     };
     return createPublicKey({
       key: { kty: 'RSA', n: b64url(unsigned(pub.modulus)), e: b64url(unsigned(pub.exponent)) },
+      format: 'jwk',
+    });
+  }
+  if (pub.type === 'ed25519') {
+    // The 32-byte public key, DER-wrapped in an OCTET STRING or bare.
+    const params = Buffer.from(pub.params).toString('hex');
+    if (params !== ED25519_OID && !Buffer.from(pub.params).toString('latin1').includes('edwards25519')) {
+      throw RpcError.internal(new Error(`the token's EdDSA key has parameters ${params}, not Ed25519`));
+    }
+    return createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: b64url(pub.point.subarray(-32)) },
       format: 'jwk',
     });
   }

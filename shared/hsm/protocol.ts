@@ -17,6 +17,7 @@ export type TokenKeyKind =
   /** A generic secret for HMAC, `bytes` long. */
   | { type: 'hmac'; bytes: number }
   | { type: 'ec'; curve: EcCurve }
+  | { type: 'ed25519' }
   | { type: 'rsa'; bits: number };
 
 export type EcCurve = 'P-256' | 'P-384' | 'secp256k1';
@@ -28,10 +29,14 @@ export const CURVE_OIDS: Record<EcCurve, string> = {
   secp256k1: '06052b8104000a',
 };
 
+/** id-Ed25519 (RFC 8410), the CKA_EC_PARAMS of an Ed25519 key (PKCS#11 3.0 CKK_EC_EDWARDS). */
+export const ED25519_OID = '06032b6570';
+
 /**
  * A signing mechanism run in the token:
  *   hmac-*     CKM_SHA*_HMAC with a generic secret key (sign and verify)
  *   ecdsa      CKM_ECDSA over a digest; the token answers r ‖ s
+ *   eddsa      CKM_EDDSA (pure Ed25519) over the message
  *   rsa-pkcs   CKM_RSA_PKCS (PKCS#1 v1.5 type-1 padding) over the given bytes (a DigestInfo, or raw data)
  *   rsa-pss-*  CKM_RSA_PKCS_PSS over a digest of that hash, MGF1 with the same hash, salt = digest length
  */
@@ -42,13 +47,17 @@ export type TokenMechanism =
   | 'hmac-sha384'
   | 'hmac-sha512'
   | 'ecdsa'
+  | 'eddsa'
   | 'rsa-pkcs'
   | 'rsa-pss-sha256'
   | 'rsa-pss-sha512';
 
-/** The public half of a key pair as the token holds it (CKA_EC_PARAMS and CKA_EC_POINT, or modulus and exponent). */
+/**
+ * The public half of a key pair as the token holds it: CKA_EC_PARAMS and CKA_EC_POINT (also of an Ed25519 key), or
+ * the modulus and exponent.
+ */
 export type TokenPublicKey =
-  | { type: 'ec'; params: Uint8Array; point: Uint8Array }
+  | { type: 'ec' | 'ed25519'; params: Uint8Array; point: Uint8Array }
   | { type: 'rsa'; modulus: Uint8Array; exponent: Uint8Array };
 
 export type TokenRequest =

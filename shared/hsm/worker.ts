@@ -11,6 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import pkcs11js from 'pkcs11js';
 import {
   CURVE_OIDS,
+  ED25519_OID,
   type TokenFault,
   type TokenKeyKind,
   type TokenMechanism,
@@ -221,6 +222,11 @@ function withKey<T>(ckaId: Buffer, cls: number, fn: (l: pkcs11js.PKCS11, s: Buff
   });
 }
 
+/** PKCS#11 3.0 names pkcs11js does not define. */
+const CKK_EC_EDWARDS = 0x40;
+const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055;
+const CKM_EDDSA = 0x1057;
+
 /** Attributes every private object of OpenEKM has: in the token, behind login, never readable or exportable. */
 function sealed(ckaId: Buffer, label: string): pkcs11js.Template {
   return [
@@ -268,6 +274,7 @@ function generate(l: pkcs11js.PKCS11, s: Buffer, kind: TokenKeyKind, ckaId: Buff
       ]);
       return;
     case 'ec':
+    case 'ed25519':
     case 'rsa': {
       const publicTemplate: pkcs11js.Template = [
         { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
@@ -295,6 +302,17 @@ function generate(l: pkcs11js.PKCS11, s: Buffer, kind: TokenKeyKind, ckaId: Buff
             { type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from(CURVE_OIDS[kind.curve], 'hex') },
           ],
           [...privateTemplate, { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC }],
+        );
+      } else if (kind.type === 'ed25519') {
+        l.C_GenerateKeyPair(
+          s,
+          { mechanism: CKM_EC_EDWARDS_KEY_PAIR_GEN },
+          [
+            ...publicTemplate,
+            { type: pkcs11js.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+            { type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from(ED25519_OID, 'hex') },
+          ],
+          [...privateTemplate, { type: pkcs11js.CKA_KEY_TYPE, value: CKK_EC_EDWARDS }],
         );
       } else {
         l.C_GenerateKeyPair(
@@ -335,6 +353,8 @@ function mechanismOf(m: TokenMechanism): { mechanism: pkcs11js.Mechanism; cls: n
   switch (m) {
     case 'ecdsa':
       return { mechanism: { mechanism: pkcs11js.CKM_ECDSA }, cls: priv };
+    case 'eddsa':
+      return { mechanism: { mechanism: CKM_EDDSA }, cls: priv };
     case 'rsa-pkcs':
       return { mechanism: { mechanism: pkcs11js.CKM_RSA_PKCS }, cls: priv };
     case 'rsa-pss-sha256':
@@ -366,12 +386,12 @@ function attributesOf(l: pkcs11js.PKCS11, s: Buffer, key: Buffer, types: number[
 function publicKeyOf(l: pkcs11js.PKCS11, s: Buffer, key: Buffer): TokenPublicKey {
   const [type] = attributesOf(l, s, key, [pkcs11js.CKA_KEY_TYPE]) as [Buffer];
   const keyType = type.readUInt32LE(0);
-  if (keyType === pkcs11js.CKK_EC) {
+  if (keyType === pkcs11js.CKK_EC || keyType === CKK_EC_EDWARDS) {
     const [params, point] = attributesOf(l, s, key, [pkcs11js.CKA_EC_PARAMS, pkcs11js.CKA_EC_POINT]) as [
       Buffer,
       Buffer,
     ];
-    return { type: 'ec', params, point };
+    return { type: keyType === pkcs11js.CKK_EC ? 'ec' : 'ed25519', params, point };
   }
   if (keyType === pkcs11js.CKK_RSA) {
     const [modulus, exponent] = attributesOf(l, s, key, [
@@ -380,7 +400,11 @@ function publicKeyOf(l: pkcs11js.PKCS11, s: Buffer, key: Buffer): TokenPublicKey
     ]) as [Buffer, Buffer];
     return { type: 'rsa', modulus, exponent };
   }
-  throw new Fault('other', undefined, `the public key object has key type ${keyType}, neither EC nor RSA`);
+  throw new Fault(
+    'other',
+    undefined,
+    `the public key object has key type ${keyType}, neither EC, EdDSA nor RSA`,
+  );
 }
 
 function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {

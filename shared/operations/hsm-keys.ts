@@ -33,11 +33,11 @@ export function requireHsm(deps: Deps, subject: string, need = 'HSM keys need'):
 
 /** The algorithms HSM keys offer, in messages. */
 const HSM_ALGORITHMS =
-  'GOOGLE_SYMMETRIC_ENCRYPTION, HMAC_SHA1/224/256/384/512, EC_SIGN_P256_SHA256, EC_SIGN_P384_SHA384, EC_SIGN_SECP256K1_SHA256, RSA_SIGN_PKCS1_*, RSA_SIGN_PSS_* and RSA_SIGN_RAW_PKCS1_*';
+  'GOOGLE_SYMMETRIC_ENCRYPTION, HMAC_SHA1/224/256/384/512, EC_SIGN_P256_SHA256, EC_SIGN_P384_SHA384, EC_SIGN_SECP256K1_SHA256, EC_SIGN_ED25519, RSA_SIGN_PKCS1_*, RSA_SIGN_PSS_* and RSA_SIGN_RAW_PKCS1_*';
 
 /**
  * What the token makes for a version of `algorithm`; UNIMPLEMENTED, naming the algorithm, for those HSM keys do
- * not offer (Ed25519, RSA decryption, raw AES).
+ * not offer (RSA decryption, raw AES).
  */
 export function hsmKeyKind(algorithm: AlgorithmName): TokenKeyKind {
   const spec = SPECS[algorithm];
@@ -49,6 +49,8 @@ export function hsmKeyKind(algorithm: AlgorithmName): TokenKeyKind {
       return { type: 'hmac', bytes: HASH_BYTES[spec.hash] };
     case 'ec':
       return { type: 'ec', curve: spec.curve };
+    case 'ed25519':
+      return { type: 'ed25519' };
     case 'rsa-pkcs1':
     case 'rsa-pss':
     case 'rsa-raw-pkcs1':
@@ -181,8 +183,8 @@ const CURVES = { 'P-256': p256, 'P-384': p384, secp256k1 } as const;
 /**
  * Signs with an HSM ASYMMETRIC_SIGN version in the token, in Cloud KMS's encodings (as SOFTWARE keys do, see
  * crypto/algorithms.ts): ECDSA as DER SEQUENCE{r, s} (the token answers r ‖ s), RSA as a big-endian integer of the
- * modulus length. `digest` is the caller's digest of the spec's hash, or `data` the message, hashed here (raw
- * PKCS#1 signs the data itself).
+ * modulus length, Ed25519 as 64 bytes. `digest` is the caller's digest of the spec's hash, or `data` the message,
+ * hashed here (raw PKCS#1 and Ed25519 sign the data itself).
  */
 export async function signWithHsm(
   deps: Deps,
@@ -204,6 +206,9 @@ export async function signWithHsm(
       const raw = await hsm.sign(key, 'ecdsa', digestOf(spec.hash), options);
       return Buffer.from(CURVES[spec.curve].Signature.fromCompact(raw).toDERRawBytes());
     }
+    case 'ed25519':
+      // Pure Ed25519 signs the message itself (a digest is refused before this).
+      return hsm.sign(key, 'eddsa', nonEmpty(version, input.data), options);
     case 'rsa-pkcs1': {
       const prefix = DIGEST_INFO[spec.hash];
       if (!prefix) throw RpcError.internal(new Error(`no DigestInfo for ${spec.hash}`));
@@ -217,18 +222,21 @@ export async function signWithHsm(
       return hsm.sign(key, `rsa-pss-${spec.hash}`, digestOf(spec.hash), options);
     }
     case 'rsa-raw-pkcs1':
-      if (!input.data?.length) {
-        throw RpcError.invalidArgument(
-          `${version.algorithm} at protection level HSM signs at least one byte of data; data is empty.`,
-          'data',
-        );
-      }
-      return hsm.sign(key, 'rsa-pkcs', input.data, options);
+      return hsm.sign(key, 'rsa-pkcs', nonEmpty(version, input.data), options);
     default:
       throw RpcError.unimplemented(
         `asymmetricSign with HSM key versions of algorithm ${version.algorithm} is not implemented by OpenEKM.`,
       );
   }
+}
+
+/** Data signed as it is: tokens take no empty input for a one-part signature (a NULL pointer). */
+function nonEmpty(version: StoredCryptoKeyVersion, data: Buffer | undefined): Buffer {
+  if (data?.length) return data;
+  throw RpcError.invalidArgument(
+    `${version.algorithm} at protection level HSM signs at least one byte of data; data is empty.`,
+    'data',
+  );
 }
 
 /** The public key of an HSM ASYMMETRIC_SIGN version, read from the token's public object. */
