@@ -526,6 +526,13 @@ test('generateRandomBytes at HSM returns lengthBytes bytes from the token with t
   assert.ok(Math.abs(ones - all.length * 4) < 3620, `${ones} one bits in ${all.length * 8}`);
   // Every byte value occurs (expected 256 times each; a missing value has odds below 1e-100).
   assert.equal(byteCounts.filter((c) => c === 0).length, 0);
+  // No byte position is the same in all 64 answers (odds 256^-63 for a random one): a fixed or padded byte fails.
+  for (let i = 0; i < 1024; i++) {
+    assert.ok(
+      blobs.some((b) => b[i] !== blobs[0]?.[i]),
+      `byte ${i} is ${blobs[0]?.[i]} in every answer`,
+    );
+  }
 
   const refused: Array<[unknown, number, string, RegExp]> = [
     [{ lengthBytes: 7, protectionLevel: 'HSM' }, 400, 'INVALID_ARGUMENT', /8 to 1024/],
