@@ -902,6 +902,21 @@ test('HSM signing keys: different keys have different public keys; versions and 
   );
   assert.equal(verifySignature('sha256', data, pem2, sig), true);
   assert.equal(verifySignature('sha256', data, pem1, sig), false);
+  // Many at once through the session pool, each signature over its own message.
+  const messages = Array.from({ length: 16 }, (_, i) => Buffer.from(`message ${i}`));
+  const signed = await Promise.all(
+    messages.map((m) => s.call('POST', `${v1}:asymmetricSign`, { data: b64(m) })),
+  );
+  signed.forEach((r, i) => {
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const ok = verifySignature(
+      'sha256',
+      messages[i] as Buffer,
+      pem1,
+      Buffer.from(r.json.signature, 'base64'),
+    );
+    assert.equal(ok, true, `signature ${i}`);
+  });
   const d2 = await stored(v2);
   assert.equal(tokenKeys(d2.hsmKey.ckaId, null).length, 2);
   assert.equal((await s.call('POST', `${v2}:destroy`, {})).status, 200);
