@@ -7,9 +7,9 @@
  *   npx tsx bench/hsm.ts        builds, starts its own Firestore emulator and the compiled local stack (which
  *                               makes the SoftHSM2 token in its state directory), measures, stops everything
  *
- * benchHsm() measures against a stack that is already running (what `npm run bench` would call, with its own
- * stack, token and key ring). Knobs: BENCH_DURATION_S (default 6), BENCH_WARMUP_S (default 1),
- * BENCH_SKIP_BUILD=1.
+ * benchHsm() measures against a stack that is already running. `npm run bench` (bench/run.ts) calls hsmRows(),
+ * whose HSM rows it shows beside its SOFTWARE rows; BENCH_HSM=0 skips them.
+ * Knobs: BENCH_DURATION_S (default 6), BENCH_WARMUP_S (default 1), BENCH_SKIP_BUILD=1.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -85,6 +85,34 @@ export async function benchHsm(o: HsmBenchOptions): Promise<HsmMeasurement[]> {
     }
   }
   return out;
+}
+
+/**
+ * The HSM rows of `npm run bench`: HSM (SoftHSM2) encrypt and decrypt of 1 KiB at concurrency 1 and 32 on the
+ * run's stack (which has a SoftHSM2 token when SoftHSM2 is installed). Each is measured right after the same
+ * SOFTWARE measurement, so that its ratio (in the row's name) compares figures taken under the same machine load;
+ * those SOFTWARE figures are not rows (the run has its own). None with BENCH_HSM=0, without SoftHSM2, or when
+ * BENCH_PICK names no hsm-* measurement.
+ */
+export async function hsmRows(o: HsmBenchOptions & { pick?: string[] }): Promise<HsmMeasurement[]> {
+  if (process.env.BENCH_HSM === '0') {
+    o.log('HSM rows skipped (BENCH_HSM=0)');
+    return [];
+  }
+  if (!findSoftHsm()) {
+    o.log('HSM rows skipped: SoftHSM2 is not installed (apt-get install softhsm2)');
+    return [];
+  }
+  if (o.pick && !o.pick.some((id) => id.startsWith('hsm-'))) return [];
+  const measured = await benchHsm(o);
+  const by = new Map(measured.map((m) => [m.id, m.result]));
+  return measured
+    .filter((m) => m.id.startsWith('hsm-hsm-') && (!o.pick || o.pick.includes(m.id)))
+    .map((m) => {
+      const sw = by.get(m.id.replace('hsm-hsm-', 'hsm-software-'))?.opsPerSec;
+      const ratio = sw ? ` (${(m.result.opsPerSec / sw).toFixed(2)}× SOFTWARE back to back)` : '';
+      return { ...m, what: `${m.what}${ratio}` };
+    });
 }
 
 /** The table: one row per measurement, and the HSM / SOFTWARE throughput ratio on each HSM row. */

@@ -14,6 +14,7 @@
  * EXTERNAL / direct EKM measurements (bench/external.ts). BENCH_ACCESS=0 skips the in-process access-cost section
  * (bench/access-cost.ts: identity, IAM and EKM quota with versus without). BENCH_FAILOVER=0 skips the EKM
  * connection section (bench/failover.ts: EXTERNAL_VPC vs EXTERNAL, and a replica that hangs or resets under load).
+ * BENCH_HSM=0 skips the HSM (SoftHSM2) encrypt/decrypt rows (bench/hsm.ts).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -40,6 +41,7 @@ import {
   startStack,
   stopAll,
 } from './gateway.js';
+import { hsmRows } from './hsm.js';
 
 const TARGET_ENCRYPT_OPS = 3000;
 const TARGET_COLD_START_MS = 500;
@@ -285,6 +287,23 @@ async function main(): Promise<void> {
         if (m.ekm) ekmCounts[m.id] = m.ekm;
         rows.push(loadRow(m.what, m.result));
       }
+    }
+    // HSM keys (SoftHSM2 in this stack's state directory), beside the SOFTWARE rows above.
+    const hsm = await hsmRows({
+      stackUrl: stack.url,
+      stackPid: stack.pid,
+      token,
+      ring,
+      plaintext,
+      durationS: DURATION_S,
+      warmupS: WARMUP_S,
+      maxRequests: MAX_REQUESTS,
+      pick,
+      log,
+    });
+    for (const m of hsm) {
+      results[m.id] = m.result;
+      rows.push(loadRow(m.what, m.result));
     }
   }
   await stack.stop();

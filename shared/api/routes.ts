@@ -686,7 +686,7 @@ export const ROUTES: readonly Route[] = [
     rpc: `${KMS}GenerateRandomBytes`,
     permission: GENERATE_RANDOM_BYTES,
     audit: 'data',
-    handler: (d, _ctx, c) => generateRandomBytes(d, c.name, c.body),
+    handler: (d, ctx, c) => generateRandomBytes(d, ctx, c.name, c.body),
   }),
   // --- Cloud KMS methods not implemented: 501 naming them ---------------------------------------------------
   notImplemented(

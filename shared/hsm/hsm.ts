@@ -1,6 +1,7 @@
 /**
- * HSM keys in a PKCS#11 token (docs/hsm.md). Each key is an AES-256 secret key generated in the token —
- * sensitive, never extractable — found by a random CKA_ID; AES-256-GCM runs inside the token.
+ * HSM keys in a PKCS#11 token (docs/hsm.md). Each version's key is generated in the token — an AES-256 secret
+ * key, an HMAC generic secret, or an EC or RSA key pair; private parts sensitive and never extractable — and found
+ * by a random CKA_ID. Encryption, MACs and signatures run inside the token, as does random byte generation.
  *
  * PKCS#11 calls block, so they run on token threads (worker.ts), one session each: a pool of
  * `config.sessions` threads, started on first use, each call going to the least busy one. Every call is bounded
@@ -8,12 +9,22 @@
  * `timeoutMs` is abandoned and replaced, so a hung HSM costs requests their deadline, never the event loop.
  * Token failures become google.rpc errors that say what happened and who must act.
  */
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, type KeyObject, randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { HsmConfig } from '../config.js';
 import { RpcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { TokenReply, TokenRequest, TokenThreadConfig } from './protocol.js';
+import {
+  CURVE_OIDS,
+  type EcCurve,
+  ED25519_OID,
+  type TokenKeyKind,
+  type TokenMechanism,
+  type TokenPublicKey,
+  type TokenReply,
+  type TokenRequest,
+  type TokenThreadConfig,
+} from './protocol.js';
 
 /** What a version stores about its HSM key: the token object's CKA_ID (hex) and label; never material. */
 export interface HsmKeyRef {
@@ -27,6 +38,9 @@ export interface HsmCallOptions {
   /** Aborts the wait (the request deadline, or the client went away). */
   signal?: AbortSignal;
 }
+
+/** RSA key pair generation takes seconds in a busy token: it gets at least this long, whatever the call timeout. */
+const KEY_PAIR_TIMEOUT_MS = 60_000;
 
 type Op = TokenRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
@@ -99,12 +113,14 @@ export class Hsm {
       : `the token in slot ${this.config.slotId}`;
   }
 
-  /** Generates a new AES-256 key in the token; the caller stores the reference. */
-  async generateKey(options: HsmCallOptions): Promise<HsmKeyRef> {
+  /** Generates a new key (or key pair) of `kind` in the token; the caller stores the reference. */
+  async generateKey(kind: TokenKeyKind, options: HsmCallOptions): Promise<HsmKeyRef> {
     const id = randomBytes(16);
     const label = `openekm:${id.toString('hex')}`;
     try {
-      await this.call({ op: 'generate', ckaId: id, label }, options);
+      const timeoutMs =
+        kind.type === 'rsa' ? Math.max(KEY_PAIR_TIMEOUT_MS, this.config.timeoutMs) : this.config.timeoutMs;
+      await this.call({ op: 'generate', ckaId: id, label, kind }, options, undefined, timeoutMs);
     } catch (err) {
       // A token that answers late may still make the key after OpenEKM gave up: name it for the operator.
       if (err instanceof RpcError && (err.code === 'UNAVAILABLE' || err.code === 'DEADLINE_EXCEEDED')) {
@@ -155,6 +171,53 @@ export class Hsm {
     }
   }
 
+  /** Signs (or MACs) `data` with the key's private or secret object: the signature as the token returns it. */
+  async sign(
+    key: HsmKeyRef,
+    mechanism: TokenMechanism,
+    data: Buffer,
+    options: HsmCallOptions,
+  ): Promise<Buffer> {
+    const reply = await this.call(
+      { op: 'sign', ckaId: Buffer.from(key.ckaId, 'hex'), mechanism, data },
+      options,
+      key,
+    );
+    return bytes(reply);
+  }
+
+  /** Whether `signature` is the key's MAC of `data` (a mismatch is false, not an error). */
+  async verify(
+    key: HsmKeyRef,
+    mechanism: TokenMechanism,
+    data: Buffer,
+    signature: Buffer,
+    options: HsmCallOptions,
+  ): Promise<boolean> {
+    const reply = await this.call(
+      { op: 'verify', ckaId: Buffer.from(key.ckaId, 'hex'), mechanism, data, signature },
+      options,
+      key,
+    );
+    return reply.valid === true;
+  }
+
+  /** The public key of the key pair, built from the token's public object. */
+  async publicKey(key: HsmKeyRef, options: HsmCallOptions): Promise<KeyObject> {
+    const reply = await this.call({ op: 'publicKey', ckaId: Buffer.from(key.ckaId, 'hex') }, options, key);
+    if (!reply.publicKey) throw RpcError.internal(new Error('the token thread returned no public key'));
+    return publicKeyObject(reply.publicKey);
+  }
+
+  /** `length` bytes from the token's random number generator (C_GenerateRandom). */
+  async random(length: number, options: HsmCallOptions): Promise<Buffer> {
+    const out = bytes(await this.call({ op: 'random', length }, options));
+    if (out.length !== length) {
+      throw RpcError.internal(new Error(`the token returned ${out.length} random bytes, not ${length}`));
+    }
+    return out;
+  }
+
   /** Destroys the key's token object(s); a key that is already gone is not an error. Returns how many went. */
   async destroyKey(key: HsmKeyRef, options: HsmCallOptions): Promise<number> {
     const reply = await this.call({ op: 'destroy', ckaId: Buffer.from(key.ckaId, 'hex') }, options, key);
@@ -171,7 +234,12 @@ export class Hsm {
     );
   }
 
-  private async call(op: Op, options: HsmCallOptions, key?: HsmKeyRef): Promise<TokenReply & { ok: true }> {
+  private async call(
+    op: Op,
+    options: HsmCallOptions,
+    key?: HsmKeyRef,
+    timeoutMs = this.config.timeoutMs,
+  ): Promise<TokenReply & { ok: true }> {
     if (this.closed) throw RpcError.unavailable('The HSM client is shut down.');
     options.signal?.throwIfAborted();
     const thread = this.pick();
@@ -192,13 +260,13 @@ export class Hsm {
         done();
         reject(
           RpcError.unavailable(
-            `The HSM (${this.token}) did not answer within ${this.config.timeoutMs} ms. Retry later; an operator must check that the HSM is reachable (docs/hsm.md).`,
+            `The HSM (${this.token}) did not answer within ${timeoutMs} ms. Retry later; an operator must check that the HSM is reachable (docs/hsm.md).`,
           ),
         );
         // A thread stuck in a PKCS#11 call is abandoned; the next call starts a fresh one.
         this.log.warn('HSM call timed out; replacing its token thread', { op: op.op, token: this.token });
         void this.retire(thread, RpcError.unavailable(`The HSM (${this.token}) stopped answering.`));
-      }, this.config.timeoutMs);
+      }, timeoutMs);
       const onAbort = () => {
         done();
         reject(deadlinePassed());
@@ -301,9 +369,14 @@ export class Hsm {
             {
               type: 'HSM_KEY_MISSING',
               subject,
-              description: `No secret key with CKA_ID ${key?.ckaId ?? '?'} in ${this.token}.`,
+              description: `No key object with CKA_ID ${key?.ckaId ?? '?'} in ${this.token}.`,
             },
           ],
+        );
+      case 'mechanism':
+        return RpcError.failedPrecondition(
+          `The HSM ${this.token} does not offer what ${subject} needs${code}: ${reply.message}. An operator must use a token that supports the mechanisms listed in docs/hsm.md, or create the key with another algorithm.`,
+          [{ type: 'HSM_MECHANISM', subject: this.token, description: `Unsupported by the token${code}.` }],
         );
       case 'device':
         return RpcError.unavailable(
@@ -316,6 +389,50 @@ export class Hsm {
 }
 
 class TagMismatch extends Error {}
+
+const COORDINATE_BYTES: Record<EcCurve, number> = { 'P-256': 32, 'P-384': 48, secp256k1: 32 };
+
+/**
+ * A node:crypto public key from the token's attributes, through a JWK. CKA_EC_POINT is the uncompressed point
+ * (04 ‖ X ‖ Y), or an Ed25519 key's 32 bytes, which tokens return DER-wrapped in an OCTET STRING or bare.
+ */
+function publicKeyObject(pub: TokenPublicKey): KeyObject {
+  const b64url = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64url');
+  if (pub.type === 'rsa') {
+    const unsigned = (u: Uint8Array) => {
+      let i = 0;
+      while (i < u.length - 1 && u[i] === 0) i++;
+      return u.subarray(i);
+    };
+    return createPublicKey({
+      key: { kty: 'RSA', n: b64url(unsigned(pub.modulus)), e: b64url(unsigned(pub.exponent)) },
+      format: 'jwk',
+    });
+  }
+  if (pub.type === 'ed25519') {
+    // The 32-byte public key, DER-wrapped in an OCTET STRING or bare.
+    const params = Buffer.from(pub.params).toString('hex');
+    if (params !== ED25519_OID && !Buffer.from(pub.params).toString('latin1').includes('edwards25519')) {
+      throw RpcError.internal(new Error(`the token's EdDSA key has parameters ${params}, not Ed25519`));
+    }
+    return createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: b64url(pub.point.subarray(-32)) },
+      format: 'jwk',
+    });
+  }
+  const params = Buffer.from(pub.params).toString('hex');
+  const curve = (Object.keys(CURVE_OIDS) as EcCurve[]).find((c) => CURVE_OIDS[c] === params);
+  if (!curve) throw RpcError.internal(new Error(`the token's EC key has unknown parameters ${params}`));
+  const n = COORDINATE_BYTES[curve];
+  const point = pub.point.subarray(pub.point.length - (1 + 2 * n));
+  if (point.length !== 1 + 2 * n || point[0] !== 0x04) {
+    throw RpcError.internal(new Error('the token returned an EC point that is not uncompressed'));
+  }
+  return createPublicKey({
+    key: { kty: 'EC', crv: curve, x: b64url(point.subarray(1, 1 + n)), y: b64url(point.subarray(1 + n)) },
+    format: 'jwk',
+  });
+}
 
 function bytes(reply: TokenReply & { ok: true }): Buffer {
   const d = reply.data;

@@ -4,12 +4,22 @@
  * requests; the client (hsm.ts) bounds every call by the request deadline and replaces a thread that hangs.
  *
  * The session is opened and logged in on first use, and re-established once when the token drops it (a closed
- * session, a logged-out user, a token that was reset or reconnected); a key handle is looked up by CKA_ID and
- * cached for the session's life.
+ * session, a logged-out user, a token that was reset or reconnected); a key handle is looked up by object class
+ * and CKA_ID and cached for the session's life. A key pair's private and public objects share one CKA_ID.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import pkcs11js from 'pkcs11js';
-import type { TokenFault, TokenReply, TokenRequest, TokenThreadConfig } from './protocol.js';
+import {
+  CURVE_OIDS,
+  ED25519_OID,
+  type TokenFault,
+  type TokenKeyKind,
+  type TokenMechanism,
+  type TokenPublicKey,
+  type TokenReply,
+  type TokenRequest,
+  type TokenThreadConfig,
+} from './protocol.js';
 
 const config = workerData as TokenThreadConfig;
 const TAG_BYTES = 16;
@@ -48,6 +58,18 @@ const BAD_TAG = new Set([
   'CKR_DATA_INVALID',
   'CKR_DATA_LEN_RANGE',
   'CKR_AEAD_DECRYPT_FAILED',
+]);
+/** What tokens answer for a MAC that does not match. */
+const BAD_SIGNATURE = new Set(['CKR_SIGNATURE_INVALID', 'CKR_SIGNATURE_LEN_RANGE']);
+/** The token lacks a mechanism, curve or key size the call needs. */
+const NO_MECHANISM = new Set([
+  'CKR_MECHANISM_INVALID',
+  'CKR_MECHANISM_PARAM_INVALID',
+  'CKR_KEY_SIZE_RANGE',
+  'CKR_DOMAIN_PARAMS_INVALID',
+  'CKR_CURVE_NOT_SUPPORTED',
+  'CKR_TEMPLATE_INCONSISTENT',
+  'CKR_KEY_TYPE_INCONSISTENT',
 ]);
 const BAD_PIN = new Set([
   'CKR_PIN_INCORRECT',
@@ -156,9 +178,10 @@ function withSession<T>(fn: (l: pkcs11js.PKCS11, s: Buffer) => T): T {
   }
 }
 
-function findKeys(l: pkcs11js.PKCS11, s: Buffer, ckaId: Buffer, max: number): Buffer[] {
+/** Objects with the CKA_ID, of one class (or of any: every object of a version's key). */
+function findKeys(l: pkcs11js.PKCS11, s: Buffer, ckaId: Buffer, max: number, cls?: number): Buffer[] {
   l.C_FindObjectsInit(s, [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    ...(cls === undefined ? [] : [{ type: pkcs11js.CKA_CLASS, value: cls }]),
     { type: pkcs11js.CKA_ID, value: ckaId },
   ]);
   try {
@@ -168,26 +191,220 @@ function findKeys(l: pkcs11js.PKCS11, s: Buffer, ckaId: Buffer, max: number): Bu
   }
 }
 
-/** Runs `fn` with the key's handle; a handle the token no longer knows is looked up again once. */
-function withKey<T>(ckaId: Buffer, fn: (l: pkcs11js.PKCS11, s: Buffer, key: Buffer) => T): T {
+const CLASS_NAMES: Record<number, string> = {
+  [pkcs11js.CKO_SECRET_KEY]: 'secret key',
+  [pkcs11js.CKO_PRIVATE_KEY]: 'private key',
+  [pkcs11js.CKO_PUBLIC_KEY]: 'public key',
+};
+
+/** Runs `fn` with the handle of the key object of class `cls`; a handle the token no longer knows is looked up again once. */
+function withKey<T>(ckaId: Buffer, cls: number, fn: (l: pkcs11js.PKCS11, s: Buffer, key: Buffer) => T): T {
   return withSession((l, s) => {
     const id = ckaId.toString('hex');
+    const cacheKey = `${cls}:${id}`;
     for (let attempt = 0; ; attempt++) {
-      let key = keys.get(id);
+      let key = keys.get(cacheKey);
       if (!key) {
-        key = findKeys(l, s, ckaId, 1)[0];
-        if (!key) throw new Fault('object', undefined, `no secret key with CKA_ID ${id} in the token`);
-        keys.set(id, key);
+        key = findKeys(l, s, ckaId, 1, cls)[0];
+        if (!key) {
+          throw new Fault('object', undefined, `no ${CLASS_NAMES[cls]} with CKA_ID ${id} in the token`);
+        }
+        keys.set(cacheKey, key);
       }
       try {
         return fn(l, s, key);
       } catch (err) {
         const code = codeOf(err);
         if (attempt > 0 || !code || !KEY_GONE.has(code)) throw err;
-        keys.delete(id);
+        keys.delete(cacheKey);
       }
     }
   });
+}
+
+/** PKCS#11 3.0 names pkcs11js does not define. */
+const CKK_EC_EDWARDS = 0x40;
+const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055;
+const CKM_EDDSA = 0x1057;
+
+/** Attributes every private object of OpenEKM has: in the token, behind login, never readable or exportable. */
+function sealed(ckaId: Buffer, label: string): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_TOKEN, value: true },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_ID, value: ckaId },
+    { type: pkcs11js.CKA_LABEL, value: label },
+  ];
+}
+
+/** Only what the key is for is allowed; everything else is turned off explicitly. */
+function uses(allowed: number[], all: number[]): pkcs11js.Template {
+  return all.map((type) => ({ type, value: allowed.includes(type) }));
+}
+
+function generate(l: pkcs11js.PKCS11, s: Buffer, kind: TokenKeyKind, ckaId: Buffer, label: string): void {
+  const secretUses = [
+    pkcs11js.CKA_ENCRYPT,
+    pkcs11js.CKA_DECRYPT,
+    pkcs11js.CKA_WRAP,
+    pkcs11js.CKA_UNWRAP,
+    pkcs11js.CKA_SIGN,
+    pkcs11js.CKA_VERIFY,
+    pkcs11js.CKA_DERIVE,
+  ];
+  switch (kind.type) {
+    case 'aes':
+      l.C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+        { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
+        ...sealed(ckaId, label),
+        ...uses([pkcs11js.CKA_ENCRYPT, pkcs11js.CKA_DECRYPT], secretUses),
+      ]);
+      return;
+    case 'hmac':
+      l.C_GenerateKey(s, { mechanism: pkcs11js.CKM_GENERIC_SECRET_KEY_GEN }, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
+        { type: pkcs11js.CKA_VALUE_LEN, value: kind.bytes },
+        ...sealed(ckaId, label),
+        ...uses([pkcs11js.CKA_SIGN, pkcs11js.CKA_VERIFY], secretUses),
+      ]);
+      return;
+    case 'ec':
+    case 'ed25519':
+    case 'rsa': {
+      const publicTemplate: pkcs11js.Template = [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_PRIVATE, value: false },
+        { type: pkcs11js.CKA_ID, value: ckaId },
+        { type: pkcs11js.CKA_LABEL, value: label },
+        ...uses([pkcs11js.CKA_VERIFY], [pkcs11js.CKA_ENCRYPT, pkcs11js.CKA_WRAP, pkcs11js.CKA_VERIFY]),
+      ];
+      const privateTemplate: pkcs11js.Template = [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        ...sealed(ckaId, label),
+        ...uses(
+          [pkcs11js.CKA_SIGN],
+          [pkcs11js.CKA_DECRYPT, pkcs11js.CKA_UNWRAP, pkcs11js.CKA_SIGN, pkcs11js.CKA_DERIVE],
+        ),
+      ];
+      if (kind.type === 'ec') {
+        l.C_GenerateKeyPair(
+          s,
+          { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
+          [
+            ...publicTemplate,
+            { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
+            { type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from(CURVE_OIDS[kind.curve], 'hex') },
+          ],
+          [...privateTemplate, { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC }],
+        );
+      } else if (kind.type === 'ed25519') {
+        l.C_GenerateKeyPair(
+          s,
+          { mechanism: CKM_EC_EDWARDS_KEY_PAIR_GEN },
+          [
+            ...publicTemplate,
+            { type: pkcs11js.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+            { type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from(ED25519_OID, 'hex') },
+          ],
+          [...privateTemplate, { type: pkcs11js.CKA_KEY_TYPE, value: CKK_EC_EDWARDS }],
+        );
+      } else {
+        l.C_GenerateKeyPair(
+          s,
+          { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN },
+          [
+            ...publicTemplate,
+            { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
+            { type: pkcs11js.CKA_MODULUS_BITS, value: kind.bits },
+            { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
+          ],
+          [...privateTemplate, { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA }],
+        );
+      }
+      return;
+    }
+  }
+}
+
+const HMAC: Record<string, number> = {
+  'hmac-sha1': pkcs11js.CKM_SHA_1_HMAC,
+  'hmac-sha224': pkcs11js.CKM_SHA224_HMAC,
+  'hmac-sha256': pkcs11js.CKM_SHA256_HMAC,
+  'hmac-sha384': pkcs11js.CKM_SHA384_HMAC,
+  'hmac-sha512': pkcs11js.CKM_SHA512_HMAC,
+};
+
+function pss(hashAlg: number, mgf: number, saltLen: number): pkcs11js.Mechanism {
+  const parameter: pkcs11js.RsaPSS = { type: pkcs11js.CK_PARAMS_RSA_PSS, hashAlg, mgf, saltLen };
+  return { mechanism: pkcs11js.CKM_RSA_PKCS_PSS, parameter };
+}
+
+/** The PKCS#11 mechanism and the class of the key object it runs with. */
+function mechanismOf(m: TokenMechanism): { mechanism: pkcs11js.Mechanism; cls: number } {
+  const hmac = HMAC[m];
+  if (hmac !== undefined) return { mechanism: { mechanism: hmac }, cls: pkcs11js.CKO_SECRET_KEY };
+  const priv = pkcs11js.CKO_PRIVATE_KEY;
+  switch (m) {
+    case 'ecdsa':
+      return { mechanism: { mechanism: pkcs11js.CKM_ECDSA }, cls: priv };
+    case 'eddsa':
+      return { mechanism: { mechanism: CKM_EDDSA }, cls: priv };
+    case 'rsa-pkcs':
+      return { mechanism: { mechanism: pkcs11js.CKM_RSA_PKCS }, cls: priv };
+    case 'rsa-pss-sha256':
+      return { mechanism: pss(pkcs11js.CKM_SHA256, pkcs11js.CKG_MGF1_SHA256, 32), cls: priv };
+    case 'rsa-pss-sha512':
+      return { mechanism: pss(pkcs11js.CKM_SHA512, pkcs11js.CKG_MGF1_SHA512, 64), cls: priv };
+    default:
+      throw new Fault('mechanism', undefined, `unknown mechanism ${m}`);
+  }
+}
+
+/** The largest signature a mechanism makes (the output buffer): HMAC-SHA512 64 bytes, RSA-16384 2048 bytes. */
+const MAX_SIGNATURE = 2048;
+
+function attributesOf(l: pkcs11js.PKCS11, s: Buffer, key: Buffer, types: number[]): Buffer[] {
+  return l
+    .C_GetAttributeValue(
+      s,
+      key,
+      types.map((type) => ({ type })),
+    )
+    .map((a) => {
+      if (!Buffer.isBuffer(a.value))
+        throw new Fault('other', undefined, `the token gave no attribute ${a.type}`);
+      return a.value;
+    });
+}
+
+function publicKeyOf(l: pkcs11js.PKCS11, s: Buffer, key: Buffer): TokenPublicKey {
+  const [type] = attributesOf(l, s, key, [pkcs11js.CKA_KEY_TYPE]) as [Buffer];
+  const keyType = type.readUInt32LE(0);
+  if (keyType === pkcs11js.CKK_EC || keyType === CKK_EC_EDWARDS) {
+    const [params, point] = attributesOf(l, s, key, [pkcs11js.CKA_EC_PARAMS, pkcs11js.CKA_EC_POINT]) as [
+      Buffer,
+      Buffer,
+    ];
+    return { type: keyType === pkcs11js.CKK_EC ? 'ec' : 'ed25519', params, point };
+  }
+  if (keyType === pkcs11js.CKK_RSA) {
+    const [modulus, exponent] = attributesOf(l, s, key, [
+      pkcs11js.CKA_MODULUS,
+      pkcs11js.CKA_PUBLIC_EXPONENT,
+    ]) as [Buffer, Buffer];
+    return { type: 'rsa', modulus, exponent };
+  }
+  throw new Fault(
+    'other',
+    undefined,
+    `the public key object has key type ${keyType}, neither EC, EdDSA nor RSA`,
+  );
 }
 
 function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
@@ -206,31 +423,12 @@ const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
 function run(req: TokenRequest): TokenReply {
   switch (req.op) {
     case 'generate': {
-      withSession((l, s) =>
-        l.C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
-          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-          { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-          { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-          { type: pkcs11js.CKA_TOKEN, value: true },
-          { type: pkcs11js.CKA_PRIVATE, value: true },
-          { type: pkcs11js.CKA_SENSITIVE, value: true },
-          { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-          { type: pkcs11js.CKA_ENCRYPT, value: true },
-          { type: pkcs11js.CKA_DECRYPT, value: true },
-          { type: pkcs11js.CKA_WRAP, value: false },
-          { type: pkcs11js.CKA_UNWRAP, value: false },
-          { type: pkcs11js.CKA_SIGN, value: false },
-          { type: pkcs11js.CKA_VERIFY, value: false },
-          { type: pkcs11js.CKA_DERIVE, value: false },
-          { type: pkcs11js.CKA_ID, value: buf(req.ckaId) },
-          { type: pkcs11js.CKA_LABEL, value: req.label },
-        ]),
-      );
+      withSession((l, s) => generate(l, s, req.kind, buf(req.ckaId), req.label));
       return { id: req.id, ok: true };
     }
     case 'encrypt': {
       const data = buf(req.data);
-      const out = withKey(buf(req.ckaId), (l, s, key) => {
+      const out = withKey(buf(req.ckaId), pkcs11js.CKO_SECRET_KEY, (l, s, key) => {
         l.C_EncryptInit(s, gcm(buf(req.iv), buf(req.aad)), key);
         return l.C_Encrypt(s, data, Buffer.alloc(data.length + TAG_BYTES));
       });
@@ -238,7 +436,7 @@ function run(req: TokenRequest): TokenReply {
     }
     case 'decrypt': {
       const data = buf(req.data);
-      const out = withKey(buf(req.ckaId), (l, s, key) => {
+      const out = withKey(buf(req.ckaId), pkcs11js.CKO_SECRET_KEY, (l, s, key) => {
         l.C_DecryptInit(s, gcm(buf(req.iv), buf(req.aad)), key);
         try {
           return l.C_Decrypt(s, data, Buffer.alloc(data.length));
@@ -250,14 +448,53 @@ function run(req: TokenRequest): TokenReply {
       });
       return { id: req.id, ok: true, data: out };
     }
+    case 'sign': {
+      const { mechanism, cls } = mechanismOf(req.mechanism);
+      const data = buf(req.data);
+      const out = withKey(buf(req.ckaId), cls, (l, s, key) => {
+        l.C_SignInit(s, mechanism, key);
+        // Empty data (an HMAC of nothing) is one multi-part operation without parts: tokens refuse C_Sign of
+        // zero bytes (a NULL pointer).
+        if (data.length === 0) return l.C_SignFinal(s, Buffer.alloc(MAX_SIGNATURE));
+        return l.C_Sign(s, data, Buffer.alloc(MAX_SIGNATURE));
+      });
+      return { id: req.id, ok: true, data: out };
+    }
+    case 'verify': {
+      const { mechanism, cls } = mechanismOf(req.mechanism);
+      const valid = withKey(buf(req.ckaId), cls, (l, s, key) => {
+        l.C_VerifyInit(s, mechanism, key);
+        const data = buf(req.data);
+        try {
+          if (data.length === 0) return l.C_VerifyFinal(s, buf(req.signature));
+          return l.C_Verify(s, data, buf(req.signature));
+        } catch (err) {
+          const code = codeOf(err);
+          if (code && BAD_SIGNATURE.has(code)) return false;
+          throw err;
+        }
+      });
+      return { id: req.id, ok: true, valid };
+    }
+    case 'publicKey': {
+      const publicKey = withKey(buf(req.ckaId), pkcs11js.CKO_PUBLIC_KEY, publicKeyOf);
+      return { id: req.id, ok: true, publicKey };
+    }
+    case 'random': {
+      const out = withSession((l, s) => l.C_GenerateRandom(s, Buffer.alloc(req.length)));
+      return { id: req.id, ok: true, data: out };
+    }
     case 'destroy': {
       const ckaId = buf(req.ckaId);
+      // Every object of the version's key: a secret key, or a key pair's private and public objects.
       const count = withSession((l, s) => {
         const found = findKeys(l, s, ckaId, 16);
         for (const h of found) l.C_DestroyObject(s, h);
         return found.length;
       });
-      keys.delete(ckaId.toString('hex'));
+      for (const cached of [...keys.keys()]) {
+        if (cached.endsWith(`:${ckaId.toString('hex')}`)) keys.delete(cached);
+      }
       return { id: req.id, ok: true, count };
     }
   }
@@ -271,6 +508,7 @@ function failure(id: number, err: unknown): TokenReply {
     return { id, ok: false, fault: 'device', code, message };
   }
   if (code && BAD_PIN.has(code)) return { id, ok: false, fault: 'login', code, message };
+  if (code && NO_MECHANISM.has(code)) return { id, ok: false, fault: 'mechanism', code, message };
   return { id, ok: false, fault: 'other', code, message };
 }
 
@@ -280,6 +518,9 @@ parentPort?.on('message', (req: TokenRequest) => {
     reply = run(req);
   } catch (err) {
     reply = failure(req.id, err);
+    // A call the token refused may leave its operation active in the session (CKR_OPERATION_ACTIVE for every
+    // later call): the next call starts on a fresh session.
+    if (!(err instanceof Fault)) dropSession(codeOf(err));
   }
   parentPort?.postMessage(reply);
 });

@@ -5,7 +5,8 @@ import { crc32c, crc32cString } from '../crypto/crc32c.js';
 import { RpcError } from '../errors.js';
 import { allowOnly, bytesValue, type JsonObject, optionalObject, uint32Value } from '../resources/fields.js';
 import { checksumMismatch } from './crypto.js';
-import { atMost, checkedBytes, MAX_INPUT_BYTES, useVersion } from './use-version.js';
+import { signWithHsm } from './hsm-keys.js';
+import { atMost, checkedBytes, MAX_INPUT_BYTES, useVersionOrHsm } from './use-version.js';
 
 export interface AsymmetricSignResponse {
   signature: string;
@@ -67,7 +68,7 @@ export async function asymmetricSign(
     );
   }
 
-  const use = await useVersion(deps, ctx, name, ['ASYMMETRIC_SIGN'], 'asymmetricSign');
+  const use = await useVersionOrHsm(deps, ctx, name, ['ASYMMETRIC_SIGN'], 'asymmetricSign');
   const { spec, version } = use;
   if (digest.bytes) {
     if (spec.kind === 'ed25519' || spec.kind === 'rsa-raw-pkcs1') {
@@ -98,11 +99,12 @@ export async function asymmetricSign(
       'data',
     );
   }
-  const signature = signWith(
-    spec,
-    use.material,
-    digest.bytes ? { digest: digest.bytes } : { data: data.bytes ?? Buffer.alloc(0) },
-  );
+  const input = digest.bytes ? { digest: digest.bytes } : { data: data.bytes ?? Buffer.alloc(0) };
+  // HSM: the private key stays in the token, which signs (operations/hsm-keys.ts).
+  const signature =
+    'hsmKey' in use
+      ? await signWithHsm(deps, ctx, version, spec, input)
+      : signWith(spec, use.material, input);
   return {
     signature: signature.toString('base64'),
     signatureCrc32c: crc32cString(signature),

@@ -115,7 +115,8 @@ function externalOptions(
  * transaction (an RSA key pair takes a while); undefined for ENCRYPT_DECRYPT keys, whose material newVersion makes.
  */
 export async function materialFor(key: StoredCryptoKey): Promise<Buffer | undefined> {
-  if (key.purpose === 'ENCRYPT_DECRYPT') return undefined;
+  // HSM versions get their key in the token instead (operations/hsm-keys.ts).
+  if (key.purpose === 'ENCRYPT_DECRYPT' || key.versionTemplate.protectionLevel === 'HSM') return undefined;
   return generateMaterial(key.versionTemplate.algorithm);
 }
 
@@ -209,7 +210,7 @@ export async function createCryptoKeyVersion(
   // HSM: the token key is made first, outside the transaction (operations/hsm-keys.ts).
   const version =
     current.versionTemplate.protectionLevel === 'HSM'
-      ? await withNewHsmKey(deps, ctx, parent, write)
+      ? await withNewHsmKey(deps, ctx, current, write)
       : await write();
   deps.cache.invalidate(parent);
   return toApiVersion(version);

@@ -42,7 +42,7 @@ import { toApiKey } from '../resources/versions.js';
 import type { Tx } from '../store/firestore.js';
 import { connectionBackend, generateCoordinated } from './coordinated.js';
 import { materialFor, readVersion } from './crypto-key-versions.js';
-import { requireHsm, withNewHsmKey } from './hsm-keys.js';
+import { hsmKeyKind, requireHsm, withNewHsmKey } from './hsm-keys.js';
 import { type ListRequest, type Page, paginate } from './list.js';
 import { newVersion } from './new-version.js';
 
@@ -81,9 +81,9 @@ function checkOtherAlgorithm(
   algorithm: AlgorithmName | undefined,
   field: string,
 ): AlgorithmName {
-  if (level !== 'SOFTWARE') {
+  if (level !== 'SOFTWARE' && level !== 'HSM') {
     throw RpcError.unimplemented(
-      `${purpose} keys at protection level ${level} are not implemented by OpenEKM; create the key with protection level SOFTWARE.`,
+      `${purpose} keys at protection level ${level} are not implemented by OpenEKM; create the key with protection level SOFTWARE or HSM.`,
     );
   }
   if (algorithm === undefined || algorithm === 'CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED') {
@@ -104,6 +104,7 @@ function checkOtherAlgorithm(
       `Algorithm ${algorithm} is not implemented by OpenEKM; use one of ${algorithmsOf(purpose)}.`,
     );
   }
+  if (level === 'HSM') hsmKeyKind(algorithm);
   return algorithm;
 }
 
@@ -354,7 +355,7 @@ export async function createCryptoKey(
   // HSM: the first version's token key is made before anything is written (and destroyed if the write fails).
   const primary =
     level === 'HSM' && !skipInitialVersionCreation
-      ? await withNewHsmKey(deps, ctx, name, write)
+      ? await withNewHsmKey(deps, ctx, key, write)
       : await write();
   deps.cache.invalidate(name);
   if (backend?.coordinated && !skipInitialVersionCreation) {

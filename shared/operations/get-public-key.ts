@@ -5,7 +5,8 @@ import { crc32cString } from '../crypto/crc32c.js';
 import { RpcError } from '../errors.js';
 import { enumValue } from '../resources/fields.js';
 import { PublicKeyFormat, type PublicKeyFormatName } from '../resources/types.js';
-import { useVersion } from './use-version.js';
+import { publicKeyWithHsm } from './hsm-keys.js';
+import { useVersionOrHsm } from './use-version.js';
 
 export interface PublicKeyResponse {
   pem?: string;
@@ -25,13 +26,14 @@ export interface PublicKeyResponse {
 export async function getPublicKey(deps: Deps, name: string, rawFormat?: string): Promise<PublicKeyResponse> {
   let format = enumValue(PublicKeyFormat, rawFormat, 'publicKeyFormat');
   if (format === 'PUBLIC_KEY_FORMAT_UNSPECIFIED') format = undefined;
-  const { version, material } = await useVersion(
+  const use = await useVersionOrHsm(
     deps,
     undefined,
     name,
     ['ASYMMETRIC_SIGN', 'ASYMMETRIC_DECRYPT'],
     'getPublicKey',
   );
+  const { version } = use;
   if (format === 'NIST_PQC' || format === 'XWING_RAW_BYTES') {
     throw RpcError.invalidArgument(
       `publicKeyFormat ${format} is for post-quantum keys; ${version.algorithm} keys are available as PEM or DER.`,
@@ -43,13 +45,25 @@ export async function getPublicKey(deps: Deps, name: string, rawFormat?: string)
     name: version.name,
     protectionLevel: version.protectionLevel,
   };
+  let spki: (as: 'pem' | 'der') => Buffer;
+  if ('hsmKey' in use) {
+    // HSM: built from the token's public object (its EC point, or modulus and exponent).
+    const pub = await publicKeyWithHsm(deps, version);
+    spki = (as) =>
+      as === 'pem'
+        ? Buffer.from(pub.export({ type: 'spki', format: 'pem' }) as string, 'utf8')
+        : (pub.export({ type: 'spki', format: 'der' }) as Buffer);
+  } else {
+    const { material } = use;
+    spki = (as) => publicKeyOf(material, as);
+  }
   if (format === undefined || format === 'PEM') {
-    const pem = publicKeyOf(material, 'pem');
+    const pem = spki('pem');
     out.pem = pem.toString('utf8');
     out.pemCrc32c = crc32cString(pem);
   }
   if (format !== undefined) {
-    const data = publicKeyOf(material, format === 'PEM' ? 'pem' : 'der');
+    const data = spki(format === 'PEM' ? 'pem' : 'der');
     out.publicKeyFormat = format;
     out.publicKey = { data: data.toString('base64'), crc32cChecksum: crc32cString(data) };
   }

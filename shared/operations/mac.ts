@@ -1,10 +1,11 @@
-/** cryptoKeyVersions.macSign and macVerify: HMAC with the version's hash. */
+/** cryptoKeyVersions.macSign and macVerify: HMAC with the version's hash (in the token for HSM versions). */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Deps, RequestContext } from '../context.js';
 import { crc32cString } from '../crypto/crc32c.js';
 import { RpcError } from '../errors.js';
 import { allowOnly, type JsonObject } from '../resources/fields.js';
-import { atMost, checkedBytes, type InUse, MAX_INPUT_BYTES, useVersion } from './use-version.js';
+import { macWithHsm, verifyMacWithHsm } from './hsm-keys.js';
+import { atMost, checkedBytes, type InUse, MAX_INPUT_BYTES, useVersionOrHsm } from './use-version.js';
 
 const LARGER = 'MAC a digest of larger data instead.';
 
@@ -31,8 +32,8 @@ export async function macSign(
   const data = checkedBytes(body, 'data', 'dataCrc32c', ['data_crc32c', 'data']);
   const bytes = data.bytes ?? Buffer.alloc(0);
   atMost(bytes, MAX_INPUT_BYTES, 'data', LARGER);
-  const use = await useVersion(deps, ctx, name, ['MAC'], 'macSign');
-  const mac = tag(use, bytes);
+  const use = await useVersionOrHsm(deps, ctx, name, ['MAC'], 'macSign');
+  const mac = 'hsmKey' in use ? await macWithHsm(deps, ctx, use.version, use.spec, bytes) : tag(use, bytes);
   return {
     name: use.version.name,
     mac: mac.toString('base64'),
@@ -66,9 +67,14 @@ export async function macVerify(
   if (!mac.bytes || mac.bytes.length === 0) {
     throw RpcError.invalidArgument('mac is required: the tag to verify (base64).', 'mac');
   }
-  const use = await useVersion(deps, ctx, name, ['MAC'], 'macVerify');
-  const want = tag(use, bytes);
-  const success = want.length === mac.bytes.length && timingSafeEqual(want, mac.bytes);
+  const use = await useVersionOrHsm(deps, ctx, name, ['MAC'], 'macVerify');
+  let success: boolean;
+  if ('hsmKey' in use) {
+    success = await verifyMacWithHsm(deps, ctx, use.version, use.spec, bytes, mac.bytes);
+  } else {
+    const want = tag(use, bytes);
+    success = want.length === mac.bytes.length && timingSafeEqual(want, mac.bytes);
+  }
   return {
     name: use.version.name,
     success,

@@ -1,13 +1,14 @@
 /**
  * What every crypto method addressed to one CryptoKeyVersion does first (asymmetricSign, asymmetricDecrypt,
  * getPublicKey, macSign, macVerify, rawEncrypt, rawDecrypt): the version's key must have the method's purpose, the
- * version must be ENABLED and SOFTWARE, and the key's justification policy must allow the request. Also the
+ * version must be ENABLED and SOFTWARE (or HSM, for the methods HSM keys offer: useVersionOrHsm), and the key's justification policy must allow the request. Also the
  * integrity fields these methods share.
  */
 import type { Deps, RequestContext } from '../context.js';
 import { SPECS, type Spec } from '../crypto/algorithms.js';
 import { crc32c } from '../crypto/crc32c.js';
 import { RpcError } from '../errors.js';
+import type { HsmKeyRef } from '../hsm/hsm.js';
 import { bytesValue, type JsonObject, uint32Value } from '../resources/fields.js';
 import { cryptoKeyOfVersion, parseCryptoKeyVersionName } from '../resources/names.js';
 import type { CryptoKeyPurposeName, StoredCryptoKey, StoredCryptoKeyVersion } from '../resources/types.js';
@@ -38,6 +39,42 @@ export async function useVersion(
   purposes: readonly CryptoKeyPurposeName[],
   method: string,
 ): Promise<InUse> {
+  const { key, version } = await enabledVersion(deps, ctx, name, purposes, method);
+  return softwareInUse(deps, ctx, key, version, method);
+}
+
+/** A version whose key is in the HSM (docs/hsm.md): the token key's reference instead of material. */
+export interface InHsm {
+  key: StoredCryptoKey;
+  version: StoredCryptoKeyVersion;
+  spec: Spec;
+  hsmKey: HsmKeyRef;
+}
+
+/** As useVersion, for the methods HSM versions offer too: an HSM version comes back with its token key. */
+export async function useVersionOrHsm(
+  deps: Deps,
+  ctx: RequestContext | undefined,
+  name: string,
+  purposes: readonly CryptoKeyPurposeName[],
+  method: string,
+): Promise<InUse | InHsm> {
+  const { key, version } = await enabledVersion(deps, ctx, name, purposes, method);
+  const spec = SPECS[version.algorithm];
+  if (version.protectionLevel !== 'HSM' || !spec || !version.hsmKey) {
+    return softwareInUse(deps, ctx, key, version, method);
+  }
+  if (ctx) checkJustification(key, version, ctx.reason);
+  return { key, version, spec, hsmKey: version.hsmKey };
+}
+
+async function enabledVersion(
+  deps: Deps,
+  ctx: RequestContext | undefined,
+  name: string,
+  purposes: readonly CryptoKeyPurposeName[],
+  method: string,
+): Promise<{ key: StoredCryptoKey; version: StoredCryptoKeyVersion }> {
   parseCryptoKeyVersionName(name);
   const keyName = cryptoKeyOfVersion(name);
   const key = await readKey(deps, keyName, { cached: true });
@@ -56,6 +93,16 @@ export async function useVersion(
   const version = await readVersion(deps, name, { cached: true });
   if (ctx) noteUse(ctx, key, version);
   if (version.state !== 'ENABLED') throw notEnabled(version);
+  return { key, version };
+}
+
+function softwareInUse(
+  deps: Deps,
+  ctx: RequestContext | undefined,
+  key: StoredCryptoKey,
+  version: StoredCryptoKeyVersion,
+  method: string,
+): InUse {
   const spec = SPECS[version.algorithm];
   if (version.protectionLevel !== 'SOFTWARE' || !spec || !version.material) {
     throw RpcError.unimplemented(

@@ -511,13 +511,19 @@ test('creation rules: the algorithm must fit the purpose; unimplemented algorith
   }
 });
 
-test('generateRandomBytes: lengths 8..1024 checked, then UNIMPLEMENTED as Cloud KMS answers SOFTWARE (HSM is not available)', async () => {
+test('generateRandomBytes: lengths 8..1024 checked; SOFTWARE UNIMPLEMENTED as in Cloud KMS; HSM without a token FAILED_PRECONDITION naming the settings', async () => {
   const loc = `/v1/projects/${s.project}/locations/us-east1`;
   const gen = (body: unknown) => s.call('POST', `${loc}:generateRandomBytes`, body);
   assertError(await gen({ lengthBytes: 4, protectionLevel: 'HSM' }), 400, 'INVALID_ARGUMENT', '8 to 1024');
   assertError(await gen({ lengthBytes: 2000, protectionLevel: 'HSM' }), 400, 'INVALID_ARGUMENT', '8 to 1024');
   assertError(await gen({ lengthBytes: 32, protectionLevel: 'SOFTWARE' }), 501, 'UNIMPLEMENTED', 'HSM');
-  assertError(await gen({ lengthBytes: 32, protectionLevel: 'HSM' }), 501, 'UNIMPLEMENTED', 'HSM');
+  assertError(
+    await gen({ lengthBytes: 32, protectionLevel: 'HSM' }),
+    400,
+    'FAILED_PRECONDITION',
+    'generateRandomBytes at protection level HSM needs a PKCS#11 token',
+    'OPENEKM_HSM_MODULE',
+  );
 });
 
 test('Cloud KMS methods OpenEKM does not implement answer 501 UNIMPLEMENTED naming the method, never 404', async () => {

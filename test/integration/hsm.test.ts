@@ -1,17 +1,27 @@
 /**
  * HSM keys against a real SoftHSM2 token (in a temporary directory) and the real Firestore emulator: keys made
  * in the token, non-extractable (its attributes read back through PKCS#11 by the test itself), encrypt/decrypt
- * inside the token in the documented ciphertext layout, tampering refused blandly, destruction removing the
- * token object, sessions re-established after the token closed them, and token failures (a key deleted behind
- * OpenEKM's back, a wrong PIN, a token that is not there) answered with clear errors instead of hangs.
+ * inside the token in the documented ciphertext layout, tampering refused blandly, MACs and signatures made in the
+ * token (signatures checked by node:crypto against the public key the gateway returns), random bytes from the
+ * token, destruction removing the token objects, sessions re-established after the token closed them, and token
+ * failures (a key deleted behind OpenEKM's back, a wrong PIN, a token that is not there) answered with clear
+ * errors instead of hangs.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import {
+  constants,
+  createHash,
+  createPublicKey,
+  publicDecrypt,
+  randomBytes,
+  verify as verifySignature,
+} from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { crc32c } from '@node-rs/crc32';
 import pkcs11js from 'pkcs11js';
 import {
   ensureLocalHsm,
@@ -37,6 +47,7 @@ const BLAND =
 const OTHER_TOKEN = 'openekm-other';
 const DAY = 86_400_000;
 const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64');
+const crc = (b: Buffer) => String(crc32c(b) >>> 0);
 
 let dir: string;
 let hsmEnv: Record<string, string>;
@@ -56,9 +67,10 @@ function openOwnSession(pin: string): void {
   }
 }
 
-function tokenKeys(ckaIdHex: string): Buffer[] {
+/** The token's objects with that CKA_ID, of one class (secret keys unless told), or of any class (null). */
+function tokenKeys(ckaIdHex: string, cls: number | null = pkcs11js.CKO_SECRET_KEY): Buffer[] {
   lib.C_FindObjectsInit(session, [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    ...(cls === null ? [] : [{ type: pkcs11js.CKA_CLASS, value: cls }]),
     { type: pkcs11js.CKA_ID, value: Buffer.from(ckaIdHex, 'hex') },
   ]);
   try {
@@ -477,4 +489,476 @@ test('HSM configuration errors name the setting to fix', { skip }, () => {
   assert.equal(ok.hsm?.tokenLabel, LOCAL_HSM_TOKEN);
   assert.equal(ok.hsm?.sessions, 2);
   assert.equal(loadConfig(base).hsm, undefined);
+});
+
+// --- generateRandomBytes ------------------------------------------------------------------------------------
+
+test('generateRandomBytes at HSM returns lengthBytes bytes from the token with their CRC32C; other levels and lengths are refused', {
+  skip,
+}, async () => {
+  const loc = `/v1/projects/${s.project}/locations/us-east1`;
+  const gen = (body: unknown) => s.call('POST', `${loc}:generateRandomBytes`, body);
+  for (const length of [8, 32, 1024, '64']) {
+    const r = await gen({ lengthBytes: length, protectionLevel: 'HSM' });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const data = Buffer.from(r.json.data, 'base64');
+    assert.equal(data.length, Number(length));
+    assert.equal(r.json.dataCrc32c, crc(data));
+    assert.deepEqual(Object.keys(r.json).sort(), ['data', 'dataCrc32c']);
+  }
+  // Randomness sanity (each check fails for a constant, repeating or biased source): 64 answers all differ, and
+  // the bits of 64 KiB are balanced (expected 262144 ones, standard deviation 362; the bound is 10 of them).
+  const many = await Promise.all(
+    Array.from({ length: 64 }, () => gen({ lengthBytes: 1024, protectionLevel: 'HSM' })),
+  );
+  const blobs = many.map((r) => {
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    return Buffer.from(r.json.data, 'base64');
+  });
+  assert.equal(new Set(blobs.map((b) => b.toString('hex'))).size, 64);
+  const all = Buffer.concat(blobs);
+  let ones = 0;
+  const byteCounts = new Array(256).fill(0);
+  for (const byte of all) {
+    byteCounts[byte]++;
+    for (let v = byte; v; v &= v - 1) ones++;
+  }
+  assert.ok(Math.abs(ones - all.length * 4) < 3620, `${ones} one bits in ${all.length * 8}`);
+  // Every byte value occurs (expected 256 times each; a missing value has odds below 1e-100).
+  assert.equal(byteCounts.filter((c) => c === 0).length, 0);
+  // No byte position is the same in all 64 answers (odds 256^-63 for a random one): a fixed or padded byte fails.
+  for (let i = 0; i < 1024; i++) {
+    assert.ok(
+      blobs.some((b) => b[i] !== blobs[0]?.[i]),
+      `byte ${i} is ${blobs[0]?.[i]} in every answer`,
+    );
+  }
+
+  const refused: Array<[unknown, number, string, RegExp]> = [
+    [{ lengthBytes: 7, protectionLevel: 'HSM' }, 400, 'INVALID_ARGUMENT', /8 to 1024/],
+    [{ lengthBytes: 1025, protectionLevel: 'HSM' }, 400, 'INVALID_ARGUMENT', /8 to 1024/],
+    [{ protectionLevel: 'HSM' }, 400, 'INVALID_ARGUMENT', /8 to 1024/],
+    [{ lengthBytes: 16.5, protectionLevel: 'HSM' }, 400, 'INVALID_ARGUMENT', /8 to 1024/],
+    [{ lengthBytes: 16, protectionLevel: 'SOFTWARE' }, 501, 'UNIMPLEMENTED', /only at protection level HSM/],
+    [{ lengthBytes: 16, protectionLevel: 'EXTERNAL' }, 501, 'UNIMPLEMENTED', /only at protection level HSM/],
+    [{ lengthBytes: 16 }, 501, 'UNIMPLEMENTED', /an unspecified level/],
+    [{ lengthBytes: 16, protectionLevel: 'NO_SUCH' }, 400, 'INVALID_ARGUMENT', /protectionLevel/],
+    [{ lengthBytes: 16, protectionLevel: 'HSM', extra: 1 }, 400, 'INVALID_ARGUMENT', /extra/],
+  ];
+  for (const [body, status, code, pattern] of refused) {
+    const r = await gen(body);
+    assert.equal(r.status, status, `${JSON.stringify(body)}: ${JSON.stringify(r.json)}`);
+    assert.equal(r.json.error.status, code);
+    assert.match(r.json.error.message, pattern);
+  }
+  const badLocation = await s.call(
+    'POST',
+    `/v1/projects/${s.project}/locations/us-east1/keyRings/hsm:generateRandomBytes`,
+    { lengthBytes: 16, protectionLevel: 'HSM' },
+  );
+  assert.notEqual(badLocation.status, 200);
+});
+
+// --- MAC keys -------------------------------------------------------------------------------------------------
+
+async function hsmKeyOf(
+  id: string,
+  purpose: string,
+  algorithm: string,
+  body: Record<string, unknown> = {},
+): Promise<string> {
+  const r = await s.call('POST', `${ring}/cryptoKeys?cryptoKeyId=${id}`, {
+    purpose,
+    versionTemplate: { protectionLevel: 'HSM', algorithm },
+    ...body,
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.equal(r.json.versionTemplate.protectionLevel, 'HSM');
+  assert.equal(r.json.versionTemplate.algorithm, algorithm);
+  return `${ring}/cryptoKeys/${id}/cryptoKeyVersions/1`;
+}
+
+function attributes(handle: Buffer, types: number[]): Buffer[] {
+  return lib
+    .C_GetAttributeValue(
+      session,
+      handle,
+      types.map((type) => ({ type })),
+    )
+    .map((a) => a.value as Buffer);
+}
+
+test('HSM MAC keys: a generic secret in the token (sign/verify only, never extractable); HMACs made and checked there', {
+  skip,
+}, async () => {
+  const v = await hsmKeyOf('mac256', 'MAC', 'HMAC_SHA256');
+  const doc = await stored(v);
+  assert.equal(doc.material, undefined);
+  const [handle] = tokenKeys(doc.hsmKey.ckaId);
+  assert.ok(handle, 'the MAC key is not in the token');
+  const [keyType, len, sensitive, extractable, sign, verify, encrypt, derive, neverExtractable] = attributes(
+    handle,
+    [
+      pkcs11js.CKA_KEY_TYPE,
+      pkcs11js.CKA_VALUE_LEN,
+      pkcs11js.CKA_SENSITIVE,
+      pkcs11js.CKA_EXTRACTABLE,
+      pkcs11js.CKA_SIGN,
+      pkcs11js.CKA_VERIFY,
+      pkcs11js.CKA_ENCRYPT,
+      pkcs11js.CKA_DERIVE,
+      pkcs11js.CKA_NEVER_EXTRACTABLE,
+    ],
+  ) as Buffer[];
+  assert.equal(keyType?.readUInt32LE(0), pkcs11js.CKK_GENERIC_SECRET);
+  assert.equal(len?.readUInt32LE(0), 32);
+  assert.deepEqual(
+    [sensitive, extractable, sign, verify, encrypt, derive, neverExtractable].map((b) => b?.[0]),
+    [1, 0, 1, 1, 0, 0, 1],
+  );
+  assert.throws(
+    () => lib.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_VALUE }]),
+    /CKR_ATTRIBUTE_SENSITIVE/,
+  );
+
+  const data = Buffer.from('message to authenticate');
+  const signed = await s.call('POST', `${v}:macSign`, { data: b64(data), dataCrc32c: crc(data) });
+  assert.equal(signed.status, 200, JSON.stringify(signed.json));
+  const mac = Buffer.from(signed.json.mac, 'base64');
+  assert.equal(mac.length, 32);
+  assert.deepEqual(signed.json, {
+    name: v.slice('/v1/'.length),
+    mac: signed.json.mac,
+    macCrc32c: crc(mac),
+    verifiedDataCrc32c: true,
+    protectionLevel: 'HSM',
+  });
+  // HMAC is deterministic: the same data gives the same tag; other data another.
+  const again = await s.call('POST', `${v}:macSign`, { data: b64(data) });
+  assert.equal(again.json.mac, signed.json.mac);
+  assert.equal(again.json.verifiedDataCrc32c, false);
+  const other = await s.call('POST', `${v}:macSign`, { data: b64('message to authenticatf') });
+  assert.notEqual(other.json.mac, signed.json.mac);
+  // Another HSM MAC key gives another tag for the same data.
+  const v2 = await hsmKeyOf('mac256b', 'MAC', 'HMAC_SHA256');
+  const foreign = await s.call('POST', `${v2}:macSign`, { data: b64(data) });
+  assert.equal(foreign.status, 200);
+  assert.notEqual(foreign.json.mac, signed.json.mac);
+
+  const check = async (d: Buffer, m: Buffer, extra: Record<string, unknown> = {}) => {
+    const r = await s.call('POST', `${v}:macVerify`, { data: b64(d), mac: b64(m), ...extra });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.protectionLevel, 'HSM');
+    assert.equal(r.json.verifiedSuccessIntegrity, r.json.success);
+    return r.json;
+  };
+  const good = await check(data, mac, { dataCrc32c: crc(data), macCrc32c: crc(mac) });
+  assert.deepEqual(good, {
+    name: v.slice('/v1/'.length),
+    success: true,
+    verifiedDataCrc32c: true,
+    verifiedMacCrc32c: true,
+    verifiedSuccessIntegrity: true,
+    protectionLevel: 'HSM',
+  });
+  const flipped = Buffer.from(mac);
+  flipped[5] = (flipped[5] as number) ^ 0x80;
+  assert.equal((await check(data, flipped)).success, false, 'a tampered tag');
+  assert.equal((await check(Buffer.from('message to authenticatf'), mac)).success, false, 'tampered data');
+  assert.equal((await check(data, mac.subarray(0, 31))).success, false, 'a truncated tag');
+  assert.equal((await check(data, Buffer.concat([mac, Buffer.from([0])]))).success, false, 'a longer tag');
+  assert.equal(
+    (await check(data, Buffer.from(foreign.json.mac, 'base64'))).success,
+    false,
+    "another key's tag",
+  );
+  // The other key verifies its own tag, and not this key's.
+  const own = await s.call('POST', `${v2}:macVerify`, { data: b64(data), mac: foreign.json.mac });
+  assert.equal(own.json.success, true);
+  const notOwn = await s.call('POST', `${v2}:macVerify`, { data: b64(data), mac: b64(mac) });
+  assert.equal(notOwn.json.success, false);
+  // Checksums and limits as for SOFTWARE keys.
+  const badCrc = await s.call('POST', `${v}:macSign`, { data: b64(data), dataCrc32c: '1' });
+  assert.equal(badCrc.status, 400);
+  assert.equal(badCrc.json.error.status, 'INVALID_ARGUMENT');
+  const big = await s.call('POST', `${v}:macSign`, { data: b64(Buffer.alloc(64 * 1024 + 1)) });
+  assert.equal(big.status, 400);
+  assert.match(big.json.error.message, /too large/);
+  // Empty data is MACed too.
+  const empty = await s.call('POST', `${v}:macSign`, {});
+  assert.equal(empty.status, 200, JSON.stringify(empty.json));
+  assert.equal((await check(Buffer.alloc(0), Buffer.from(empty.json.mac, 'base64'))).success, true);
+});
+
+test('every HSM HMAC algorithm makes tags of its hash length that verify only for their data', {
+  skip,
+}, async () => {
+  const sizes: Record<string, number> = {
+    HMAC_SHA1: 20,
+    HMAC_SHA224: 28,
+    HMAC_SHA256: 32,
+    HMAC_SHA384: 48,
+    HMAC_SHA512: 64,
+  };
+  const tags = new Set<string>();
+  for (const [algorithm, size] of Object.entries(sizes)) {
+    const v = await hsmKeyOf(`m-${algorithm.toLowerCase().replace('_', '-')}`, 'MAC', algorithm);
+    const [handle] = tokenKeys((await stored(v)).hsmKey.ckaId);
+    assert.equal(attributes(handle as Buffer, [pkcs11js.CKA_VALUE_LEN])[0]?.readUInt32LE(0), size, algorithm);
+    const r = await s.call('POST', `${v}:macSign`, { data: b64('same data') });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const mac = Buffer.from(r.json.mac, 'base64');
+    assert.equal(mac.length, size, algorithm);
+    tags.add(r.json.mac);
+    const ok = await s.call('POST', `${v}:macVerify`, { data: b64('same data'), mac: r.json.mac });
+    assert.equal(ok.json.success, true, algorithm);
+    const bad = await s.call('POST', `${v}:macVerify`, { data: b64('same datA'), mac: r.json.mac });
+    assert.equal(bad.json.success, false, algorithm);
+  }
+  assert.equal(tags.size, 5);
+});
+
+// --- Asymmetric signing ---------------------------------------------------------------------------------------
+
+const SIGNERS: Array<{
+  algorithm: string;
+  hash: 'sha256' | 'sha384' | 'sha512';
+  check: (pem: string) => void;
+  verify: (pem: string, data: Buffer, signature: Buffer) => boolean;
+}> = [
+  ...(
+    [
+      ['EC_SIGN_P256_SHA256', 'sha256', 'prime256v1'],
+      ['EC_SIGN_P384_SHA384', 'sha384', 'secp384r1'],
+      ['EC_SIGN_SECP256K1_SHA256', 'sha256', 'secp256k1'],
+    ] as const
+  ).map(([algorithm, hash, curve]) => ({
+    algorithm,
+    hash,
+    check: (pem: string) => assert.equal(createPublicKey(pem).asymmetricKeyDetails?.namedCurve, curve),
+    // DER-encoded ECDSA, as Cloud KMS returns it (node:crypto's default dsaEncoding).
+    verify: (pem: string, data: Buffer, signature: Buffer) =>
+      verifySignature(hash, data, { key: pem, dsaEncoding: 'der' }, signature),
+  })),
+  ...(
+    [
+      ['RSA_SIGN_PKCS1_2048_SHA256', 'sha256', 2048, false],
+      ['RSA_SIGN_PSS_2048_SHA256', 'sha256', 2048, true],
+      ['RSA_SIGN_PSS_3072_SHA256', 'sha256', 3072, true],
+      ['RSA_SIGN_PKCS1_4096_SHA512', 'sha512', 4096, false],
+      ['RSA_SIGN_PSS_4096_SHA512', 'sha512', 4096, true],
+    ] as const
+  ).map(([algorithm, hash, bits, isPss]) => ({
+    algorithm,
+    hash,
+    check: (pem: string) => {
+      const details = createPublicKey(pem).asymmetricKeyDetails;
+      assert.equal(details?.modulusLength, bits);
+      assert.equal(details?.publicExponent, 65537n);
+    },
+    verify: (pem: string, data: Buffer, signature: Buffer) =>
+      signature.length === bits / 8 &&
+      verifySignature(
+        hash,
+        data,
+        isPss
+          ? { key: pem, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: bits === 4096 ? 64 : 32 }
+          : { key: pem, padding: constants.RSA_PKCS1_PADDING },
+        signature,
+      ),
+  })),
+];
+
+for (const signer of SIGNERS) {
+  test(`HSM ${signer.algorithm}: key pair in the token, public key from it, signatures (of data and of digests) verify with node:crypto`, {
+    skip,
+  }, async () => {
+    const id = `s-${signer.algorithm.toLowerCase().replaceAll('_', '-')}`;
+    const v = await hsmKeyOf(id, 'ASYMMETRIC_SIGN', signer.algorithm);
+    const doc = await stored(v);
+    assert.equal(doc.material, undefined);
+    // One private and one public object under the version's CKA_ID; the private one sealed in the token.
+    const [priv] = tokenKeys(doc.hsmKey.ckaId, pkcs11js.CKO_PRIVATE_KEY);
+    assert.ok(priv, 'no private key object');
+    assert.equal(tokenKeys(doc.hsmKey.ckaId, pkcs11js.CKO_PUBLIC_KEY).length, 1);
+    assert.equal(tokenKeys(doc.hsmKey.ckaId, null).length, 2);
+    const [sensitive, extractable, sign, decrypt, neverExtractable] = attributes(priv, [
+      pkcs11js.CKA_SENSITIVE,
+      pkcs11js.CKA_EXTRACTABLE,
+      pkcs11js.CKA_SIGN,
+      pkcs11js.CKA_DECRYPT,
+      pkcs11js.CKA_NEVER_EXTRACTABLE,
+    ]);
+    assert.deepEqual(
+      [sensitive, extractable, sign, decrypt, neverExtractable].map((b) => b?.[0]),
+      [1, 0, 1, 0, 1],
+    );
+
+    const pk = await s.call('GET', `${v}/publicKey`);
+    assert.equal(pk.status, 200, JSON.stringify(pk.json));
+    assert.equal(pk.json.algorithm, signer.algorithm);
+    assert.equal(pk.json.protectionLevel, 'HSM');
+    assert.equal(pk.json.pemCrc32c, crc(Buffer.from(pk.json.pem)));
+    signer.check(pk.json.pem);
+    const der = await s.call('GET', `${v}/publicKey?publicKeyFormat=DER`);
+    assert.equal(der.status, 200, JSON.stringify(der.json));
+    assert.deepEqual(
+      Buffer.from(der.json.publicKey.data, 'base64'),
+      createPublicKey(pk.json.pem).export({ type: 'spki', format: 'der' }),
+    );
+
+    const data = randomBytes(300);
+    const byData = await s.call('POST', `${v}:asymmetricSign`, { data: b64(data), dataCrc32c: crc(data) });
+    assert.equal(byData.status, 200, JSON.stringify(byData.json));
+    const sig1 = Buffer.from(byData.json.signature, 'base64');
+    assert.equal(byData.json.signatureCrc32c, crc(sig1));
+    assert.equal(byData.json.verifiedDataCrc32c, true);
+    assert.equal(byData.json.verifiedDigestCrc32c, false);
+    assert.equal(byData.json.protectionLevel, 'HSM');
+    assert.equal(signer.verify(pk.json.pem, data, sig1), true, 'signature of data');
+
+    const digest = createHash(signer.hash).update(data).digest();
+    const byDigest = await s.call('POST', `${v}:asymmetricSign`, {
+      digest: { [signer.hash]: b64(digest) },
+      digestCrc32c: crc(digest),
+    });
+    assert.equal(byDigest.status, 200, JSON.stringify(byDigest.json));
+    assert.equal(byDigest.json.verifiedDigestCrc32c, true);
+    const sig2 = Buffer.from(byDigest.json.signature, 'base64');
+    assert.equal(signer.verify(pk.json.pem, data, sig2), true, 'signature of a digest');
+    // A signature does not verify for other data, or under another key's public key.
+    assert.equal(signer.verify(pk.json.pem, Buffer.concat([data, Buffer.from('x')]), sig2), false);
+    // Digest checks as for SOFTWARE keys.
+    const wrongLength = await s.call('POST', `${v}:asymmetricSign`, {
+      digest: { [signer.hash]: b64(digest.subarray(1)) },
+    });
+    assert.equal(wrongLength.status, 400);
+    assert.equal(wrongLength.json.error.status, 'INVALID_ARGUMENT');
+  });
+}
+
+test('HSM RSA_SIGN_RAW_PKCS1_2048 pads and signs the data itself in the token', { skip }, async () => {
+  const v = await hsmKeyOf('raw-pkcs1', 'ASYMMETRIC_SIGN', 'RSA_SIGN_RAW_PKCS1_2048');
+  const pem = (await s.call('GET', `${v}/publicKey`)).json.pem as string;
+  const data = randomBytes(200);
+  const r = await s.call('POST', `${v}:asymmetricSign`, { data: b64(data) });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  const sig = Buffer.from(r.json.signature, 'base64');
+  assert.equal(sig.length, 256);
+  assert.deepEqual(publicDecrypt({ key: pem, padding: constants.RSA_PKCS1_PADDING }, sig), data);
+  const tooLong = await s.call('POST', `${v}:asymmetricSign`, { data: b64(randomBytes(246)) });
+  assert.equal(tooLong.status, 400);
+  assert.match(tooLong.json.error.message, /at most 245 bytes/);
+});
+
+test('HSM EC_SIGN_ED25519 signs the message itself in the token (CKM_EDDSA); node:crypto verifies it', {
+  skip,
+}, async () => {
+  const v = await hsmKeyOf('ed25519', 'ASYMMETRIC_SIGN', 'EC_SIGN_ED25519');
+  const doc = await stored(v);
+  const [priv] = tokenKeys(doc.hsmKey.ckaId, pkcs11js.CKO_PRIVATE_KEY);
+  assert.ok(priv);
+  assert.deepEqual(
+    attributes(priv, [pkcs11js.CKA_SENSITIVE, pkcs11js.CKA_EXTRACTABLE]).map((b) => b[0]),
+    [1, 0],
+  );
+  const pk = await s.call('GET', `${v}/publicKey`);
+  assert.equal(pk.status, 200, JSON.stringify(pk.json));
+  assert.equal(createPublicKey(pk.json.pem).asymmetricKeyType, 'ed25519');
+  const data = randomBytes(500);
+  const r = await s.call('POST', `${v}:asymmetricSign`, { data: b64(data), dataCrc32c: crc(data) });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  const sig = Buffer.from(r.json.signature, 'base64');
+  assert.equal(sig.length, 64);
+  assert.equal(r.json.protectionLevel, 'HSM');
+  assert.equal(verifySignature(null, data, pk.json.pem, sig), true);
+  assert.equal(verifySignature(null, Buffer.concat([data, Buffer.from('!')]), pk.json.pem, sig), false);
+  // Ed25519 signs messages, not digests, as for SOFTWARE keys.
+  const digest = await s.call('POST', `${v}:asymmetricSign`, {
+    digest: { sha256: b64(createHash('sha256').update(data).digest()) },
+  });
+  assert.equal(digest.status, 400);
+  assert.match(digest.json.error.message, /signs the message itself/);
+});
+
+test('HSM signing keys: different keys have different public keys; versions and destruction cover both token objects', {
+  skip,
+}, async () => {
+  const v1 = await hsmKeyOf('sign-life', 'ASYMMETRIC_SIGN', 'EC_SIGN_P256_SHA256', {
+    destroyScheduledDuration: '86400s',
+  });
+  const key = v1.slice(0, v1.lastIndexOf('/cryptoKeyVersions/'));
+  const v2r = await s.call('POST', `${key}/cryptoKeyVersions`, {});
+  assert.equal(v2r.status, 200, JSON.stringify(v2r.json));
+  assert.equal(v2r.json.protectionLevel, 'HSM');
+  const v2 = `/v1/${v2r.json.name}`;
+  const pem1 = (await s.call('GET', `${v1}/publicKey`)).json.pem as string;
+  const pem2 = (await s.call('GET', `${v2}/publicKey`)).json.pem as string;
+  assert.notEqual(pem1, pem2);
+  const data = Buffer.from('signed by version 2');
+  const sig = Buffer.from(
+    (await s.call('POST', `${v2}:asymmetricSign`, { data: b64(data) })).json.signature,
+    'base64',
+  );
+  assert.equal(verifySignature('sha256', data, pem2, sig), true);
+  assert.equal(verifySignature('sha256', data, pem1, sig), false);
+  // Many at once through the session pool, each signature over its own message.
+  const messages = Array.from({ length: 16 }, (_, i) => Buffer.from(`message ${i}`));
+  const signed = await Promise.all(
+    messages.map((m) => s.call('POST', `${v1}:asymmetricSign`, { data: b64(m) })),
+  );
+  signed.forEach((r, i) => {
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const ok = verifySignature(
+      'sha256',
+      messages[i] as Buffer,
+      pem1,
+      Buffer.from(r.json.signature, 'base64'),
+    );
+    assert.equal(ok, true, `signature ${i}`);
+  });
+  const d2 = await stored(v2);
+  assert.equal(tokenKeys(d2.hsmKey.ckaId, null).length, 2);
+  assert.equal((await s.call('POST', `${v2}:destroy`, {})).status, 200);
+  s.advance(DAY + 60_000);
+  assert.equal((await s.call('GET', v2)).json.state, 'DESTROYED');
+  assert.equal(tokenKeys(d2.hsmKey.ckaId, null).length, 0, 'both objects of the pair must be destroyed');
+  assert.equal(tokenKeys((await stored(v1)).hsmKey.ckaId, null).length, 2, 'version 1 keeps its pair');
+  assert.equal((await s.call('POST', `${v1}:asymmetricSign`, { data: b64(data) })).status, 200);
+});
+
+test('a signing key pair deleted from the token behind OpenEKM: getPublicKey and asymmetricSign are FAILED_PRECONDITION', {
+  skip,
+}, async () => {
+  const v = await hsmKeyOf('sign-vanished', 'ASYMMETRIC_SIGN', 'EC_SIGN_P256_SHA256');
+  const doc = await stored(v);
+  for (const h of tokenKeys(doc.hsmKey.ckaId, null)) lib.C_DestroyObject(session, h);
+  for (const [method, path, body] of [
+    ['GET', `${v}/publicKey`, undefined],
+    ['POST', `${v}:asymmetricSign`, { data: b64('x') }],
+  ] as const) {
+    const r = await s.call(method, path, body);
+    assert.equal(r.status, 400, JSON.stringify(r.json));
+    assert.equal(r.json.error.status, 'FAILED_PRECONDITION');
+    assert.match(r.json.error.message, /missing from token "openekm-gateway"/);
+  }
+});
+
+test('algorithms HSM keys do not offer are refused with 501 naming the algorithm at HSM; nothing is written', {
+  skip,
+}, async () => {
+  for (const [purpose, algorithm] of [
+    ['ASYMMETRIC_DECRYPT', 'RSA_DECRYPT_OAEP_2048_SHA256'],
+    ['RAW_ENCRYPT_DECRYPT', 'AES_256_GCM'],
+  ] as const) {
+    const id = `no-${algorithm.toLowerCase().replaceAll('_', '-')}`;
+    const r = await s.call('POST', `${ring}/cryptoKeys?cryptoKeyId=${id}`, {
+      purpose,
+      versionTemplate: { protectionLevel: 'HSM', algorithm },
+    });
+    assert.equal(r.status, 501, JSON.stringify(r.json));
+    assert.equal(r.json.error.status, 'UNIMPLEMENTED');
+    assert.match(r.json.error.message, new RegExp(`Algorithm ${algorithm} at protection level HSM`));
+    assert.equal((await s.call('GET', `${ring}/cryptoKeys/${id}`)).status, 404);
+  }
 });
