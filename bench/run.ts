@@ -39,6 +39,7 @@ import {
   startStack,
   stopAll,
 } from './gateway.js';
+import { benchQuotaSaturation } from './quota.js';
 
 const TARGET_ENCRYPT_OPS = 3000;
 const TARGET_COLD_START_MS = 500;
@@ -329,6 +330,12 @@ async function main(): Promise<void> {
             (err: Error) => `EKM connection failover: benchFailover() failed: ${err.message}`,
           )
         ).trimEnd();
+  // EKM quota at saturation, one and two instances (bench/quota.ts), on this run's emulator.
+  const quotaSaturation = (
+    await benchQuotaSaturation({ firestoreHost: emulator.host, log }).catch(
+      (err: Error) => `EKM quota at saturation: benchQuotaSaturation() failed: ${err.message}`,
+    )
+  ).trimEnd();
   await emulator.stop();
   emulator = undefined;
 
@@ -420,6 +427,8 @@ async function main(): Promise<void> {
     '',
     failover,
     '',
+    quotaSaturation,
+    '',
   ].join('\n');
   process.stdout.write(text);
 
@@ -451,6 +460,10 @@ async function main(): Promise<void> {
     '## EKM connections: EXTERNAL_VPC vs EXTERNAL, and a replica outage',
     '',
     failover,
+    '',
+    '## EKM quota at saturation',
+    '',
+    quotaSaturation,
     '',
   ].join('\n');
   const outDir = join(ROOT, 'bench', 'results');
