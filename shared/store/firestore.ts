@@ -57,7 +57,7 @@ export type FirestoreTransport = 'grpc' | 'rest';
 const EMULATOR_REST_AUTH = {
   universeDomain: 'googleapis.com',
   getRequestHeaders: async () => new Headers(),
-  fetch: (url: string, init: { method?: string; headers?: HeadersInit; body?: BodyInit; signal?: AbortSignal }) =>
+  fetch: (url: string, init: NonNullable<Parameters<typeof fetch>[1]>) =>
     fetch(url, { method: init.method, headers: init.headers, body: init.body, signal: init.signal }),
 };
 
