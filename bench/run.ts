@@ -42,6 +42,7 @@ import {
   stopAll,
 } from './gateway.js';
 import { hsmRows } from './hsm.js';
+import { benchQuotaSaturation } from './quota.js';
 
 const TARGET_ENCRYPT_OPS = 3000;
 const TARGET_COLD_START_MS = 500;
@@ -352,6 +353,12 @@ async function main(): Promise<void> {
             (err: Error) => `EKM connection failover: benchFailover() failed: ${err.message}`,
           )
         ).trimEnd();
+  // EKM quota at saturation, one and two instances (bench/quota.ts), on this run's emulator.
+  const quotaSaturation = (
+    await benchQuotaSaturation({ firestoreHost: emulator.host, log }).catch(
+      (err: Error) => `EKM quota at saturation: benchQuotaSaturation() failed: ${err.message}`,
+    )
+  ).trimEnd();
   await emulator.stop();
   emulator = undefined;
 
@@ -443,6 +450,8 @@ async function main(): Promise<void> {
     '',
     failover,
     '',
+    quotaSaturation,
+    '',
   ].join('\n');
   process.stdout.write(text);
 
@@ -474,6 +483,10 @@ async function main(): Promise<void> {
     '## EKM connections: EXTERNAL_VPC vs EXTERNAL, and a replica outage',
     '',
     failover,
+    '',
+    '## EKM quota at saturation',
+    '',
+    quotaSaturation,
     '',
   ].join('\n');
   const outDir = join(ROOT, 'bench', 'results');

@@ -51,6 +51,8 @@ export interface Config {
   /** Google Cloud project that holds the Firestore database (not the KMS resource projects). */
   firestoreProjectId: string;
   firestoreDatabaseId: string;
+  /** How the Firestore client talks to Firestore (OPENEKM_FIRESTORE_TRANSPORT): gRPC, or REST (HTTP/1.1). */
+  firestoreTransport: 'grpc' | 'rest';
   /** The first key seals new material; the rest only unseal (rotation). */
   rootKeys: RootKey[];
   trustedIssuers: TrustedIssuer[];
@@ -405,6 +407,12 @@ export function loadConfig(env: Env = process.env): Config {
   if (!['json', 'human'].includes(logFormat)) {
     throw new ConfigError(`OPENEKM_LOG_FORMAT="${logFormat}" is invalid: expected json or human.`);
   }
+  const firestoreTransport = (env.OPENEKM_FIRESTORE_TRANSPORT || 'grpc') as Config['firestoreTransport'];
+  if (!['grpc', 'rest'].includes(firestoreTransport)) {
+    throw new ConfigError(
+      `OPENEKM_FIRESTORE_TRANSPORT="${firestoreTransport}" is invalid: expected grpc or rest.`,
+    );
+  }
   const listMaxPageSize = int(env, 'OPENEKM_LIST_MAX_PAGE_SIZE', 1000, 1, 10000);
   const ekmEndpoints = parseEndpoints(env);
   const gatewayIdentity = gatewayIdentityFrom(env);
@@ -426,6 +434,7 @@ export function loadConfig(env: Env = process.env): Config {
     firestoreProjectId:
       env.OPENEKM_FIRESTORE_PROJECT ?? env.GOOGLE_CLOUD_PROJECT ?? env.GCLOUD_PROJECT ?? 'demo-openekm',
     firestoreDatabaseId: env.OPENEKM_FIRESTORE_DATABASE ?? '(default)',
+    firestoreTransport,
     rootKeys: rootKeysFrom(env),
     trustedIssuers: issuersFrom(env),
     metadataCacheMs: int(env, 'OPENEKM_METADATA_CACHE_MS', 1000, 0, 60_000),

@@ -73,7 +73,11 @@ export class Gateway {
     const config = options.config ?? loadConfig();
     const store =
       options.store ??
-      new FirestoreStore({ projectId: config.firestoreProjectId, databaseId: config.firestoreDatabaseId });
+      new FirestoreStore({
+        projectId: config.firestoreProjectId,
+        databaseId: config.firestoreDatabaseId,
+        transport: config.firestoreTransport,
+      });
     const now = options.now ?? (() => new Date());
     const identity = config.gatewayIdentity
       ? new GatewayIdentity(config.gatewayIdentity) // real time: the EKM checks exp/nbf against its clock

@@ -15,10 +15,12 @@
  * together never start more than `limit` EKM requests in one second of the clock.
  *
  * Per instance and bucket one lease is in flight at a time: a request that finds no token starts one only if none
- * is in flight, and otherwise waits for it (never N parallel leases from one instance). Leases are sized from the instance's observed demand (half a second of it, at most one
- * shard's capacity, at least `leaseSize`; or one token per waiting request), the next lease is taken in the
- * background when half of one is left, and in the last half of a second the first lease of the next second is
- * taken ahead, so requests rarely wait for Firestore at all. A request waits at most `maxWaitMs` (default
+ * is in flight, and otherwise waits for it (never N parallel leases from one instance). Leases are sized from the
+ * instance's observed demand (half a second of it, at most half the limit, at least `leaseSize`; or one token per
+ * waiting request) and a large one is spread over several shards; the next lease is taken in the background when
+ * half of one is left, and in the last half of a second the first lease of the next second is taken ahead — at
+ * least as large as what the instance was granted in this second, and also by requests refused because this
+ * second is spent — so requests rarely wait for Firestore at all, even at saturation. A request waits at most `maxWaitMs` (default
  * QUOTA_MAX_WAIT_MS = 500 ms, or `maxWaitMs` in OPENEKM_EKM_QUOTA) for a lease; after that it is refused with RESOURCE_EXHAUSTED and a short
  * RetryInfo. When the shards read show the second's budget spent, requests are refused at once, without
  * Firestore, until the second is over.
@@ -97,6 +99,8 @@ interface Bucket {
   /** performance.now() of the first of them. */
   firstAt: number;
   pending?: Promise<void>;
+  /** Tokens this instance was granted for this second: its share of the budget when the quota is saturated. */
+  granted: number;
 }
 
 export class EkmQuota {
@@ -171,6 +175,9 @@ export class EkmQuota {
           return;
         }
         if (this.spent(b, limit)) {
+          // At saturation the budget is spent early in the second and every later request ends here: this is
+          // then the only place left to take the next second's first lease ahead of it.
+          this.nextAhead(b, project, location, limit, nowMs);
           this.stats.refusedSpent++;
           throw exhausted(project, location, limit, 1000 - (nowMs % 1000));
         }
@@ -217,6 +224,7 @@ export class EkmQuota {
         waiting: 0,
         demand: 0,
         firstAt: performance.now(),
+        granted: 0,
       };
       this.buckets.set(`${key}/${second}`, b);
       if (this.buckets.size > 10_000) this.prune(second);
@@ -237,31 +245,48 @@ export class EkmQuota {
     if (!b.pending && b.tokens <= this.leaseWant(b, limit, 0) >> 1 && !this.spent(b, limit)) {
       this.startLease(b, project, location, limit).catch(() => undefined);
     }
-    if (nowMs % 1000 >= 1000 - LEASE_AHEAD_MS) {
-      const next = this.bucket(project, location, b.second + 1, b.used.length);
-      if (!next.pending && next.tokens === 0 && !this.spent(next, limit)) {
-        this.startLease(next, project, location, limit).catch(() => undefined);
-      }
+    this.nextAhead(b, project, location, limit, nowMs);
+  }
+
+  /** In the last LEASE_AHEAD_MS of b's second, the first lease of the next second, unless one is held or in flight. */
+  private nextAhead(b: Bucket, project: string, location: string, limit: number, nowMs: number): void {
+    if (nowMs % 1000 < 1000 - LEASE_AHEAD_MS) return;
+    const next = this.bucket(project, location, b.second + 1, b.used.length);
+    if (!next.pending && next.tokens === 0 && !this.spent(next, limit)) {
+      // At least what this instance was granted in this second: at saturation its share of the whole budget, so
+      // the next second's tokens are leased before it begins, however slow the leases are.
+      this.startLease(next, project, location, limit, b.granted).catch(() => undefined);
     }
   }
 
   /**
    * Tokens to ask for: one per waiting request if more are waiting, else half a second of the instance's
    * demand (the previous second's, or this second's so far extrapolated to a whole second — over at least its
-   * first 100 ms — whichever is more), at most one shard's capacity and at least the configured smallest lease;
-   * never more than the limit.
+   * first 100 ms — whichever is more), at most half the limit and at least the configured smallest lease.
+   *
+   * Half the limit, not one shard's capacity: a lease costs two Firestore round trips, and one lease is in flight
+   * per instance at a time, so an instance at saturation admits at most (largest lease) / (lease latency) per
+   * second. On a busy instance a lease takes a few hundred ms; with leases of one shard (a quarter of the limit
+   * with the default 4 shards) that capped a saturated instance at about half its quota. Two leases of half the
+   * limit — the first taken ahead, in the last half of the previous second — cover a whole second, and two
+   * saturated instances still split the budget rather than one taking all of it in one commit.
    */
   private leaseWant(b: Bucket, limit: number, waiting: number): number {
-    const { shards, leaseSize } = this.shape(limit);
+    const { leaseSize } = this.shape(limit);
     const before = this.buckets.get(`${b.key}/${b.second - 1}`);
-    const elapsed = Math.min(1, Math.max(0.1, (performance.now() - b.firstAt) / 1000));
-    const rate = Math.max(b.demand / elapsed, before?.demand ?? 0);
-    const fromRate = Math.min(Math.ceil(limit / shards), Math.ceil(rate / 2));
+    const rate = Math.max(demandRate(b), before ? demandRate(before) : 0);
+    const fromRate = Math.min(Math.ceil(limit / 2), Math.ceil(rate / 2));
     return Math.min(limit, Math.max(leaseSize, fromRate, waiting));
   }
 
-  private startLease(b: Bucket, project: string, location: string, limit: number): Promise<void> {
-    const pending = this.lease(b, project, location, limit).finally(() => {
+  private startLease(
+    b: Bucket,
+    project: string,
+    location: string,
+    limit: number,
+    atLeast = 0,
+  ): Promise<void> {
+    const pending = this.lease(b, project, location, limit, atLeast).finally(() => {
       if (b.pending === pending) b.pending = undefined;
     });
     b.pending = pending;
@@ -272,19 +297,34 @@ export class EkmQuota {
    * One lease: the wanted tokens spread over the shards not known to be spent, one commit of
    * increments, one read of every shard at that commit's write time.
    */
-  private async lease(b: Bucket, project: string, location: string, limit: number): Promise<void> {
+  private async lease(
+    b: Bucket,
+    project: string,
+    location: string,
+    limit: number,
+    atLeast: number,
+  ): Promise<void> {
     const db = this.db();
     const shards = b.used.length;
-    let want = this.leaseWant(b, limit, b.waiting);
+    let want = Math.min(limit, Math.max(atLeast, this.leaseWant(b, limit, b.waiting)));
     const asks: Array<{ shard: number; n: number }> = [];
     // A random shard to start from, then the next one for each lease: one instance spreads its writes evenly.
     this.rotation = this.rotation < 0 ? Math.floor(this.random() * 1024) : this.rotation + 1;
     const start = this.rotation % shards;
-    for (let i = 0; i < shards && want > 0; i++) {
+    const open: Array<{ shard: number; room: number }> = [];
+    for (let i = 0; i < shards; i++) {
       const shard = (start + i) % shards;
       const room = capacityOf(limit, shards, shard) - (b.used[shard] ?? 0);
-      if (room <= 0) continue;
-      const n = Math.min(want, room);
+      if (room > 0) open.push({ shard, room });
+    }
+    // A large lease is spread over several shards, at most half a shard's capacity on each: instances that lease
+    // at the same moment (at saturation, at the start of every second) then share the shards instead of asking
+    // for the same tokens, one of them getting nothing for a whole round trip. A small lease stays on one shard.
+    const perShard = Math.max(1, Math.ceil(capacityOf(limit, shards, 0) / 2));
+    const spread = Math.min(open.length, Math.max(1, Math.ceil(want / perShard)));
+    for (let i = 0; i < open.length && want > 0; i++) {
+      const { shard, room } = open[i]!;
+      const n = Math.min(room, Math.ceil(want / Math.max(1, spread - i)));
       asks.push({ shard, n });
       want -= n;
     }
@@ -326,6 +366,7 @@ export class EkmQuota {
     }
     // Tokens are only spent in their own second: a bucket whose second is over is never taken from again.
     b.tokens += granted;
+    b.granted += granted;
   }
 
   private db(): Firestore {
@@ -360,6 +401,14 @@ export class EkmQuota {
  */
 function terminated(db: Firestore): boolean {
   return (db as unknown as { _clientPool?: { terminated?: unknown } })._clientPool?.terminated === true;
+}
+
+/**
+ * A bucket's demand per second: its take() calls, extrapolated to a whole second over at least its first 100 ms
+ * (for the second in progress; a second that is over counts as it was).
+ */
+function demandRate(b: Bucket): number {
+  return b.demand / Math.min(1, Math.max(0.1, (performance.now() - b.firstAt) / 1000));
 }
 
 function shardPath(project: string, location: string, second: number, shard: number): string {

@@ -209,3 +209,51 @@ test('a lease taken ahead and still in flight when the store closes does not out
   await new Promise((r) => setTimeout(r, 300));
   assert.ok(quota.stats.leases >= 2, JSON.stringify({ ...quota.stats, writesPerDoc: undefined }));
 });
+
+test("at saturation, requests refused because the second is spent take the next second's lease ahead of it, as large as this second's share", async () => {
+  // Once the budget of a second is spent every request is refused without Firestore; in the last half of the
+  // second those refusals must still take the next second's first lease, or every second at saturation begins with
+  // all requests waiting for a lease (on a busy instance a lease takes hundreds of ms, and the quota went unused).
+  const store = new FirestoreStore({ projectId: `demo-quota-ahead-${randomBytes(4).toString('hex')}` });
+  let now = (Math.ceil(Date.now() / 1000) + 10) * 1000 + 100;
+  const limit = 10;
+  const quota = new EkmQuota(
+    store,
+    () => new Date(now),
+    { enabled: true, default: limit, projects: {}, shards: 2, leaseSize: 0 },
+    { maxWaitMs: 10_000 },
+  );
+  const resource = 'projects/ahead/locations/us-east1/keyRings/q/cryptoKeys/ext/cryptoKeyVersions/1';
+  const takeAll = async () => {
+    let admitted = 0;
+    for (;;) {
+      try {
+        await quota.take(resource);
+        admitted++;
+      } catch (err) {
+        assert.match((err as Error).message, /Quota exceeded/);
+        return admitted;
+      }
+      assert.ok(admitted <= limit, `more than ${limit} admitted in one second`);
+    }
+  };
+  try {
+    // First half of second S: the whole budget, then refusals.
+    assert.equal(await takeAll(), limit);
+    await quota.settled();
+    // Last half of S: a refusal starts the lease of S + 1 in the background.
+    now += 600;
+    const leases = quota.stats.leases;
+    await assert.rejects(quota.take(resource), /Quota exceeded/);
+    await quota.settled();
+    assert.equal(quota.stats.leases, leases + 1, 'no lease was taken ahead of the next second');
+    // Second S + 1: the lease taken ahead holds this instance's whole share; nobody waits for Firestore.
+    now += 500;
+    const waited = quota.stats.waited;
+    assert.equal(await takeAll(), limit);
+    assert.equal(quota.stats.waited, waited, 'a request of the next second waited for a lease');
+    await quota.settled();
+  } finally {
+    await store.close();
+  }
+});
