@@ -9,8 +9,7 @@
 import { lookup as dnsLookup } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import ky from 'ky';
-import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
+import type { Agent, buildConnector } from 'undici';
 import { guardedConnector, guardedLookup, type HostPolicy } from './allow-list.js';
 import { readBoundedText } from './bounded.js';
 import type { EkmEndpoint } from './endpoints.js';
@@ -44,6 +43,28 @@ export interface TransportOptions {
    * bench/ekm-client.ts, which compares them).
    */
   fetch?: 'undici' | 'node';
+}
+
+/**
+ * undici and ky, loaded on the first EKM call rather than at start: a cold instance that serves SOFTWARE keys
+ * (or answers its first request before any EKM call) does not pay for them (docs/benchmarks.md, cold start).
+ */
+type HttpModules = { ky: typeof import('ky').default; undici: typeof import('undici') };
+let http: HttpModules | undefined;
+let loadingHttp: Promise<HttpModules> | undefined;
+
+function loadHttp(): Promise<HttpModules> {
+  loadingHttp ??= Promise.all([import('ky'), import('undici')]).then(([k, u]) => {
+    http = { ky: k.default, undici: u };
+    return http;
+  });
+  return loadingHttp;
+}
+
+/** The loaded modules; only called after `loadHttp()` resolved (every path goes through `send`). */
+function httpModules(): HttpModules {
+  if (!http) throw new Error('the EKM HTTP client is not loaded yet');
+  return http;
 }
 
 const TLS_CODES = new Set([
@@ -146,7 +167,7 @@ export class EkmTransport {
     const lookup = policy
       ? (guardedLookup(policy, (this.options.lookup ?? dnsLookup) as never) as unknown as LookupFunction)
       : this.options.lookup;
-    const unguarded = buildConnector({
+    const unguarded = httpModules().undici.buildConnector({
       ca: endpoint.ca,
       lookup,
       // Pinned endpoints trust exactly their listed leaf certificates instead of a CA chain.
@@ -172,7 +193,7 @@ export class EkmTransport {
   }
 
   private h1Agent(endpoint: EkmEndpoint): Agent {
-    return new Agent({
+    return new (httpModules().undici.Agent)({
       connect: this.connector(endpoint, false),
       keepAliveTimeout: this.options.keepAliveMs ?? 30_000,
       connections: this.options.connections ?? 64,
@@ -211,7 +232,7 @@ export class EkmTransport {
         cb(err as Error, socket as never);
       });
     const streams = Math.max(100, this.options.connections ?? 64);
-    const agent = new Agent({
+    const agent = new (httpModules().undici.Agent)({
       connect,
       keepAliveTimeout: this.options.keepAliveMs ?? 30_000,
       // One connection; its streams carry the endpoint's concurrent attempts.
@@ -273,6 +294,7 @@ export class EkmTransport {
   ): Promise<EkmHttpResponse> {
     let opens: Pool | undefined;
     try {
+      if (!http) await loadHttp();
       const pool = await this.ready(endpoint);
       opens = pool.opens;
       // HTTP/2 (or a first connection whose ALPN answer is not known yet): a cancelled stream costs nothing.
@@ -312,6 +334,7 @@ export class EkmTransport {
     init: { method: 'POST' | 'GET'; headers: Record<string, string>; body?: string },
     signal: AbortSignal,
   ): Promise<EkmHttpResponse> {
+    const { ky, undici } = httpModules();
     const res = await ky(
       url,
       this.options.fetch === 'node'
@@ -337,7 +360,7 @@ export class EkmTransport {
             throwHttpErrors: false,
             redirect: 'manual',
             fetch: (() =>
-              undiciFetch(url, {
+              undici.fetch(url, {
                 method: init.method,
                 headers: init.headers,
                 body: init.body,

@@ -4,8 +4,7 @@
  * plain functions (unit-tested with recorded answers); the class adds the signature and the transport.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { Hash } from '@smithy/core/serde';
-import { SignatureV4 } from '@smithy/signature-v4';
+import type { SignatureV4 } from '@smithy/signature-v4';
 import type { EkmEndpoint, ResolvedKey } from './endpoints.js';
 import { type EkmDomain, EkmFailure } from './errors.js';
 import { b64, type EkmCallContext, type EkmProtocol, failureOf, XKS_IDENTITY_REFUSALS } from './protocols.js';
@@ -150,19 +149,34 @@ export function metadataAnswer(res: EkmHttpResponse): void {
     throw new EkmFailure('EXTERNAL_PERMISSION_DENIED', `the XKS key is ${String(m.keyStatus)}`);
 }
 
-/** SHA-256 / HMAC-SHA-256 of the SigV4 signer: smithy's node:crypto hash (the pure-JS one costs more CPU). */
-const Sha256 = Hash.bind(null, 'sha256');
+/**
+ * The SigV4 signer's modules, loaded on the first XKS call rather than at start (cold start). Its SHA-256 /
+ * HMAC-SHA-256 is smithy's node:crypto hash (the pure-JS one costs more CPU).
+ */
+let sigv4:
+  | Promise<{ SignatureV4: typeof SignatureV4; Sha256: new (secret?: unknown) => unknown }>
+  | undefined;
+function loadSigV4() {
+  sigv4 ??= Promise.all([import('@smithy/signature-v4'), import('@smithy/core/serde')]).then(
+    ([s, serde]) => ({
+      SignatureV4: s.SignatureV4,
+      Sha256: serde.Hash.bind(null, 'sha256') as unknown as new (secret?: unknown) => unknown,
+    }),
+  );
+  return sigv4;
+}
 
 export class XksProtocol implements EkmProtocol {
   private readonly signers = new Map<string, SignatureV4>();
 
   constructor(private readonly transport: EkmTransport) {}
 
-  private signer(endpoint: EkmEndpoint): SignatureV4 {
+  private async signer(endpoint: EkmEndpoint): Promise<SignatureV4> {
     let s = this.signers.get(endpoint.prefix);
     if (!s) {
       if (endpoint.auth.type !== 'sigv4')
         throw new EkmFailure('UNEXPECTED_ERROR', 'XKS endpoint without SigV4 credentials');
+      const { SignatureV4, Sha256 } = await loadSigV4();
       s = new SignatureV4({
         service: 'kms-xks-proxy',
         region: endpoint.region,
@@ -170,7 +184,7 @@ export class XksProtocol implements EkmProtocol {
           accessKeyId: endpoint.auth.accessKeyId,
           secretAccessKey: endpoint.auth.secretAccessKey,
         },
-        sha256: Sha256,
+        sha256: Sha256 as never,
       });
       this.signers.set(endpoint.prefix, s);
     }
@@ -184,7 +198,7 @@ export class XksProtocol implements EkmProtocol {
     signal: AbortSignal,
   ): Promise<EkmHttpResponse> {
     const url = new URL(`${key.keyUri}/${op}`);
-    const signed = await this.signer(key.endpoint).sign({
+    const signed = await (await this.signer(key.endpoint)).sign({
       method: 'POST',
       protocol: url.protocol,
       hostname: url.hostname,
