@@ -349,7 +349,7 @@ export class EkmTransport {
             signal,
             // Passed through to Node's fetch as an unknown option: the endpoint's connection pool.
             dispatcher,
-          } as Parameters<typeof ky>[1])
+          } as unknown as Parameters<typeof ky>[1])
         : {
             // ky handles the call and its answer; undici's own fetch sends it on the endpoint's pool with the
             // call's own headers, body and signal. ky's Request is only a carrier here, so it is built without
