@@ -1,7 +1,7 @@
 /**
  * HSM keys in a PKCS#11 token (docs/hsm.md). Each version's key is generated in the token — an AES-256 secret
- * key, an HMAC generic secret, or an EC or RSA key pair; private parts sensitive and never extractable — and found
- * by a random CKA_ID. Encryption, MACs and signatures run inside the token, as does random byte generation.
+ * key, an HMAC generic secret, or an EC or RSA key pair; private parts sensitive and never extractable — or, for an
+ * imported secret key, created there from its value (importKey); it is found by a random CKA_ID. Encryption, MACs and signatures run inside the token, as does random byte generation.
  *
  * PKCS#11 calls block, so they run on token threads (worker.ts), one session each: a pool of
  * `config.sessions` threads, started on first use, each call going to the least busy one. Every call is bounded
@@ -130,6 +130,37 @@ export class Hsm {
         });
       }
       throw err;
+    }
+    return { ckaId: id.toString('hex'), label };
+  }
+
+  /**
+   * Puts imported secret material into the token as a new key object (C_CreateObject) — an AES key for
+   * encryption, or a generic secret for HMAC — sealed like a generated key (sensitive, never extractable). The
+   * caller stores the reference. `value` is zeroed when the call returns, whatever its outcome.
+   */
+  async importKey(
+    kind: TokenKeyKind & { type: 'aes' | 'hmac' },
+    value: Buffer,
+    options: HsmCallOptions,
+  ): Promise<HsmKeyRef> {
+    const id = randomBytes(16);
+    const label = `openekm:${id.toString('hex')}`;
+    // A copy in a buffer of its own: a message carries the whole buffer a view lies in, never more than the key.
+    const own = new Uint8Array(value);
+    try {
+      await this.call({ op: 'import', ckaId: id, label, kind, value: own }, options);
+    } catch (err) {
+      if (err instanceof RpcError && (err.code === 'UNAVAILABLE' || err.code === 'DEADLINE_EXCEEDED')) {
+        this.log.warn('HSM key import did not complete; if the token made the key anyway, it is unused', {
+          token: this.token,
+          label,
+        });
+      }
+      throw err;
+    } finally {
+      own.fill(0);
+      value.fill(0);
     }
     return { ckaId: id.toString('hex'), label };
   }

@@ -62,6 +62,15 @@ export type TokenPublicKey =
 
 export type TokenRequest =
   | { id: number; op: 'generate'; ckaId: Uint8Array; label: string; kind: TokenKeyKind }
+  /** Puts imported secret key material into the token (C_CreateObject); only 'aes' and 'hmac' kinds. */
+  | {
+      id: number;
+      op: 'import';
+      ckaId: Uint8Array;
+      label: string;
+      kind: TokenKeyKind & { type: 'aes' | 'hmac' };
+      value: Uint8Array;
+    }
   | {
       id: number;
       op: 'encrypt' | 'decrypt';

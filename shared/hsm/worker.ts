@@ -244,16 +244,44 @@ function uses(allowed: number[], all: number[]): pkcs11js.Template {
   return all.map((type) => ({ type, value: allowed.includes(type) }));
 }
 
+/** Every use a secret key object can have; `uses` turns on only the key's own. */
+const SECRET_USES = [
+  pkcs11js.CKA_ENCRYPT,
+  pkcs11js.CKA_DECRYPT,
+  pkcs11js.CKA_WRAP,
+  pkcs11js.CKA_UNWRAP,
+  pkcs11js.CKA_SIGN,
+  pkcs11js.CKA_VERIFY,
+  pkcs11js.CKA_DERIVE,
+];
+
+/**
+ * Creates a secret key object from imported material (C_CreateObject): an AES key for encryption only, or a
+ * generic secret for HMAC only, with the same sealing attributes as a generated key. The token copies the value;
+ * the caller wipes its buffer.
+ */
+function importSecret(
+  l: pkcs11js.PKCS11,
+  s: Buffer,
+  kind: TokenKeyKind & { type: 'aes' | 'hmac' },
+  ckaId: Buffer,
+  label: string,
+  value: Buffer,
+): void {
+  const aes = kind.type === 'aes';
+  l.C_CreateObject(s, [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: aes ? pkcs11js.CKK_AES : pkcs11js.CKK_GENERIC_SECRET },
+    { type: pkcs11js.CKA_VALUE, value },
+    ...sealed(ckaId, label),
+    ...uses(
+      aes ? [pkcs11js.CKA_ENCRYPT, pkcs11js.CKA_DECRYPT] : [pkcs11js.CKA_SIGN, pkcs11js.CKA_VERIFY],
+      SECRET_USES,
+    ),
+  ]);
+}
+
 function generate(l: pkcs11js.PKCS11, s: Buffer, kind: TokenKeyKind, ckaId: Buffer, label: string): void {
-  const secretUses = [
-    pkcs11js.CKA_ENCRYPT,
-    pkcs11js.CKA_DECRYPT,
-    pkcs11js.CKA_WRAP,
-    pkcs11js.CKA_UNWRAP,
-    pkcs11js.CKA_SIGN,
-    pkcs11js.CKA_VERIFY,
-    pkcs11js.CKA_DERIVE,
-  ];
   switch (kind.type) {
     case 'aes':
       l.C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
@@ -261,7 +289,7 @@ function generate(l: pkcs11js.PKCS11, s: Buffer, kind: TokenKeyKind, ckaId: Buff
         { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
         { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
         ...sealed(ckaId, label),
-        ...uses([pkcs11js.CKA_ENCRYPT, pkcs11js.CKA_DECRYPT], secretUses),
+        ...uses([pkcs11js.CKA_ENCRYPT, pkcs11js.CKA_DECRYPT], SECRET_USES),
       ]);
       return;
     case 'hmac':
@@ -270,7 +298,7 @@ function generate(l: pkcs11js.PKCS11, s: Buffer, kind: TokenKeyKind, ckaId: Buff
         { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
         { type: pkcs11js.CKA_VALUE_LEN, value: kind.bytes },
         ...sealed(ckaId, label),
-        ...uses([pkcs11js.CKA_SIGN, pkcs11js.CKA_VERIFY], secretUses),
+        ...uses([pkcs11js.CKA_SIGN, pkcs11js.CKA_VERIFY], SECRET_USES),
       ]);
       return;
     case 'ec':
@@ -424,6 +452,16 @@ function run(req: TokenRequest): TokenReply {
   switch (req.op) {
     case 'generate': {
       withSession((l, s) => generate(l, s, req.kind, buf(req.ckaId), req.label));
+      return { id: req.id, ok: true };
+    }
+    case 'import': {
+      // The value arrived as this thread's own copy of the message: wiped here whatever the token answers.
+      const value = buf(req.value);
+      try {
+        withSession((l, s) => importSecret(l, s, req.kind, buf(req.ckaId), req.label, value));
+      } finally {
+        value.fill(0);
+      }
       return { id: req.id, ok: true };
     }
     case 'encrypt': {

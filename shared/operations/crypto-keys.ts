@@ -208,15 +208,10 @@ function rotation(body: JsonObject, level: ProtectionLevelName, now: Date, coord
 
 /**
  * An import-only key (docs/key-import.md): its versions come only from cryptoKeyVersions.import, so it is created
- * without an initial version, never rotates, and only at a protection level import jobs serve (SOFTWARE).
+ * without an initial version, never rotates, and only at a protection level import jobs serve (SOFTWARE, HSM).
  */
 function checkImportOnly(level: ProtectionLevelName, skipInitial: boolean, body: JsonObject): void {
-  if (level === 'HSM') {
-    throw RpcError.unimplemented(
-      'Import-only HSM keys are not implemented by OpenEKM: imported material is not put into the HSM token. Create an import-only SOFTWARE key.',
-    );
-  }
-  if (level !== 'SOFTWARE') {
+  if (level !== 'SOFTWARE' && level !== 'HSM') {
     throw RpcError.invalidArgument(
       `A ${level} key cannot be import-only: external keys live in the EKM and are never imported.`,
       'importOnly',

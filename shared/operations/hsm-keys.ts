@@ -63,6 +63,18 @@ export function hsmKeyKind(algorithm: AlgorithmName): TokenKeyKind {
 }
 
 /**
+ * What the token makes of imported material of `algorithm`: symmetric and HMAC keys only (an AES key object, a
+ * generic secret). Asymmetric private keys are not put into the token: UNIMPLEMENTED, naming the algorithm.
+ */
+export function hsmImportKind(algorithm: AlgorithmName): TokenKeyKind & { type: 'aes' | 'hmac' } {
+  const kind = hsmKeyKind(algorithm);
+  if (kind.type === 'aes' || kind.type === 'hmac') return kind;
+  throw RpcError.unimplemented(
+    `Importing ${algorithm} key material at protection level HSM is not implemented by OpenEKM: only GOOGLE_SYMMETRIC_ENCRYPTION and HMAC_* keys can be imported into the HSM (docs/key-import.md). Import ${algorithm} into a key with protection level SOFTWARE, or generate it in the HSM with cryptoKeyVersions.create.`,
+  );
+}
+
+/**
  * Makes the token key of a version of `key` about to be created, outside any transaction, then runs `write`.
  * When the write fails the new token object is destroyed again, so a refused create leaves nothing behind.
  */

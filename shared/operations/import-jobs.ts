@@ -4,6 +4,10 @@
  * private key is stored only sealed under a root key, bound to the job's name, like version material
  * (crypto/material.ts); it is never returned. A job is ACTIVE for 3 days, then EXPIRED for good.
  *
+ * The wrapping key pair is made the same way for SOFTWARE and HSM jobs: with node:crypto, sealed under the root key,
+ * never in the HSM token. An HSM job's imports are unwrapped in memory and then put into the token
+ * (import-version.ts).
+ *
  * Cloud KMS makes the key pair asynchronously (PENDING_GENERATION, then ACTIVE); OpenEKM makes it during the
  * create call, so a job is ACTIVE as soon as it is answered.
  */
@@ -99,18 +103,18 @@ export async function createImportJob(
   const level = enumValue(ProtectionLevel, body.protectionLevel, 'protectionLevel');
   if (level === undefined || level === 'PROTECTION_LEVEL_UNSPECIFIED') {
     throw RpcError.invalidArgument(
-      'protectionLevel is required: SOFTWARE (the protection level of the keys this job imports into).',
+      'protectionLevel is required: SOFTWARE or HSM (the protection level of the keys this job imports into).',
       'protectionLevel',
     );
   }
-  if (level === 'HSM' || level === 'HSM_SINGLE_TENANT') {
+  if (level === 'HSM_SINGLE_TENANT') {
     throw RpcError.unimplemented(
-      `Import jobs with protection level ${level} are not implemented by OpenEKM: imported material is not put into the HSM token. Import into SOFTWARE keys (protectionLevel SOFTWARE).`,
+      'Import jobs with protection level HSM_SINGLE_TENANT are not implemented by OpenEKM. Import into SOFTWARE or HSM keys.',
     );
   }
-  if (level !== 'SOFTWARE') {
+  if (level !== 'SOFTWARE' && level !== 'HSM') {
     throw RpcError.invalidArgument(
-      `Import jobs cannot have protection level ${level}: external keys live in the EKM and are never imported. Use SOFTWARE.`,
+      `Import jobs cannot have protection level ${level}: external keys live in the EKM and are never imported. Use SOFTWARE or HSM.`,
       'protectionLevel',
     );
   }

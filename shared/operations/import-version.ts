@@ -8,11 +8,17 @@
  * wrapped key does not open under the job's key or the material does not fit the algorithm. A request whose
  * fields are wrong (INVALID_ARGUMENT), or whose job or key does not allow it (FAILED_PRECONDITION), makes no
  * version.
+ *
+ * At protection level HSM (symmetric and HMAC keys only) the unwrapped material is put into the token as a new key
+ * object (Hsm.importKey) before the version is written, and the version keeps only the token reference, like a
+ * generated HSM version; the material is wiped from memory right after. A token object whose version is not
+ * written (a failed write, or a re-import that turns out IMPORT_FAILED) is destroyed again.
  */
 import type { Deps, RequestContext } from '../context.js';
 import { purposeOf, SPECS } from '../crypto/algorithms.js';
 import { IMPORT_METHODS, ImportFailure, importedMaterial, unwrapKey } from '../crypto/key-import.js';
 import { RpcError } from '../errors.js';
+import type { HsmKeyRef } from '../hsm/hsm.js';
 import {
   allowOnly,
   bytesValue,
@@ -36,6 +42,7 @@ import {
 } from '../resources/types.js';
 import { asOf, toApiVersion } from '../resources/versions.js';
 import { readKey } from './crypto-keys.js';
+import { hsmImportKind, requireHsm } from './hsm-keys.js';
 import { readImportJob } from './import-jobs.js';
 import { newVersion } from './new-version.js';
 
@@ -165,6 +172,9 @@ export async function importCryptoKeyVersion(
       ],
     );
   }
+  // HSM: only what the token can hold, refused before anything is unwrapped.
+  const hsmKind = level === 'HSM' ? hsmImportKind(req.algorithm) : undefined;
+  const hsm = hsmKind ? requireHsm(deps, parent) : undefined;
   const method = IMPORT_METHODS[job.importMethod]!;
   if (req.field === 'rsaAesWrappedKey' && !method.aes) {
     throw RpcError.invalidArgument(
@@ -187,46 +197,83 @@ export async function importCryptoKeyVersion(
   } finally {
     privateKey.fill(0);
   }
-  const result = await deps.store.transaction(
-    async (tx) => {
-      const k = await tx.get<StoredCryptoKey & JsonObject>(parent);
-      if (!k) throw RpcError.notFound(parent);
-      const now = deps.now().toISOString();
-      if (req.target) {
-        const stored = await tx.get<StoredCryptoKeyVersion & JsonObject>(req.target);
-        if (!stored) throw RpcError.notFound(req.target);
-        const v = reimported(deps, asOf(stored, deps.now()), req, material, failure, now);
-        tx.set(v.name, { ...v });
-        return v;
-      }
-      const next: StoredCryptoKey = { ...k };
-      const v = newVersion(deps, next, 'ENABLED', undefined, material);
-      delete v.generateTime;
-      v.algorithm = req.algorithm;
-      v.importJob = req.jobName;
-      v.reimportEligible = true;
-      if (material) {
-        v.importTime = now;
-        v.importFingerprint = deps.rootKeys.fingerprint(material, v.name);
-        // The first usable version of an ENCRYPT_DECRYPT key without a primary (an import-only key) becomes it.
-        if (k.purpose === 'ENCRYPT_DECRYPT' && !k.primaryVersionId) {
-          next.primaryVersionId = v.name.slice(v.name.lastIndexOf('/') + 1);
+  // HSM: the material goes into the token now, outside the transaction (a copy, wiped by importKey); `material`
+  // itself is kept until the version is written, for its import fingerprint.
+  let hsmKey: HsmKeyRef | undefined;
+  if (hsm && hsmKind && material) {
+    try {
+      hsmKey = await hsm.importKey(hsmKind, Buffer.from(material), { subject: parent, signal: ctx.signal });
+    } catch (err) {
+      material.fill(0);
+      throw err;
+    }
+  }
+  const write = () =>
+    deps.store.transaction(
+      async (tx) => {
+        const k = await tx.get<StoredCryptoKey & JsonObject>(parent);
+        if (!k) throw RpcError.notFound(parent);
+        const now = deps.now().toISOString();
+        if (req.target) {
+          const stored = await tx.get<StoredCryptoKeyVersion & JsonObject>(req.target);
+          if (!stored) throw RpcError.notFound(req.target);
+          const v = reimported(deps, asOf(stored, deps.now()), req, material, failure, now, hsmKey);
+          tx.set(v.name, { ...v });
+          return v;
         }
-      } else {
-        delete v.material;
-        v.state = 'IMPORT_FAILED';
-        v.importFailureReason = failure;
-      }
-      tx.set(parent, { ...next });
-      tx.create(v.name, { ...v });
-      return v;
-    },
-    { queueOn: parent },
-  );
-  material?.fill(0);
+        const next: StoredCryptoKey = { ...k };
+        // A failed HSM import has no token object: a stand-in reference, removed below with the failure.
+        const v = newVersion(deps, next, 'ENABLED', undefined, material, hsmKey ?? { ckaId: '', label: '' });
+        delete v.generateTime;
+        v.algorithm = req.algorithm;
+        v.importJob = req.jobName;
+        v.reimportEligible = true;
+        if (material) {
+          v.importTime = now;
+          v.importFingerprint = deps.rootKeys.fingerprint(material, v.name);
+          // The first usable version of an ENCRYPT_DECRYPT key without a primary (an import-only key) becomes it.
+          if (k.purpose === 'ENCRYPT_DECRYPT' && !k.primaryVersionId) {
+            next.primaryVersionId = v.name.slice(v.name.lastIndexOf('/') + 1);
+          }
+        } else {
+          delete v.material;
+          delete v.hsmKey;
+          v.state = 'IMPORT_FAILED';
+          v.importFailureReason = failure;
+        }
+        tx.set(parent, { ...next });
+        tx.create(v.name, { ...v });
+        return v;
+      },
+      { queueOn: parent },
+    );
+  let result: StoredCryptoKeyVersion;
+  try {
+    result = await write();
+  } catch (err) {
+    if (hsmKey) await dropTokenKey(deps, hsmKey, parent);
+    throw err;
+  } finally {
+    material?.fill(0);
+  }
+  // A re-import that turned out IMPORT_FAILED (other material than first imported) does not use its token object.
+  if (hsmKey && result.hsmKey?.ckaId !== hsmKey.ckaId) await dropTokenKey(deps, hsmKey, parent);
   deps.cache.invalidate(parent);
   deps.cache.invalidate(result.name);
   return toApiVersion(result);
+}
+
+/** Destroys the token object made for a version that was not written with it (a failure is logged, not thrown). */
+async function dropTokenKey(deps: Deps, ref: HsmKeyRef, subject: string): Promise<void> {
+  await requireHsm(deps, subject)
+    .destroyKey(ref, { subject })
+    .catch((cause: unknown) =>
+      deps.log.error('HSM key of an import that was not written could not be destroyed', {
+        key: subject,
+        label: ref.label,
+        cause: cause instanceof Error ? cause.message : String(cause),
+      }),
+    );
 }
 
 /** The re-import of `current` (checked here: an imported version, DESTROYED or IMPORT_FAILED, same algorithm). */
@@ -237,6 +284,7 @@ function reimported(
   material: Buffer | undefined,
   failure: string | undefined,
   now: string,
+  hsmKey: HsmKeyRef | undefined,
 ): StoredCryptoKeyVersion {
   if (!current.importJob) {
     throw RpcError.failedPrecondition(
@@ -255,7 +303,14 @@ function reimported(
       'algorithm',
     );
   }
-  const { destroyEventTime: _d, importFailureReason: _r, material: _m, importTime: _t, ...rest } = current;
+  const {
+    destroyEventTime: _d,
+    importFailureReason: _r,
+    material: _m,
+    hsmKey: _h,
+    importTime: _t,
+    ...rest
+  } = current;
   const v: StoredCryptoKeyVersion = { ...rest, importJob: req.jobName, reimportEligible: true };
   let reason = failure;
   if (material && current.importFingerprint) {
@@ -265,7 +320,14 @@ function reimported(
   }
   if (material && reason === undefined) {
     v.state = 'ENABLED';
-    v.material = deps.rootKeys.seal(material, current.name);
+    // HSM: the new token object holds the material; otherwise it is sealed into the version.
+    if (current.protectionLevel === 'HSM') {
+      if (!hsmKey)
+        throw RpcError.internal(new Error(`no token key was made for the re-import of ${current.name}`));
+      v.hsmKey = hsmKey;
+    } else {
+      v.material = deps.rootKeys.seal(material, current.name);
+    }
     v.importTime = now;
     v.importFingerprint ??= deps.rootKeys.fingerprint(material, current.name);
   } else {

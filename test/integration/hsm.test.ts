@@ -5,14 +5,18 @@
  * token (signatures checked by node:crypto against the public key the gateway returns), random bytes from the
  * token, destruction removing the token objects, sessions re-established after the token closed them, and token
  * failures (a key deleted behind OpenEKM's back, a wrong PIN, a token that is not there) answered with clear
- * errors instead of hangs.
+ * errors instead of hangs; symmetric and HMAC key import into the token (checked against the original bytes with
+ * node:crypto), re-import, and asymmetric import refused.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   constants,
+  createDecipheriv,
   createHash,
+  createHmac,
   createPublicKey,
+  generateKeyPairSync,
   publicDecrypt,
   randomBytes,
   verify as verifySignature,
@@ -32,6 +36,7 @@ import {
 import { Gateway } from '../../shared/api/gateway.js';
 import { loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
+import { opensslWrap } from '../helpers/key-wrap.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 const modulePath = findSoftHsm();
@@ -961,4 +966,267 @@ test('algorithms HSM keys do not offer are refused with 501 naming the algorithm
     assert.match(r.json.error.message, new RegExp(`Algorithm ${algorithm} at protection level HSM`));
     assert.equal((await s.call('GET', `${ring}/cryptoKeys/${id}`)).status, 404);
   }
+});
+
+// --- Key import into the token ----------------------------------------------------------------------------------
+
+/** How many objects OpenEKM's user sees in the token. */
+function tokenObjectCount(): number {
+  lib.C_FindObjectsInit(session, []);
+  try {
+    return lib.C_FindObjects(session, 100_000).length;
+  } finally {
+    lib.C_FindObjectsFinal(session);
+  }
+}
+
+/** An ACTIVE HSM import job (its RSA wrapping key is made like a SOFTWARE job's, outside the token). */
+async function hsmImportJob(id: string): Promise<{ name: string; pem: string }> {
+  const r = await s.call('POST', `${ring}/importJobs?importJobId=${id}`, {
+    importMethod: 'RSA_OAEP_3072_SHA256_AES_256',
+    protectionLevel: 'HSM',
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.equal(r.json.protectionLevel, 'HSM');
+  assert.equal(r.json.state, 'ACTIVE');
+  assert.match(r.json.publicKey.pem, /^-----BEGIN PUBLIC KEY-----/);
+  return { name: r.json.name, pem: r.json.publicKey.pem };
+}
+
+/** An import-only HSM key without versions. */
+async function hsmImportKey(id: string, purpose: string, algorithm: string): Promise<string> {
+  const r = await s.call('POST', `${ring}/cryptoKeys?cryptoKeyId=${id}&skipInitialVersionCreation=true`, {
+    purpose,
+    importOnly: true,
+    destroyScheduledDuration: '86400s',
+    versionTemplate: { protectionLevel: 'HSM', algorithm },
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  return `${ring}/cryptoKeys/${id}`;
+}
+
+async function importWrapped(
+  key: string,
+  job: { name: string; pem: string },
+  algorithm: string,
+  material: Buffer,
+) {
+  return s.call('POST', `${key}/cryptoKeyVersions:import`, {
+    algorithm,
+    importJob: job.name,
+    wrappedKey: b64(opensslWrap(dir, job.pem, 'RSA_OAEP_3072_SHA256_AES_256', material)),
+  });
+}
+
+test('an AES key imported at HSM lives in the token (sensitive, never extractable) and encrypts there with the imported bytes', {
+  skip,
+}, async () => {
+  const job = await hsmImportJob('hsm-job-aes');
+  const key = await hsmImportKey('imp-aes', 'ENCRYPT_DECRYPT', 'GOOGLE_SYMMETRIC_ENCRYPTION');
+  const material = randomBytes(32);
+  const r = await importWrapped(key, job, 'GOOGLE_SYMMETRIC_ENCRYPTION', material);
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  const v = r.json;
+  assert.equal(v.state, 'ENABLED');
+  assert.equal(v.protectionLevel, 'HSM');
+  assert.equal(v.algorithm, 'GOOGLE_SYMMETRIC_ENCRYPTION');
+  assert.equal(v.importJob, job.name);
+  assert.equal(v.reimportEligible, true);
+  assert.ok(v.importTime);
+  assert.equal(v.generateTime, undefined);
+  // Stored like a generated HSM version: a token reference, no material.
+  const doc = await stored(`/v1/${v.name}`);
+  assert.equal(doc.material, undefined);
+  assert.match(doc.hsmKey.ckaId, /^[0-9a-f]{32}$/);
+  const [handle] = tokenKeys(doc.hsmKey.ckaId);
+  assert.ok(handle, 'the imported key is not in the token');
+  const [keyType, len, sensitive, extractable, enc, dec, sign, wrap, token, priv, neverExtractable] =
+    attributes(handle, [
+      pkcs11js.CKA_KEY_TYPE,
+      pkcs11js.CKA_VALUE_LEN,
+      pkcs11js.CKA_SENSITIVE,
+      pkcs11js.CKA_EXTRACTABLE,
+      pkcs11js.CKA_ENCRYPT,
+      pkcs11js.CKA_DECRYPT,
+      pkcs11js.CKA_SIGN,
+      pkcs11js.CKA_WRAP,
+      pkcs11js.CKA_TOKEN,
+      pkcs11js.CKA_PRIVATE,
+      pkcs11js.CKA_NEVER_EXTRACTABLE,
+    ]);
+  assert.equal(keyType?.readUInt32LE(0), pkcs11js.CKK_AES);
+  assert.equal(len?.readUInt32LE(0), 32);
+  assert.deepEqual(
+    [sensitive, extractable, enc, dec, sign, wrap, token, priv].map((b) => b?.[0]),
+    [1, 0, 1, 1, 0, 0, 1, 1],
+  );
+  // Made from a value, not in the token: the token says so (docs/key-import.md).
+  assert.equal(neverExtractable?.[0], 0);
+  assert.throws(() => lib.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_VALUE }]));
+
+  // The first imported version of an import-only key is its primary: encrypt through OpenEKM, open with the
+  // original bytes by the documented layout (a wrong key in the token fails the tag check here).
+  const aad = Buffer.from('imported-aad');
+  const text = Buffer.from('sealed by the imported key in the token');
+  const e = await s.call('POST', `${key}:encrypt`, {
+    plaintext: b64(text),
+    additionalAuthenticatedData: b64(aad),
+  });
+  assert.equal(e.status, 200, JSON.stringify(e.json));
+  assert.equal(e.json.name, v.name);
+  assert.equal(e.json.protectionLevel, 'HSM');
+  const ct = Buffer.from(e.json.ciphertext, 'base64');
+  assert.deepEqual([ct[0], ct[1], ct.readUInt32BE(2), ct.readUInt16BE(6)], [1, 2, 1, 0]);
+  const name = Buffer.from(v.name, 'utf8');
+  const nameLen = Buffer.alloc(4);
+  nameLen.writeUInt32BE(name.length, 0);
+  const d = createDecipheriv('aes-256-gcm', material, ct.subarray(8, 20));
+  d.setAAD(Buffer.concat([ct.subarray(0, 8), nameLen, name, aad]));
+  d.setAuthTag(ct.subarray(ct.length - 16));
+  assert.deepEqual(Buffer.concat([d.update(ct.subarray(20, ct.length - 16)), d.final()]), text);
+  // And OpenEKM decrypts it in the token.
+  const back = await s.call('POST', `${key}:decrypt`, {
+    ciphertext: e.json.ciphertext,
+    additionalAuthenticatedData: b64(aad),
+  });
+  assert.equal(back.status, 200, JSON.stringify(back.json));
+  assert.deepEqual(Buffer.from(back.json.plaintext, 'base64'), text);
+
+  // Material of the wrong length: IMPORT_FAILED, and no token object is made for it.
+  const before = tokenObjectCount();
+  const bad = await importWrapped(key, job, 'GOOGLE_SYMMETRIC_ENCRYPTION', randomBytes(24));
+  assert.equal(bad.status, 200, JSON.stringify(bad.json));
+  assert.equal(bad.json.state, 'IMPORT_FAILED');
+  assert.match(bad.json.importFailureReason, /32 raw bytes/);
+  assert.equal((await stored(`/v1/${bad.json.name}`)).hsmKey, undefined);
+  assert.equal(tokenObjectCount(), before);
+});
+
+test('an HMAC key imported at HSM MACs in the token with the imported bytes (sign/verify only)', {
+  skip,
+}, async () => {
+  const job = await hsmImportJob('hsm-job-mac');
+  const key = await hsmImportKey('imp-mac', 'MAC', 'HMAC_SHA256');
+  const material = randomBytes(32);
+  const r = await importWrapped(key, job, 'HMAC_SHA256', material);
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.equal(r.json.state, 'ENABLED');
+  assert.equal(r.json.protectionLevel, 'HSM');
+  const doc = await stored(`/v1/${r.json.name}`);
+  const [handle] = tokenKeys(doc.hsmKey.ckaId);
+  assert.ok(handle, 'the imported MAC key is not in the token');
+  const [keyType, sensitive, extractable, sign, verify, enc] = attributes(handle, [
+    pkcs11js.CKA_KEY_TYPE,
+    pkcs11js.CKA_SENSITIVE,
+    pkcs11js.CKA_EXTRACTABLE,
+    pkcs11js.CKA_SIGN,
+    pkcs11js.CKA_VERIFY,
+    pkcs11js.CKA_ENCRYPT,
+  ]);
+  assert.equal(keyType?.readUInt32LE(0), pkcs11js.CKK_GENERIC_SECRET);
+  assert.deepEqual(
+    [sensitive, extractable, sign, verify, enc].map((b) => b?.[0]),
+    [1, 0, 1, 1, 0],
+  );
+  const data = Buffer.from('mac me in the token');
+  const m = await s.call('POST', `/v1/${r.json.name}:macSign`, { data: b64(data) });
+  assert.equal(m.status, 200, JSON.stringify(m.json));
+  assert.equal(m.json.protectionLevel, 'HSM');
+  assert.deepEqual(Buffer.from(m.json.mac, 'base64'), createHmac('sha256', material).update(data).digest());
+  const ok1 = await s.call('POST', `/v1/${r.json.name}:macVerify`, {
+    data: b64(data),
+    mac: m.json.mac,
+  });
+  assert.equal(ok1.json.success, true, JSON.stringify(ok1.json));
+});
+
+test('re-import at HSM: the same bytes make a new token object; other bytes are IMPORT_FAILED and leave none', {
+  skip,
+}, async () => {
+  const job = await hsmImportJob('hsm-job-re');
+  const key = await hsmImportKey('imp-re', 'MAC', 'HMAC_SHA256');
+  const material = randomBytes(32);
+  const first = await importWrapped(key, job, 'HMAC_SHA256', material);
+  assert.equal(first.status, 200, JSON.stringify(first.json));
+  const path = `/v1/${first.json.name}`;
+  const oldId = (await stored(path)).hsmKey.ckaId;
+  // Refused inside the write (the version is ENABLED) after the material went into the token: the new token
+  // object is destroyed again.
+  const count = tokenObjectCount();
+  const early = await s.call('POST', `${key}/cryptoKeyVersions:import`, {
+    algorithm: 'HMAC_SHA256',
+    importJob: job.name,
+    cryptoKeyVersion: first.json.name,
+    wrappedKey: b64(opensslWrap(dir, job.pem, 'RSA_OAEP_3072_SHA256_AES_256', material)),
+  });
+  assert.equal(early.status, 400, JSON.stringify(early.json));
+  assert.equal(early.json.error.status, 'FAILED_PRECONDITION');
+  assert.match(early.json.error.message, /ENABLED/);
+  assert.equal(tokenObjectCount(), count, 'a refused import left its token object behind');
+  const del = await s.call('POST', `${path}:destroy`, {});
+  assert.equal(del.status, 200, JSON.stringify(del.json));
+  s.advance(DAY + 60_000);
+  const got = await s.call('GET', path);
+  assert.equal(got.json.state, 'DESTROYED', JSON.stringify(got.json));
+  assert.equal(tokenKeys(oldId).length, 0);
+  const reimport = (m: Buffer) =>
+    s.call('POST', `${key}/cryptoKeyVersions:import`, {
+      algorithm: 'HMAC_SHA256',
+      importJob: job.name,
+      cryptoKeyVersion: first.json.name,
+      wrappedKey: b64(opensslWrap(dir, job.pem, 'RSA_OAEP_3072_SHA256_AES_256', m)),
+    });
+  const before = tokenObjectCount();
+  const wrong = await reimport(randomBytes(32));
+  assert.equal(wrong.status, 200, JSON.stringify(wrong.json));
+  assert.equal(wrong.json.state, 'IMPORT_FAILED');
+  assert.match(wrong.json.importFailureReason, /not the material first imported/);
+  assert.equal(tokenObjectCount(), before, 'a refused re-import left a token object');
+  const right = await reimport(material);
+  assert.equal(right.status, 200, JSON.stringify(right.json));
+  assert.equal(right.json.state, 'ENABLED');
+  const newId = (await stored(path)).hsmKey.ckaId;
+  assert.notEqual(newId, oldId);
+  assert.equal(tokenKeys(newId).length, 1);
+  const data = Buffer.from('after re-import');
+  const m = await s.call('POST', `${path}:macSign`, { data: b64(data) });
+  assert.deepEqual(Buffer.from(m.json.mac, 'base64'), createHmac('sha256', material).update(data).digest());
+});
+
+test('asymmetric keys cannot be imported at HSM: 501 naming the algorithm, no version; HSM_SINGLE_TENANT jobs are 501', {
+  skip,
+}, async () => {
+  const job = await hsmImportJob('hsm-job-ec');
+  const key = await hsmImportKey('imp-ec', 'ASYMMETRIC_SIGN', 'EC_SIGN_P256_SHA256');
+  const pkcs8 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+    type: 'pkcs8',
+    format: 'der',
+  });
+  const r = await importWrapped(key, job, 'EC_SIGN_P256_SHA256', pkcs8);
+  assert.equal(r.status, 501, JSON.stringify(r.json));
+  assert.equal(r.json.error.status, 'UNIMPLEMENTED');
+  assert.match(r.json.error.message, /EC_SIGN_P256_SHA256/);
+  assert.match(r.json.error.message, /HSM/);
+  const list = await s.call('GET', `${key}/cryptoKeyVersions`);
+  assert.equal(list.json.totalSize ?? 0, 0, JSON.stringify(list.json));
+  assert.deepEqual(list.json.cryptoKeyVersions ?? [], []);
+  const st = await s.call('POST', `${ring}/importJobs?importJobId=st`, {
+    importMethod: 'RSA_OAEP_3072_SHA256',
+    protectionLevel: 'HSM_SINGLE_TENANT',
+  });
+  assert.equal(st.status, 501, JSON.stringify(st.json));
+  // A SOFTWARE job does not import into an HSM key.
+  const sw = await s.call('POST', `${ring}/importJobs?importJobId=sw-for-hsm`, {
+    importMethod: 'RSA_OAEP_3072_SHA256_AES_256',
+    protectionLevel: 'SOFTWARE',
+  });
+  const mac = await hsmImportKey('imp-mismatch', 'MAC', 'HMAC_SHA256');
+  const mm = await importWrapped(
+    mac,
+    { name: sw.json.name, pem: sw.json.publicKey.pem },
+    'HMAC_SHA256',
+    randomBytes(32),
+  );
+  assert.equal(mm.status, 400, JSON.stringify(mm.json));
+  assert.equal(mm.json.error.status, 'FAILED_PRECONDITION');
 });

@@ -7,7 +7,6 @@
  * (createImportJob, importCryptoKeyVersion). The expiry test moves the gateway's clock, so it runs last.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import {
   constants,
   createCipheriv,
@@ -25,6 +24,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { KeyManagementServiceClient } from '@google-cloud/kms';
 import { OAuth2Client } from 'google-auth-library';
+import { opensslWrap as opensslWrapIn } from '../helpers/key-wrap.js';
 import { gcloudEnv, runGcloud, startTestStack, type TestStack } from '../helpers/stack.js';
 import { assertDenied, assertError, callAs, ISO, ok, violationField } from './admin-helpers.js';
 
@@ -80,52 +80,9 @@ async function key(id: string, purpose: string, algorithm: string, importOnly = 
   return k.name;
 }
 
-function openssl(args: string[]): Buffer {
-  return execFileSync('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-}
-
-/**
- * `material` wrapped for an import job with the OpenSSL command line: for the *_AES_256 methods
- * RSA-OAEP(job key, fresh AES-256 key) ‖ AES-KWP(that key, material); otherwise RSA-OAEP-SHA256(job key, material).
- */
+/** `material` wrapped for an import job with the OpenSSL command line (test/helpers/key-wrap.ts). */
 function opensslWrap(jobPem: string, method: string, material: Buffer): Buffer {
-  const tag = randomBytes(4).toString('hex');
-  const pub = join(dir, `${tag}-job.pem`);
-  const target = join(dir, `${tag}-target`);
-  writeFileSync(pub, jobPem);
-  writeFileSync(target, material);
-  const hash = method.includes('_SHA1_') ? 'sha1' : 'sha256';
-  const oaep = (file: string) =>
-    openssl([
-      'pkeyutl',
-      '-encrypt',
-      '-pubin',
-      '-inkey',
-      pub,
-      '-in',
-      file,
-      '-pkeyopt',
-      'rsa_padding_mode:oaep',
-      '-pkeyopt',
-      `rsa_oaep_md:${hash}`,
-      '-pkeyopt',
-      `rsa_mgf1_md:${hash}`,
-    ]);
-  if (!method.endsWith('_AES_256')) return oaep(target);
-  const aes = randomBytes(32);
-  const aesFile = join(dir, `${tag}-aes`);
-  writeFileSync(aesFile, aes);
-  const kwp = openssl([
-    'enc',
-    '-id-aes256-wrap-pad',
-    '-K',
-    aes.toString('hex'),
-    '-iv',
-    'A65959A6',
-    '-in',
-    target,
-  ]);
-  return Buffer.concat([oaep(aesFile), kwp]);
+  return opensslWrapIn(dir, jobPem, method, material);
 }
 
 /** The same wrapping with node:crypto (a second implementation, for the Node client test). */
@@ -241,10 +198,10 @@ test('importJobs.create refuses what Cloud KMS refuses, with the field named', a
     'EXTERNAL',
   );
   assertError(
-    await create('bad', { importMethod: 'RSA_OAEP_3072_SHA256', protectionLevel: 'HSM' }),
+    await create('bad', { importMethod: 'RSA_OAEP_3072_SHA256', protectionLevel: 'HSM_SINGLE_TENANT' }),
     501,
     'UNIMPLEMENTED',
-    'HSM',
+    'HSM_SINGLE_TENANT',
   );
   assertError(
     await create('bad', {
