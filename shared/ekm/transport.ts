@@ -420,19 +420,21 @@ function giveUpAfter(
 ): Promise<EkmHttpResponse> {
   return new Promise((resolve, reject) => {
     let settled = false;
-    const abandon = (domain: EkmDomain, detail: string) => {
-      if (settled) return;
+    /** True for the first of the three outcomes only; it stops the other two. */
+    const settle = () => {
+      if (settled) return false;
       settled = true;
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
-      reject(
-        new EkmFailure(domain, detail, {
-          abandoned: exchange.then(
-            () => undefined,
-            () => undefined,
-          ),
-        }),
+      return true;
+    };
+    const abandon = (domain: EkmDomain, detail: string) => {
+      if (!settle()) return;
+      const abandoned = exchange.then(
+        () => undefined,
+        () => undefined,
       );
+      reject(new EkmFailure(domain, detail, { abandoned }));
     };
     const onAbort = () => abandon(classifyNetworkError(signal.reason, signal), 'the request ended first');
     const timer = setTimeout(
@@ -442,18 +444,10 @@ function giveUpAfter(
     signal.addEventListener('abort', onAbort, { once: true });
     exchange.then(
       (res) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        resolve(res);
+        if (settle()) resolve(res);
       },
       (err) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
+        if (settle()) reject(err);
       },
     );
   });
