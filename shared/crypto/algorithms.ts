@@ -153,14 +153,18 @@ export function publicKeyOf(material: Buffer, format: 'pem' | 'der'): Buffer {
     : (pub.export({ type: 'spki', format: 'der' }) as Buffer);
 }
 
-/** DER DigestInfo prefixes (RFC 8017 §9.2, note 1) for PKCS#1 v1.5 signatures over a given digest. */
-const DIGEST_INFO: Partial<Record<Hash, string>> = {
+/**
+ * DER DigestInfo prefixes (RFC 8017 §9.2, note 1) for PKCS#1 v1.5 signatures over a given digest (also the HSM
+ * path's: CKM_RSA_PKCS pads what it is given).
+ */
+export const DIGEST_INFO: Partial<Record<Hash, string>> = {
   sha256: '3031300d060960864801650304020105000420',
   sha384: '3041300d060960864801650304020205000430',
   sha512: '3051300d060960864801650304020305000440',
 };
 
-const NOBLE = { 'P-256': p256, 'P-384': p384, secp256k1 } as const;
+/** The ECDSA curves by name, for signing a given digest and for re-encoding signatures. */
+export const EC_CURVES = { 'P-256': p256, 'P-384': p384, secp256k1 } as const;
 
 /**
  * Signs with an ASYMMETRIC_SIGN spec. `digest` is the caller's pre-computed digest of the spec's hash, or `data`
@@ -178,7 +182,7 @@ export function signWith(spec: Spec, material: Buffer, input: { digest?: Buffer;
     case 'ec': {
       if (input.data) return nodeSign(spec.hash, input.data, { key, dsaEncoding: 'der' });
       const d = Buffer.from(key.export({ format: 'jwk' }).d!, 'base64url');
-      return Buffer.from(NOBLE[spec.curve].sign(input.digest!, d, { prehash: false }).toDERRawBytes());
+      return Buffer.from(EC_CURVES[spec.curve].sign(input.digest!, d, { prehash: false }).toDERRawBytes());
     }
     case 'rsa-pkcs1': {
       if (input.data) return nodeSign(spec.hash, input.data, key);

@@ -4,10 +4,8 @@
  * destroyed with the version.
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import { p256, p384 } from '@noble/curves/nist';
-import { secp256k1 } from '@noble/curves/secp256k1';
 import type { Deps, RequestContext } from '../context.js';
-import { HASH_BYTES, type Hash, SPECS, type Spec } from '../crypto/algorithms.js';
+import { DIGEST_INFO, EC_CURVES, HASH_BYTES, type Hash, SPECS, type Spec } from '../crypto/algorithms.js';
 import {
   type CiphertextHeader,
   openInside,
@@ -107,6 +105,12 @@ function keyOf(v: StoredCryptoKeyVersion): HsmKeyRef {
   return v.hsmKey;
 }
 
+/** What every use of a version's token key needs: the token, the key, and the call's subject and signal. */
+function tokenUse(deps: Deps, ctx: RequestContext, version: StoredCryptoKeyVersion) {
+  const hsm = requireHsm(deps, version.name);
+  return { hsm, key: keyOf(version), options: { subject: version.name, signal: ctx.signal } };
+}
+
 export function sealWithHsm(
   deps: Deps,
   ctx: RequestContext,
@@ -115,14 +119,13 @@ export function sealWithHsm(
   plaintext: Buffer,
   aad: Buffer,
 ): Promise<Buffer> {
-  const hsm = requireHsm(deps, version.name);
-  const options = { subject: version.name, signal: ctx.signal };
+  const { hsm, key, options } = tokenUse(deps, ctx, version);
   return sealInside({
     header,
     versionName: version.name,
     plaintext,
     aad,
-    encrypt: (iv, context, data) => hsm.encrypt(keyOf(version), iv, context, data, options),
+    encrypt: (iv, context, data) => hsm.encrypt(key, iv, context, data, options),
   });
 }
 
@@ -133,13 +136,12 @@ export function openWithHsm(
   parsed: ParsedCiphertext,
   aad: Buffer,
 ): Promise<Buffer> {
-  const hsm = requireHsm(deps, version.name);
-  const options = { subject: version.name, signal: ctx.signal };
+  const { hsm, key, options } = tokenUse(deps, ctx, version);
   return openInside({
     parsed,
     versionName: version.name,
     aad,
-    decrypt: (iv, context, sealed) => hsm.decrypt(keyOf(version), iv, context, sealed, options),
+    decrypt: (iv, context, sealed) => hsm.decrypt(key, iv, context, sealed, options),
   });
 }
 
@@ -164,9 +166,8 @@ export function macWithHsm(
   spec: Spec,
   data: Buffer,
 ): Promise<Buffer> {
-  const hsm = requireHsm(deps, version.name);
-  const options = { subject: version.name, signal: ctx.signal };
-  return hsm.sign(keyOf(version), hmacMechanism(version, spec), data, options);
+  const { hsm, key, options } = tokenUse(deps, ctx, version);
+  return hsm.sign(key, hmacMechanism(version, spec), data, options);
 }
 
 /** Whether `mac` is the HMAC of `data` under an HSM MAC version, checked in the token. */
@@ -178,19 +179,9 @@ export function verifyMacWithHsm(
   data: Buffer,
   mac: Buffer,
 ): Promise<boolean> {
-  const hsm = requireHsm(deps, version.name);
-  const options = { subject: version.name, signal: ctx.signal };
-  return hsm.verify(keyOf(version), hmacMechanism(version, spec), data, mac, options);
+  const { hsm, key, options } = tokenUse(deps, ctx, version);
+  return hsm.verify(key, hmacMechanism(version, spec), data, mac, options);
 }
-
-/** DER DigestInfo prefixes (RFC 8017 §9.2, note 1): CKM_RSA_PKCS pads what it is given, so the caller adds them. */
-const DIGEST_INFO: Partial<Record<Hash, string>> = {
-  sha256: '3031300d060960864801650304020105000420',
-  sha384: '3041300d060960864801650304020205000430',
-  sha512: '3051300d060960864801650304020305000440',
-};
-
-const CURVES = { 'P-256': p256, 'P-384': p384, secp256k1 } as const;
 
 /**
  * Signs with an HSM ASYMMETRIC_SIGN version in the token, in Cloud KMS's encodings (as SOFTWARE keys do, see
@@ -205,9 +196,7 @@ export async function signWithHsm(
   spec: Spec,
   input: { digest?: Buffer; data?: Buffer },
 ): Promise<Buffer> {
-  const hsm = requireHsm(deps, version.name);
-  const options = { subject: version.name, signal: ctx.signal };
-  const key = keyOf(version);
+  const { hsm, key, options } = tokenUse(deps, ctx, version);
   const digestOf = (hash: Hash) =>
     input.digest ??
     createHash(hash)
@@ -216,7 +205,7 @@ export async function signWithHsm(
   switch (spec.kind) {
     case 'ec': {
       const raw = await hsm.sign(key, 'ecdsa', digestOf(spec.hash), options);
-      return Buffer.from(CURVES[spec.curve].Signature.fromCompact(raw).toDERRawBytes());
+      return Buffer.from(EC_CURVES[spec.curve].Signature.fromCompact(raw).toDERRawBytes());
     }
     case 'ed25519':
       // Pure Ed25519 signs the message itself (a digest is refused before this).
