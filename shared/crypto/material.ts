@@ -35,14 +35,7 @@ export class RootKeyring {
   }
 
   unseal(sealed: SealedMaterial, versionName: string): Buffer {
-    const key = this.byId.get(sealed.rootKeyId);
-    if (!key) {
-      // The material exists but this instance cannot open it: an operator problem, not the caller's.
-      throw new RpcError(
-        'FAILED_PRECONDITION',
-        `The key material of ${versionName} is sealed under root key "${sealed.rootKeyId}", which this service is not configured with. An operator must add that root key to OPENEKM_ROOT_KEYS.`,
-      );
-    }
+    const key = this.rootKey(sealed.rootKeyId, `The key material of ${versionName} is sealed`);
     const blob = Buffer.from(sealed.sealed, 'base64');
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, blob.subarray(0, 12));
@@ -77,16 +70,23 @@ export class RootKeyring {
     versionName: string,
     fingerprint: { rootKeyId: string; value: string },
   ): boolean {
-    const key = this.byId.get(fingerprint.rootKeyId);
-    if (!key) {
-      throw new RpcError(
-        'FAILED_PRECONDITION',
-        `The import fingerprint of ${versionName} was made under root key "${fingerprint.rootKeyId}", which this service is not configured with. An operator must add that root key to OPENEKM_ROOT_KEYS.`,
-      );
-    }
+    const key = this.rootKey(fingerprint.rootKeyId, `The import fingerprint of ${versionName} was made`);
     const want = Buffer.from(fingerprint.value, 'base64');
     const got = fingerprintUnder(key, material, versionName);
     return want.length === got.length && timingSafeEqual(want, got);
+  }
+
+  /**
+   * The root key `id`. Something made under a root key this instance is not configured with is an operator
+   * problem, not the caller's: FAILED_PRECONDITION, `what` saying what was made under it.
+   */
+  private rootKey(id: string, what: string): Buffer {
+    const key = this.byId.get(id);
+    if (key) return key;
+    throw new RpcError(
+      'FAILED_PRECONDITION',
+      `${what} under root key "${id}", which this service is not configured with. An operator must add that root key to OPENEKM_ROOT_KEYS.`,
+    );
   }
 
   static generateMaterial(): Buffer {
