@@ -115,23 +115,11 @@ export class Hsm {
 
   /** Generates a new key (or key pair) of `kind` in the token; the caller stores the reference. */
   async generateKey(kind: TokenKeyKind, options: HsmCallOptions): Promise<HsmKeyRef> {
-    const id = randomBytes(16);
-    const label = `openekm:${id.toString('hex')}`;
-    try {
-      const timeoutMs =
-        kind.type === 'rsa' ? Math.max(KEY_PAIR_TIMEOUT_MS, this.config.timeoutMs) : this.config.timeoutMs;
-      await this.call({ op: 'generate', ckaId: id, label, kind }, options, undefined, timeoutMs);
-    } catch (err) {
-      // A token that answers late may still make the key after OpenEKM gave up: name it for the operator.
-      if (err instanceof RpcError && (err.code === 'UNAVAILABLE' || err.code === 'DEADLINE_EXCEEDED')) {
-        this.log.warn('HSM key generation did not complete; if the token made the key anyway, it is unused', {
-          token: this.token,
-          label,
-        });
-      }
-      throw err;
-    }
-    return { ckaId: id.toString('hex'), label };
+    const timeoutMs =
+      kind.type === 'rsa' ? Math.max(KEY_PAIR_TIMEOUT_MS, this.config.timeoutMs) : this.config.timeoutMs;
+    return this.newObject('generation', (ckaId, label) =>
+      this.call({ op: 'generate', ckaId, label, kind }, options, undefined, timeoutMs),
+    );
   }
 
   /**
@@ -144,23 +132,38 @@ export class Hsm {
     value: Buffer,
     options: HsmCallOptions,
   ): Promise<HsmKeyRef> {
-    const id = randomBytes(16);
-    const label = `openekm:${id.toString('hex')}`;
     // A copy in a buffer of its own: a message carries the whole buffer a view lies in, never more than the key.
     const own = new Uint8Array(value);
     try {
-      await this.call({ op: 'import', ckaId: id, label, kind, value: own }, options);
+      return await this.newObject('import', (ckaId, label) =>
+        this.call({ op: 'import', ckaId, label, kind, value: own }, options),
+      );
+    } finally {
+      own.fill(0);
+      value.fill(0);
+    }
+  }
+
+  /**
+   * A new token object under a fresh CKA_ID and label, made by `make`. A token that answers late may still make
+   * the object after OpenEKM gave up: the warning names it for the operator.
+   */
+  private async newObject(
+    what: 'generation' | 'import',
+    make: (ckaId: Buffer, label: string) => Promise<unknown>,
+  ): Promise<HsmKeyRef> {
+    const id = randomBytes(16);
+    const label = `openekm:${id.toString('hex')}`;
+    try {
+      await make(id, label);
     } catch (err) {
       if (err instanceof RpcError && (err.code === 'UNAVAILABLE' || err.code === 'DEADLINE_EXCEEDED')) {
-        this.log.warn('HSM key import did not complete; if the token made the key anyway, it is unused', {
+        this.log.warn(`HSM key ${what} did not complete; if the token made the key anyway, it is unused`, {
           token: this.token,
           label,
         });
       }
       throw err;
-    } finally {
-      own.fill(0);
-      value.fill(0);
     }
     return { ckaId: id.toString('hex'), label };
   }
